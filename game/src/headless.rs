@@ -1,0 +1,51 @@
+//! `--headless`: the full app without a window, driven by the control protocol.
+
+use std::time::Duration;
+
+use bevy::app::{AppExit, PluginsState, ScheduleRunnerPlugin};
+use bevy::prelude::*;
+use whatnext_control::{ControlIo, ControlPlugin};
+use whatnext_core::prelude::AppWaker;
+use whatnext_storage::StoragePlugin;
+
+/// The longest the loop sleeps with nothing to do; time-driven work (a track ending) still
+/// happens within this.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+pub fn run(storage: StoragePlugin) -> AppExit {
+    // Producers wake the loop through this channel instead of it polling at a fixed tick.
+    let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
+    let waker = AppWaker::new(move || {
+        let _ = wake_tx.try_send(());
+    });
+    let (io, stdio) = ControlIo::stdio({
+        let waker = waker.clone();
+        move || waker.wake()
+    });
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins.build().disable::<ScheduleRunnerPlugin>());
+    crate::add_core_plugins(&mut app, storage);
+    app.add_plugins(ControlPlugin::new(io))
+        .insert_resource(waker);
+    app.set_runner(move |mut app: App| {
+        if app.plugins_state() != PluginsState::Cleaned {
+            while app.plugins_state() == PluginsState::Adding {
+                bevy::tasks::tick_global_task_pools_on_main_thread();
+            }
+            app.finish();
+            app.cleanup();
+        }
+        loop {
+            app.update();
+            if let Some(exit) = app.should_exit() {
+                return exit;
+            }
+            let _ = wake_rx.recv_timeout(IDLE_WAIT);
+        }
+    });
+    let exit = app.run();
+    // The app (and its end of the output channel) is gone: let the writer drain.
+    drop(app);
+    stdio.finish();
+    exit
+}

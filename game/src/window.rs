@@ -1,0 +1,77 @@
+//! The desktop window, and `--screenshot`, which saves one real rendered frame as a PNG.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bevy::app::AppExit;
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::winit::{UpdateMode, WinitSettings};
+use whatnext_storage::StoragePlugin;
+use whatnext_ui::UiPlugin;
+
+/// Frames to render before a screenshot, so fonts and layout have settled.
+const SCREENSHOT_AFTER_FRAMES: u32 = 8;
+
+pub fn run(storage: StoragePlugin, screenshot: Option<PathBuf>) -> AppExit {
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .build()
+            .disable::<LogPlugin>()
+            .set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: "whatnext".into(),
+                    resolution: (1280, 720).into(),
+                    ..default()
+                }),
+                ..default()
+            }),
+    );
+    crate::add_core_plugins(&mut app, storage);
+    app.add_plugins(UiPlugin);
+    // A desktop app redraws on input, and a few times a second for the progress bar.
+    app.insert_resource(WinitSettings {
+        focused_mode: UpdateMode::reactive(Duration::from_millis(250)),
+        unfocused_mode: UpdateMode::reactive_low_power(Duration::from_secs(1)),
+    });
+    if let Some(path) = screenshot {
+        app.insert_resource(WinitSettings::game())
+            .insert_resource(ScreenshotTo(path))
+            .add_systems(Update, take_screenshot);
+    }
+    app.run()
+}
+
+#[derive(Resource)]
+struct ScreenshotTo(PathBuf);
+
+fn take_screenshot(mut commands: Commands, target: Res<ScreenshotTo>, mut frames: Local<u32>) {
+    *frames += 1;
+    if *frames != SCREENSHOT_AFTER_FRAMES {
+        return;
+    }
+    let path = target.0.clone();
+    commands.spawn(Screenshot::primary_window()).observe(
+        move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
+            // Alpha holds HDR brightness in captures; a plain RGB PNG is what people expect.
+            let saved = captured
+                .image
+                .clone()
+                .try_into_dynamic()
+                .map_err(|e| e.to_string())
+                .and_then(|img| img.to_rgb8().save(&path).map_err(|e| e.to_string()));
+            match saved {
+                Ok(()) => {
+                    info!(path = %path.display(), "screenshot saved");
+                    exit.write(AppExit::Success);
+                }
+                Err(error) => {
+                    error!(path = %path.display(), %error, "the screenshot could not be saved");
+                    exit.write(AppExit::error());
+                }
+            }
+        },
+    );
+}

@@ -1,0 +1,317 @@
+//! `ControlPlugin`: the headless control protocol of CONTROL.md. Requests become the same
+//! intents the UI sends, and answers come from the same `SessionReader`; no private paths.
+
+pub mod io;
+pub mod protocol;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use bevy::prelude::*;
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::{Value, json};
+use whatnext_core::prelude::*;
+
+pub use io::{ControlInput, ControlIo, StdioThreads};
+use protocol::{Command, Request, parse_line};
+
+pub struct ControlPlugin {
+    io: Mutex<Option<ControlIo>>,
+}
+
+impl ControlPlugin {
+    pub fn new(io: ControlIo) -> Self {
+        Self {
+            io: Mutex::new(Some(io)),
+        }
+    }
+}
+
+#[derive(Resource)]
+struct Channels {
+    input: Receiver<ControlInput>,
+    output: Sender<String>,
+}
+
+/// Requests read but not handled yet, and requests waiting for their intent's outcome.
+#[derive(Resource, Default)]
+struct ControlState {
+    backlog: VecDeque<ControlInput>,
+    waiting: HashMap<IntentId, (Value, Command)>,
+    quitting: bool,
+}
+
+impl Plugin for ControlPlugin {
+    fn build(&self, app: &mut App) {
+        let Some(io) = self.io.lock().ok().and_then(|mut io| io.take()) else {
+            tracing::error!("ControlPlugin was added twice; the second copy does nothing");
+            return;
+        };
+        app.insert_resource(Channels {
+            input: io.input,
+            output: io.output,
+        })
+        .init_resource::<ControlState>()
+        .add_systems(Update, read_requests.before(SessionSet::Apply))
+        .add_systems(
+            Last,
+            (answer_outcomes, push_events).chain().after(PersistSet),
+        );
+    }
+}
+
+fn send_line(channels: &Channels, value: Value) {
+    // The writer thread is gone only when stdout closed; nobody is left to read replies.
+    let _ = channels.output.send(value.to_string());
+}
+
+fn reply_ok(channels: &Channels, id: &Value, result: Value) {
+    send_line(channels, json!({"id": id, "ok": true, "result": result}));
+}
+
+fn reply_error(channels: &Channels, id: &Value, code: ErrorCode, message: &str) {
+    send_line(
+        channels,
+        json!({"id": id, "ok": false, "error": {"code": code.as_str(), "message": message}}),
+    );
+}
+
+/// Handles requests in order. Intents are sent in a run and answered once applied; a
+/// request after such a run waits for the next frame, so it sees their effects.
+#[allow(clippy::too_many_arguments)]
+fn read_requests(
+    channels: Res<Channels>,
+    mut state: ResMut<ControlState>,
+    reader: SessionReader,
+    relays: Res<Relays>,
+    mut intents: IntentSender,
+    mut exit: MessageWriter<AppExit>,
+    waker: Option<Res<AppWaker>>,
+) {
+    let mut sent_intents = false;
+    loop {
+        if state.quitting {
+            return;
+        }
+        let input = match state.backlog.pop_front() {
+            Some(input) => input,
+            None => match channels.input.try_recv() {
+                Ok(input) => input,
+                Err(_) => break,
+            },
+        };
+        let request = match &input {
+            ControlInput::Closed => None,
+            ControlInput::Line(line) if line.trim().is_empty() => continue,
+            ControlInput::Line(line) => match parse_line(line) {
+                Ok(request) => Some(request),
+                Err(bad) => {
+                    if sent_intents {
+                        state.backlog.push_front(input);
+                        break;
+                    }
+                    reply_error(&channels, &bad.id, ErrorCode::BadRequest, &bad.message);
+                    continue;
+                }
+            },
+        };
+        let makes_intent = request.as_ref().and_then(|r| intent_for(&r.command));
+        if sent_intents && makes_intent.is_none() {
+            state.backlog.push_front(input);
+            break;
+        }
+        let Some(Request { id, command }) = request else {
+            // Input closed: shut down exactly as `quit` does, minus the reply.
+            state.quitting = true;
+            exit.write(AppExit::Success);
+            return;
+        };
+        if let Some(action) = makes_intent {
+            let intent_id = intents.send(action);
+            state.waiting.insert(intent_id, (id, command));
+            sent_intents = true;
+            continue;
+        }
+        if command == Command::Quit {
+            reply_ok(&channels, &id, json!({}));
+            state.quitting = true;
+            exit.write(AppExit::Success);
+            return;
+        }
+        match answer_query(&command, &reader, &relays) {
+            Ok(result) => reply_ok(&channels, &id, result),
+            Err(error) => reply_error(&channels, &id, error.code, &error.message),
+        }
+    }
+    if !state.backlog.is_empty()
+        && let Some(waker) = waker
+    {
+        waker.wake();
+    }
+}
+
+/// The intent a command sends, if it sends one.
+fn intent_for(command: &Command) -> Option<Action> {
+    use Command as C;
+    let mut rng = rand::thread_rng();
+    let local = |a| Some(Action::Local(a));
+    let session = |a| Some(Action::Session(a));
+    match command.clone() {
+        C::SetName { name } => local(LocalAction::SetDisplayName { name }),
+        C::RelayAdd { addr } => local(LocalAction::AddRelay { addr }),
+        C::RelayRemove { addr } => local(LocalAction::RemoveRelay { addr }),
+        C::SessionCreate { name } => local(LocalAction::CreateSession {
+            session_id: SessionId::random(&mut rng),
+            name,
+        }),
+        C::SessionJoin { invite } => local(LocalAction::JoinSession { invite }),
+        C::SessionLeave => local(LocalAction::LeaveSession),
+        C::TrackAdd {
+            title,
+            artist,
+            duration_ms,
+            path,
+        } => session(SessionAction::AddTrack {
+            track_id: TrackId::random(&mut rng),
+            title,
+            artist,
+            duration_ms,
+            path,
+        }),
+        C::TrackRemove { track_id } => session(SessionAction::RemoveTrack { track_id }),
+        C::TrackMove { track_id, after } => session(SessionAction::MoveTrack { track_id, after }),
+        C::Play => session(SessionAction::Play),
+        C::Pause => session(SessionAction::Pause),
+        C::Next => session(SessionAction::Next),
+        C::Seek { position_ms } => session(SessionAction::Seek { position_ms }),
+        C::Take => session(SessionAction::TakePlayback),
+        C::Handoff { peer_id } => session(SessionAction::HandOff { to: peer_id }),
+        C::CohostAdd { peer_id } => session(SessionAction::AddCohost { peer: peer_id }),
+        C::CohostRemove { peer_id } => session(SessionAction::RemoveCohost { peer: peer_id }),
+        C::KnockApprove { peer_id } => session(SessionAction::ApproveKnock { peer: peer_id }),
+        C::KnockDeny { peer_id } => session(SessionAction::DenyKnock { peer: peer_id }),
+        C::Identity
+        | C::RelayList
+        | C::SessionInvite
+        | C::SessionState
+        | C::KnockList
+        | C::Quit => None,
+    }
+}
+
+/// Answers a command that reads state.
+fn answer_query(
+    command: &Command,
+    reader: &SessionReader,
+    relays: &Relays,
+) -> Result<Value, IntentError> {
+    match command {
+        Command::Identity => {
+            let me = reader.local_peer();
+            Ok(json!({"peer_id": me.peer, "display_name": me.display_name}))
+        }
+        Command::RelayList => Ok(Value::Array(relays.0.iter().map(relay_json).collect())),
+        Command::SessionState => reader
+            .snapshot()
+            .map(|s| serde_json::to_value(s).unwrap_or_else(|e| json!({"error": e.to_string()})))
+            .ok_or_else(|| IntentError::new(ErrorCode::NotInSession, "not in a session")),
+        Command::SessionInvite => {
+            if !reader.in_session() {
+                return Err(IntentError::new(
+                    ErrorCode::NotInSession,
+                    "not in a session",
+                ));
+            }
+            Err(IntentError::new(
+                ErrorCode::Unreachable,
+                "invites need networking (a relay reservation and a short code), which this build does not have yet",
+            ))
+        }
+        // Knocks arrive over the network; with none, nobody can be knocking.
+        Command::KnockList => Ok(json!([])),
+        other => Err(IntentError::new(
+            ErrorCode::Internal,
+            format!("{other:?} was routed as a query; this is a bug"),
+        )),
+    }
+}
+
+fn relay_json(relay: &RelayEntry) -> Value {
+    let mut value = json!({"addr": relay.addr, "status": relay.status.as_str()});
+    if let RelayStatus::Failed { reason } = &relay.status {
+        value["error"] = json!(reason);
+    }
+    value
+}
+
+/// Replies to requests whose intents were applied (and persisted) this frame.
+fn answer_outcomes(
+    channels: Res<Channels>,
+    mut state: ResMut<ControlState>,
+    mut outcomes: MessageReader<IntentOutcome>,
+) {
+    for outcome in outcomes.read() {
+        let Some((id, _command)) = state.waiting.remove(&outcome.id) else {
+            continue; // another front end's intent
+        };
+        match &outcome.result {
+            Ok(Applied::SessionCreated(session_id)) => {
+                reply_ok(&channels, &id, json!({"session_id": session_id}))
+            }
+            Ok(Applied::TrackAdded(track_id)) => {
+                reply_ok(&channels, &id, json!({"track_id": track_id.to_string()}))
+            }
+            Ok(Applied::Done) => reply_ok(&channels, &id, json!({})),
+            Err(error) => reply_error(&channels, &id, error.code, &error.message),
+        }
+    }
+}
+
+/// Pushes session events as `{"event", "data"}` lines.
+fn push_events(
+    channels: Res<Channels>,
+    mut events: MessageReader<SessionEvent>,
+    reader: SessionReader,
+) {
+    for event in events.read() {
+        let (name, data) = match event {
+            SessionEvent::SessionJoined { session_id } => (
+                "session.joined",
+                json!({"session_id": session_id, "name": reader.snapshot().map(|s| s.name)}),
+            ),
+            SessionEvent::SessionLeft { session_id } => {
+                ("session.left", json!({"session_id": session_id}))
+            }
+            SessionEvent::ParticipantJoined { peer } => {
+                ("participant.joined", json!({"peer_id": peer}))
+            }
+            SessionEvent::ParticipantLeft { peer } => {
+                ("participant.left", json!({"peer_id": peer}))
+            }
+            SessionEvent::TrackAdded { track_id } => (
+                "track.added",
+                reader
+                    .track(*track_id)
+                    .and_then(|t| serde_json::to_value(t).ok())
+                    .unwrap_or_else(|| json!({"track_id": track_id.to_string()})),
+            ),
+            SessionEvent::TrackRemoved { track_id } => {
+                ("track.removed", json!({"track_id": track_id.to_string()}))
+            }
+            SessionEvent::QueueChanged => ("queue.changed", json!({"length": reader.queue_len()})),
+            SessionEvent::PlaybackChanged => (
+                "playback.changed",
+                reader
+                    .playback()
+                    .and_then(|p| serde_json::to_value(p).ok())
+                    .unwrap_or(Value::Null),
+            ),
+            SessionEvent::OwnerChanged { owner } => ("owner.changed", json!({"peer_id": owner})),
+            SessionEvent::CohostsChanged => (
+                "cohosts.changed",
+                json!({"cohosts": reader.snapshot().map(|s| s.cohosts).unwrap_or_default()}),
+            ),
+        };
+        send_line(&channels, json!({"event": name, "data": data}));
+    }
+}

@@ -1,0 +1,130 @@
+//! The shared playback clock. It stores an anchor (a position at a moment); the current
+//! position is derived from it, never ticked frame by frame, so every peer that knows the
+//! anchor computes the same position.
+
+use bevy::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::TrackId;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlayState {
+    Playing,
+    Paused,
+    Stopped,
+}
+
+impl PlayState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlayState::Playing => "playing",
+            PlayState::Paused => "paused",
+            PlayState::Stopped => "stopped",
+        }
+    }
+}
+
+/// On the session entity.
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybackClock {
+    pub state: PlayState,
+    pub track: Option<TrackId>,
+    /// The position at `anchor_at_ms`.
+    pub anchor_position_ms: u64,
+    /// Wall-clock time of the anchor, in milliseconds since the Unix epoch.
+    pub anchor_at_ms: u64,
+}
+
+impl Default for PlaybackClock {
+    fn default() -> Self {
+        Self::stopped()
+    }
+}
+
+impl PlaybackClock {
+    pub fn stopped() -> Self {
+        Self {
+            state: PlayState::Stopped,
+            track: None,
+            anchor_position_ms: 0,
+            anchor_at_ms: 0,
+        }
+    }
+
+    /// The position at `now_ms`.
+    pub fn position_at(&self, now_ms: u64) -> u64 {
+        match self.state {
+            PlayState::Playing => self
+                .anchor_position_ms
+                .saturating_add(now_ms.saturating_sub(self.anchor_at_ms)),
+            PlayState::Paused | PlayState::Stopped => self.anchor_position_ms,
+        }
+    }
+
+    /// Starts `track` from its beginning, playing or paused.
+    pub fn start(&mut self, track: TrackId, state: PlayState, now_ms: u64) {
+        *self = Self {
+            state,
+            track: Some(track),
+            anchor_position_ms: 0,
+            anchor_at_ms: now_ms,
+        };
+    }
+
+    pub fn play(&mut self, now_ms: u64) {
+        self.anchor_position_ms = self.position_at(now_ms);
+        self.anchor_at_ms = now_ms;
+        self.state = PlayState::Playing;
+    }
+
+    pub fn pause(&mut self, now_ms: u64) {
+        self.anchor_position_ms = self.position_at(now_ms);
+        self.anchor_at_ms = now_ms;
+        self.state = PlayState::Paused;
+    }
+
+    pub fn seek(&mut self, position_ms: u64, now_ms: u64) {
+        self.anchor_position_ms = position_ms;
+        self.anchor_at_ms = now_ms;
+    }
+}
+
+/// Wall-clock now, in milliseconds since the Unix epoch, read once per frame so that every
+/// system in a frame agrees. Tests freeze it and move it by hand.
+#[derive(Resource, Clone, Copy, Debug, Default)]
+pub struct WallClock {
+    pub now_ms: u64,
+    pub frozen: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playing_position_is_derived_from_the_anchor() {
+        let mut clock = PlaybackClock::stopped();
+        clock.start(TrackId(1), PlayState::Playing, 1_000);
+        assert_eq!(clock.position_at(1_000), 0);
+        assert_eq!(clock.position_at(4_500), 3_500);
+    }
+
+    #[test]
+    fn pause_freezes_and_play_resumes_from_there() {
+        let mut clock = PlaybackClock::stopped();
+        clock.start(TrackId(1), PlayState::Playing, 0);
+        clock.pause(2_000);
+        assert_eq!(clock.position_at(9_000), 2_000);
+        clock.play(10_000);
+        assert_eq!(clock.position_at(11_000), 3_000);
+    }
+
+    #[test]
+    fn seek_moves_the_anchor() {
+        let mut clock = PlaybackClock::stopped();
+        clock.start(TrackId(1), PlayState::Playing, 0);
+        clock.seek(60_000, 5_000);
+        assert_eq!(clock.position_at(6_000), 61_000);
+    }
+}

@@ -1,0 +1,256 @@
+//! Sessions, participants and tracks as ECS components. Only systems change them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bevy::ecs::lifecycle::HookContext;
+use bevy::ecs::world::DeferredWorld;
+use bevy::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{PeerId, SessionId, TrackId};
+use crate::order::QueueKey;
+use crate::rules::Role;
+
+/// Marks an entity whose registered components are sent to session members.
+#[derive(Component, Copy, Clone, Debug, Default)]
+pub struct Replicated;
+
+/// The session entity. There is at most one active session per app.
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub name: String,
+}
+
+/// On the session entity: the host, who is also the session's authority.
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host(pub PeerId);
+
+/// On the session entity: the co-hosts, in the order they were added.
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoHosts(pub Vec<PeerId>);
+
+/// On the session entity: the one peer whose device drives playback.
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlaybackOwner(pub PeerId);
+
+/// A participant entity.
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Participant {
+    pub peer: PeerId,
+    pub display_name: String,
+    /// Joined as a party screen (the read-only `display` role).
+    pub display: bool,
+}
+
+/// How this device reaches a participant.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    /// The participant is this device.
+    #[serde(rename = "self")]
+    Myself,
+    Direct,
+    Relayed,
+    Lan,
+}
+
+impl Connection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::Myself => "self",
+            Connection::Direct => "direct",
+            Connection::Relayed => "relayed",
+            Connection::Lan => "lan",
+        }
+    }
+}
+
+/// On a participant entity: whether it is reachable now, and how. Local to each device.
+#[derive(Component, Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub online: bool,
+    pub connection: Connection,
+}
+
+/// A track entity in the session queue.
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[component(on_insert = index_track, on_discard = unindex_track)]
+pub struct Track {
+    pub id: TrackId,
+    pub title: String,
+    pub artist: String,
+    pub duration_ms: u64,
+    /// A local file on the device of the peer who added it, if any.
+    pub path: Option<String>,
+    pub added_by: PeerId,
+}
+
+/// On a track entity: its place in the queue.
+#[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[component(on_insert = index_position, on_discard = unindex_position)]
+pub struct QueuePosition(pub QueueKey);
+
+/// On a track entity: a guest's own addition that the authority has not confirmed yet.
+#[derive(Component, Copy, Clone, Debug, Default)]
+pub struct Pending;
+
+/// Finds tracks by id and in play order without scanning. Kept up to date by component
+/// hooks, so it holds for every track entity however it was spawned (intent, storage, mirror).
+#[derive(Resource, Default, Debug)]
+pub struct QueueIndex {
+    by_id: HashMap<TrackId, Entity>,
+    order: BTreeMap<(QueueKey, TrackId), Entity>,
+    keys: HashMap<Entity, (QueueKey, TrackId)>,
+}
+
+impl QueueIndex {
+    pub fn entity(&self, id: TrackId) -> Option<Entity> {
+        self.by_id.get(&id).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// Track entities in play order.
+    pub fn in_order(&self) -> impl DoubleEndedIterator<Item = (TrackId, Entity)> + '_ {
+        self.order.iter().map(|((_, id), e)| (*id, *e))
+    }
+
+    /// The key of a track's position.
+    pub fn key_of(&self, id: TrackId) -> Option<&QueueKey> {
+        let entity = self.by_id.get(&id)?;
+        self.keys.get(entity).map(|(k, _)| k)
+    }
+
+    /// The track right after `id` in play order.
+    pub fn next_after(&self, id: TrackId) -> Option<TrackId> {
+        let key = self.key_of(id)?.clone();
+        self.order
+            .range((
+                std::ops::Bound::Excluded((key, id)),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .map(|((_, next), _)| *next)
+    }
+
+    /// The first track in play order.
+    pub fn first(&self) -> Option<TrackId> {
+        self.order.keys().next().map(|(_, id)| *id)
+    }
+
+    /// The last key in the queue, for appends.
+    pub fn last_key(&self) -> Option<&QueueKey> {
+        self.order.keys().next_back().map(|(k, _)| k)
+    }
+}
+
+fn index_track(mut world: DeferredWorld, ctx: HookContext) {
+    let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
+        return;
+    };
+    world
+        .resource_mut::<QueueIndex>()
+        .by_id
+        .insert(id, ctx.entity);
+}
+
+fn unindex_track(mut world: DeferredWorld, ctx: HookContext) {
+    let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
+        return;
+    };
+    let mut index = world.resource_mut::<QueueIndex>();
+    if index.by_id.get(&id) == Some(&ctx.entity) {
+        index.by_id.remove(&id);
+    }
+    world.write_message(TrackRemoved { track_id: id });
+}
+
+fn index_position(mut world: DeferredWorld, ctx: HookContext) {
+    let Some(key) = world.get::<QueuePosition>(ctx.entity).map(|p| p.0.clone()) else {
+        return;
+    };
+    let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
+        tracing::warn!(
+            "a QueuePosition was put on an entity without a Track; it is not in the queue"
+        );
+        return;
+    };
+    let mut index = world.resource_mut::<QueueIndex>();
+    index.order.insert((key.clone(), id), ctx.entity);
+    index.keys.insert(ctx.entity, (key, id));
+}
+
+fn unindex_position(mut world: DeferredWorld, ctx: HookContext) {
+    let mut index = world.resource_mut::<QueueIndex>();
+    if let Some(slot) = index.keys.remove(&ctx.entity) {
+        index.order.remove(&slot);
+    }
+}
+
+/// A track left the queue (removed, or its session closed). Written by the `Track` hook, so
+/// it is seen for every removal whatever caused it; storage and front ends read it.
+#[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrackRemoved {
+    pub track_id: TrackId,
+}
+
+/// This device's own identity, loaded by storage at start.
+#[derive(Resource, Clone, Debug, PartialEq, Eq)]
+pub struct LocalPeer {
+    pub peer: PeerId,
+    pub display_name: String,
+}
+
+/// The user's relays, in the user's order. Persisted; status is filled in by the network.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Relays(pub Vec<RelayEntry>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayEntry {
+    pub addr: String,
+    pub status: RelayStatus,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayStatus {
+    Connecting,
+    Reserved,
+    Failed { reason: String },
+    Disconnected,
+}
+
+impl RelayStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RelayStatus::Connecting => "connecting",
+            RelayStatus::Reserved => "reserved",
+            RelayStatus::Failed { .. } => "failed",
+            RelayStatus::Disconnected => "disconnected",
+        }
+    }
+}
+
+/// The role of `peer` in a session with this host and these co-hosts.
+pub fn role_of(
+    peer: &PeerId,
+    host: &Host,
+    cohosts: &CoHosts,
+    participant: Option<&Participant>,
+) -> Role {
+    if *peer == host.0 {
+        Role::Host
+    } else if cohosts.0.contains(peer) {
+        Role::CoHost
+    } else if participant.is_some_and(|p| p.display) {
+        Role::Display
+    } else {
+        Role::Guest
+    }
+}

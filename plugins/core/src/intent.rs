@@ -1,0 +1,184 @@
+//! Intents: every user action, from any front end, as data. See docs/architecture.md.
+
+use std::fmt;
+
+use bevy::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{IntentId, PeerId, SessionId, TrackId};
+use crate::rules::Rule;
+
+/// One user action with a unique id. Front ends write these; `SessionPlugin` applies them.
+#[derive(Message, Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Intent {
+    pub id: IntentId,
+    pub action: Action,
+}
+
+/// Every action a user can take.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Action {
+    /// Applies on this device only; no role rules.
+    Local(LocalAction),
+    /// Applies to the shared session; the authority checks the role rules.
+    Session(SessionAction),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum LocalAction {
+    SetDisplayName { name: String },
+    AddRelay { addr: String },
+    RemoveRelay { addr: String },
+    CreateSession { session_id: SessionId, name: String },
+    JoinSession { invite: String },
+    LeaveSession,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SessionAction {
+    AddTrack {
+        track_id: TrackId,
+        title: String,
+        artist: String,
+        duration_ms: u64,
+        path: Option<String>,
+    },
+    RemoveTrack {
+        track_id: TrackId,
+    },
+    /// Moves a track after another one, or to the front when `after` is `None`.
+    MoveTrack {
+        track_id: TrackId,
+        after: Option<TrackId>,
+    },
+    Play,
+    Pause,
+    Next,
+    Seek {
+        position_ms: u64,
+    },
+    TakePlayback,
+    HandOff {
+        to: PeerId,
+    },
+    AddCohost {
+        peer: PeerId,
+    },
+    RemoveCohost {
+        peer: PeerId,
+    },
+    ApproveKnock {
+        peer: PeerId,
+    },
+    DenyKnock {
+        peer: PeerId,
+    },
+}
+
+impl SessionAction {
+    /// Every kind of session action once, with placeholder arguments: for rule tables.
+    pub fn all_kinds() -> Vec<SessionAction> {
+        let peer = PeerId::new("peer");
+        let track_id = TrackId(1);
+        vec![
+            SessionAction::AddTrack {
+                track_id,
+                title: String::new(),
+                artist: String::new(),
+                duration_ms: 0,
+                path: None,
+            },
+            SessionAction::RemoveTrack { track_id },
+            SessionAction::MoveTrack {
+                track_id,
+                after: None,
+            },
+            SessionAction::Play,
+            SessionAction::Pause,
+            SessionAction::Next,
+            SessionAction::Seek { position_ms: 0 },
+            SessionAction::TakePlayback,
+            SessionAction::HandOff { to: peer.clone() },
+            SessionAction::AddCohost { peer: peer.clone() },
+            SessionAction::RemoveCohost { peer: peer.clone() },
+            SessionAction::ApproveKnock { peer: peer.clone() },
+            SessionAction::DenyKnock { peer },
+        ]
+    }
+}
+
+/// The result of applying an intent, matched to its request by id.
+#[derive(Message, Clone, Debug, PartialEq)]
+pub struct IntentOutcome {
+    pub id: IntentId,
+    pub result: Result<Applied, IntentError>,
+}
+
+/// What an applied intent produced, for the reply to its author.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    Done,
+    SessionCreated(SessionId),
+    TrackAdded(TrackId),
+}
+
+/// Why an intent changed nothing. The codes are those of CONTROL.md.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Set when a role rule refused the intent.
+    pub rule: Option<Rule>,
+}
+
+impl IntentError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            rule: None,
+        }
+    }
+
+    pub fn refused(rule: Rule) -> Self {
+        Self {
+            code: ErrorCode::NotPermitted,
+            message: rule.message().to_owned(),
+            rule: Some(rule),
+        }
+    }
+}
+
+impl fmt::Display for IntentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+/// The error codes of the control protocol.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidInvite,
+    NotInSession,
+    NotPermitted,
+    NotFound,
+    Unreachable,
+    Denied,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::InvalidInvite => "invalid_invite",
+            ErrorCode::NotInSession => "not_in_session",
+            ErrorCode::NotPermitted => "not_permitted",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Unreachable => "unreachable",
+            ErrorCode::Denied => "denied",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Invites: the `whtnxt://connect/…` URL and the short code. Pure parsing, no I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+use multiaddr::{Multiaddr, PeerId as Libp2pPeerId};
+use rand::Rng;
+
+use crate::ids::{PeerId, SessionId, UNAMBIGUOUS_ALPHABET};
+use crate::relay::validate_relay_addr;
+
+/// The URL schemes an invite may use; the first is the one whatnext writes.
+pub const SCHEMES: [&str; 2] = ["whtnxt", "whatnext"];
+
+/// A parsed invite link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InviteUrl {
+    pub host: PeerId,
+    /// A relay the host holds a reservation on, with its `/p2p/<relay id>`.
+    pub relay: Option<String>,
+    pub session: SessionId,
+    /// The invite secret: a holder joins without approval.
+    pub key: Option<String>,
+}
+
+/// What is wrong with an invite. Each names the part at fault.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BadInvite {
+    #[error("the link must start with whtnxt:// (or whatnext://)")]
+    Scheme,
+    #[error("the link's action must be `connect`, not `{0}`")]
+    Action(String),
+    #[error("the host's peer ID `{0}` is not a valid peer ID")]
+    PeerId(String),
+    #[error("the relay address is not usable: {0}")]
+    Relay(String),
+    #[error("the link has no session")]
+    Session,
+    #[error(
+        "`{0}` is neither an invite link nor a short code (6 letters and digits, without 0, O, 1, I or L)"
+    )]
+    NotACode(String),
+}
+
+impl InviteUrl {
+    pub fn new_secret(rng: &mut impl Rng) -> String {
+        (0..22)
+            .map(|_| UNAMBIGUOUS_ALPHABET[rng.gen_range(0..UNAMBIGUOUS_ALPHABET.len())] as char)
+            .collect::<String>()
+            .to_lowercase()
+    }
+}
+
+impl fmt::Display for InviteUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://connect/{}?", SCHEMES[0], self.host)?;
+        if let Some(relay) = &self.relay {
+            write!(f, "relay={}&", percent_encode(relay))?;
+        }
+        write!(f, "session={}", percent_encode(&self.session.0))?;
+        if let Some(key) = &self.key {
+            write!(f, "&key={}", percent_encode(key))?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for InviteUrl {
+    type Err = BadInvite;
+
+    fn from_str(text: &str) -> Result<Self, BadInvite> {
+        let text = text.trim();
+        let rest = SCHEMES
+            .iter()
+            .find_map(|s| text.strip_prefix(s).and_then(|r| r.strip_prefix("://")))
+            .ok_or(BadInvite::Scheme)?;
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (action, peer) = path.split_once('/').unwrap_or((path, ""));
+        if action != "connect" {
+            return Err(BadInvite::Action(action.to_owned()));
+        }
+        let peer = peer.trim_end_matches('/');
+        Libp2pPeerId::from_str(peer).map_err(|_| BadInvite::PeerId(peer.to_owned()))?;
+        let mut relay = None;
+        let mut session = None;
+        let mut key = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value)
+                .ok_or_else(|| BadInvite::Relay(format!("bad %-escape in `{name}`")))?;
+            match name {
+                "relay" => {
+                    relay = Some(
+                        validate_relay_addr(&value).map_err(|e| BadInvite::Relay(e.to_string()))?,
+                    )
+                }
+                "session" if !value.is_empty() => session = Some(SessionId(value)),
+                "key" if !value.is_empty() => key = Some(value),
+                _ => {} // unknown parameters are for newer versions
+            }
+        }
+        Ok(InviteUrl {
+            host: PeerId::new(peer),
+            relay,
+            session: session.ok_or(BadInvite::Session)?,
+            key,
+        })
+    }
+}
+
+/// A short code, shown large and read aloud: 6 characters without look-alikes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ShortCode(String);
+
+pub const SHORT_CODE_LEN: usize = 6;
+
+impl ShortCode {
+    pub fn random(rng: &mut impl Rng) -> Self {
+        Self(
+            (0..SHORT_CODE_LEN)
+                .map(|_| UNAMBIGUOUS_ALPHABET[rng.gen_range(0..UNAMBIGUOUS_ALPHABET.len())] as char)
+                .collect(),
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The rendezvous namespace the host registers the code under.
+    pub fn namespace(&self) -> String {
+        format!("whatnext/code/{}", self.0)
+    }
+}
+
+impl fmt::Display for ShortCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ShortCode {
+    type Err = BadInvite;
+
+    /// Accepts lower case, spaces and dashes, as people type what they hear.
+    fn from_str(text: &str) -> Result<Self, BadInvite> {
+        let cleaned: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let valid = cleaned.len() == SHORT_CODE_LEN
+            && cleaned.bytes().all(|b| UNAMBIGUOUS_ALPHABET.contains(&b));
+        if valid {
+            Ok(Self(cleaned))
+        } else {
+            Err(BadInvite::NotACode(text.trim().to_owned()))
+        }
+    }
+}
+
+/// What a user pasted or typed to join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Invite {
+    Url(InviteUrl),
+    Code(ShortCode),
+}
+
+impl FromStr for Invite {
+    type Err = BadInvite;
+
+    fn from_str(text: &str) -> Result<Self, BadInvite> {
+        if text.contains("://") {
+            text.parse().map(Invite::Url)
+        } else {
+            text.parse().map(Invite::Code)
+        }
+    }
+}
+
+/// A relay multiaddr's transport part and relay peer id, for dialling through it.
+pub fn relay_circuit_to(relay: &str, host: &PeerId) -> Option<Multiaddr> {
+    format!("{relay}/p2p-circuit/p2p/{host}").parse().ok()
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    const HOST: &str = "12D3KooWCgGdKwhBMXUEgtzxRHtBoRH5VxnqUcNYdXMV7V6ptq9a";
+    const RELAY: &str =
+        "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+
+    #[test]
+    fn an_invite_round_trips_through_its_url() {
+        let invite = InviteUrl {
+            host: PeerId::new(HOST),
+            relay: Some(RELAY.into()),
+            session: SessionId("ABCDEFGH23456789".into()),
+            key: Some("secret".into()),
+        };
+        let url = invite.to_string();
+        assert!(
+            url.starts_with(&format!("whtnxt://connect/{HOST}?relay=%2Fip4%2F127.0.0.1")),
+            "{url}"
+        );
+        assert_eq!(url.parse::<InviteUrl>(), Ok(invite));
+    }
+
+    #[rstest]
+    #[case::scheme("http://connect/x?session=s", BadInvite::Scheme)]
+    #[case::action(&format!("whtnxt://join/{HOST}?session=s"), BadInvite::Action("join".into()))]
+    #[case::peer("whtnxt://connect/notapeer?session=s", BadInvite::PeerId("notapeer".into()))]
+    #[case::session(&format!("whtnxt://connect/{HOST}?relay=%2Fip4%2F127.0.0.1%2Ftcp%2F1%2Fp2p%2F{HOST}"), BadInvite::Session)]
+    fn a_bad_link_names_the_part_at_fault(#[case] url: &str, #[case] expected: BadInvite) {
+        assert_eq!(url.parse::<InviteUrl>(), Err(expected));
+    }
+
+    #[test]
+    fn a_relay_without_peer_id_is_named() {
+        let url = format!("whtnxt://connect/{HOST}?relay=%2Fip4%2F127.0.0.1%2Ftcp%2F1&session=s");
+        assert!(matches!(url.parse::<InviteUrl>(), Err(BadInvite::Relay(_))));
+    }
+
+    #[test]
+    fn short_codes_are_forgiving_about_case_and_dashes() {
+        assert_eq!(
+            "abc-def".parse::<ShortCode>().map(|c| c.0),
+            Ok("ABCDEF".to_owned())
+        );
+        assert!("ABCDE0".parse::<ShortCode>().is_err(), "0 is a look-alike");
+        assert!("ABCDE".parse::<ShortCode>().is_err(), "too short");
+    }
+
+    #[test]
+    fn random_codes_use_the_unambiguous_alphabet() {
+        let mut rng = rand::thread_rng();
+        for _ in 0..100 {
+            let code = ShortCode::random(&mut rng);
+            assert_eq!(code.as_str().parse::<ShortCode>(), Ok(code.clone()));
+            assert!(!code.as_str().contains(['0', 'O', '1', 'I', 'L']));
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The role rules of REFERENCE.md as pure functions. The authority asks [`authorize`] about
+//! every session intent, whatever front end or peer sent it; a refusal names its [`Rule`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::intent::SessionAction;
+
+/// A participant's role in a session.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Host,
+    CoHost,
+    Guest,
+    /// A party screen: it shows the session and changes nothing.
+    Display,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::CoHost => "cohost",
+            Role::Guest => "guest",
+            Role::Display => "display",
+        }
+    }
+
+    /// Host and co-hosts run the room: they may move tracks, take playback and answer knocks.
+    pub fn is_host_or_cohost(self) -> bool {
+        matches!(self, Role::Host | Role::CoHost)
+    }
+}
+
+/// The rule that refused an intent. Its message is what the author is shown.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Rule {
+    DisplayIsReadOnly,
+    GuestsRemoveOnlyTheirOwnTracks,
+    OnlyHostOrCohostMovesTracks,
+    OnlyPlaybackOwnerControlsPlayback,
+    OnlyHostOrCohostTakesPlayback,
+    OnlyPlaybackOwnerHandsOff,
+    HandOffOnlyToHostOrCohost,
+    OnlyHostManagesCohosts,
+    OnlyHostOrCohostAnswersKnocks,
+}
+
+impl Rule {
+    pub fn message(self) -> &'static str {
+        match self {
+            Rule::DisplayIsReadOnly => "a display screen cannot change the session",
+            Rule::GuestsRemoveOnlyTheirOwnTracks => "guests can only remove tracks they added",
+            Rule::OnlyHostOrCohostMovesTracks => "only the host or a co-host can move tracks",
+            Rule::OnlyPlaybackOwnerControlsPlayback => {
+                "only the playback owner can play, pause, seek or skip"
+            }
+            Rule::OnlyHostOrCohostTakesPlayback => "only the host or a co-host can take playback",
+            Rule::OnlyPlaybackOwnerHandsOff => "only the playback owner can hand off playback",
+            Rule::HandOffOnlyToHostOrCohost => {
+                "playback can only be handed to the host or a co-host"
+            }
+            Rule::OnlyHostManagesCohosts => "only the host can add or remove co-hosts",
+            Rule::OnlyHostOrCohostAnswersKnocks => "only the host or a co-host can answer a knock",
+        }
+    }
+}
+
+/// What the authority knows about the author of an intent and its target, for the rules.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// The author's role.
+    pub role: Role,
+    /// The author currently owns playback.
+    pub is_playback_owner: bool,
+    /// For a track removal: the author added that track.
+    pub added_the_track: bool,
+    /// For a hand-off: the role of the peer it goes to.
+    pub target_role: Option<Role>,
+}
+
+impl Facts {
+    pub fn of(role: Role) -> Self {
+        Self {
+            role,
+            is_playback_owner: false,
+            added_the_track: false,
+            target_role: None,
+        }
+    }
+}
+
+/// Decides whether the author described by `facts` may perform `action`.
+pub fn authorize(action: &SessionAction, facts: &Facts) -> Result<(), Rule> {
+    use SessionAction as A;
+    if facts.role == Role::Display {
+        return Err(Rule::DisplayIsReadOnly);
+    }
+    let host_or_cohost = facts.role.is_host_or_cohost();
+    match action {
+        A::AddTrack { .. } => Ok(()),
+        A::RemoveTrack { .. } => {
+            if host_or_cohost || facts.added_the_track {
+                Ok(())
+            } else {
+                Err(Rule::GuestsRemoveOnlyTheirOwnTracks)
+            }
+        }
+        A::MoveTrack { .. } => require(host_or_cohost, Rule::OnlyHostOrCohostMovesTracks),
+        A::Play | A::Pause | A::Next | A::Seek { .. } => require(
+            facts.is_playback_owner,
+            Rule::OnlyPlaybackOwnerControlsPlayback,
+        ),
+        A::TakePlayback => require(host_or_cohost, Rule::OnlyHostOrCohostTakesPlayback),
+        A::HandOff { .. } => {
+            require(facts.is_playback_owner, Rule::OnlyPlaybackOwnerHandsOff)?;
+            require(
+                facts.target_role.is_some_and(Role::is_host_or_cohost),
+                Rule::HandOffOnlyToHostOrCohost,
+            )
+        }
+        A::AddCohost { .. } | A::RemoveCohost { .. } => {
+            require(facts.role == Role::Host, Rule::OnlyHostManagesCohosts)
+        }
+        A::ApproveKnock { .. } | A::DenyKnock { .. } => {
+            require(host_or_cohost, Rule::OnlyHostOrCohostAnswersKnocks)
+        }
+    }
+}
+
+fn require(condition: bool, rule: Rule) -> Result<(), Rule> {
+    if condition { Ok(()) } else { Err(rule) }
+}

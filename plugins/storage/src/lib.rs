@@ -1,0 +1,452 @@
+//! `StoragePlugin`: the identity key file and one redb database in the data directory.
+//!
+//! At start it loads the identity, the relays and the active session into the world. Then,
+//! once per frame at most, it writes what changed in one transaction (`PersistSet`, in `Last`), so anything a front end confirms after that set is on disk.
+
+pub mod identity;
+pub mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bevy::prelude::*;
+use redb::{Database, ReadableDatabase, ReadableTable};
+use whatnext_core::prelude::*;
+
+pub use identity::{Identity, IdentityError};
+use schema::*;
+
+/// File names inside the data directory.
+pub const KEY_FILE: &str = "identity.key";
+pub const DB_FILE: &str = "whatnext.redb";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(
+        "the database {path} was written by a newer whatnext (schema version {found}; this build \
+         reads up to version {supported}). It was left untouched: run a newer whatnext, or pass \
+         another --data-dir"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u64,
+        supported: u64,
+    },
+    #[error(
+        "the database {path} is open in another whatnext; close that one, or pass another --data-dir"
+    )]
+    AlreadyOpen { path: PathBuf },
+    #[error("the database {path} cannot be opened ({reason}); it was left as it is")]
+    Unreadable { path: PathBuf, reason: String },
+    #[error("a stored record cannot be read: {0}")]
+    CorruptRecord(String),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+}
+
+macro_rules! via_redb_error {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self {
+                StorageError::Db(e.into())
+            }
+        }
+    )*};
+}
+via_redb_error!(
+    redb::TableError,
+    redb::StorageError,
+    redb::TransactionError,
+    redb::CommitError
+);
+
+/// The open database and identity of one data directory.
+#[derive(Resource)]
+pub struct Store {
+    pub db: Database,
+    pub dir: PathBuf,
+    pub identity: Identity,
+}
+
+/// A stored session with its tracks.
+pub type StoredSession = (SessionId, SessionRecord, Vec<(TrackId, TrackRecord)>);
+
+/// What the database held at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub display_name: Option<String>,
+    pub relays: Vec<String>,
+    pub intent_counter: u64,
+    pub session: Option<StoredSession>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the data directory's key file and database, and migrates
+    /// the database to this build's schema. A newer database is refused untouched.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let identity = identity::load_or_create(&dir.join(KEY_FILE))?;
+        let path = dir.join(DB_FILE);
+        if path.exists() {
+            // Read the version without write access, so a newer file is never touched.
+            match redb::ReadOnlyDatabase::open(&path) {
+                Ok(db) => check_not_newer(&path, read_version(&db)?)?,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    return Err(StorageError::AlreadyOpen { path });
+                }
+                // Not closed cleanly (a crash): the read-write open below repairs it.
+                Err(redb::DatabaseError::RepairAborted) | Err(redb::DatabaseError::Storage(_)) => {}
+                Err(e) => {
+                    return Err(StorageError::Unreadable {
+                        path,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StorageError::AlreadyOpen { path: path.clone() }
+            }
+            e => StorageError::Unreadable {
+                path: path.clone(),
+                reason: e.to_string(),
+            },
+        })?;
+        let version = read_version(&db)?;
+        check_not_newer(&path, version)?;
+        migrate(&db, version)?;
+        Ok(Self {
+            db,
+            dir: dir.to_owned(),
+            identity,
+        })
+    }
+
+    /// Reads everything the app restores at start.
+    pub fn load(&self) -> Result<Loaded, StorageError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let settings = txn.open_table(SETTINGS)?;
+        let mut loaded = Loaded {
+            intent_counter: meta.get("intent_counter")?.map(|v| v.value()).unwrap_or(0),
+            display_name: settings.get("display_name")?.map(|v| v.value().to_owned()),
+            ..Default::default()
+        };
+        for row in txn.open_table(RELAYS)?.iter()? {
+            loaded.relays.push(row?.1.value().to_owned());
+        }
+        let active = settings
+            .get("active_session")?
+            .map(|v| v.value().to_owned());
+        if let Some(session_id) = active {
+            let sessions = txn.open_table(SESSIONS)?;
+            let Some(bytes) = sessions.get(session_id.as_str())? else {
+                return Err(StorageError::CorruptRecord(format!(
+                    "the active session {session_id} has no record"
+                )));
+            };
+            let record: SessionRecord = decode(bytes.value(), "session")?;
+            let mut tracks = Vec::new();
+            let table = txn.open_table(SESSION_TRACKS)?;
+            for row in table.range((session_id.as_str(), 0)..=(session_id.as_str(), u64::MAX))? {
+                let (key, bytes) = row?;
+                let id = TrackId(key.value().1);
+                tracks.push((id, decode(bytes.value(), "track")?));
+            }
+            loaded.session = Some((SessionId(session_id), record, tracks));
+        }
+        Ok(loaded)
+    }
+}
+
+fn check_not_newer(path: &Path, found: u64) -> Result<(), StorageError> {
+    if found > SCHEMA_VERSION {
+        return Err(StorageError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StorageError> {
+    postcard::from_bytes(bytes).map_err(|e| StorageError::CorruptRecord(format!("{what}: {e}")))
+}
+
+/// Opens storage before the app is built, so errors reach the user before any window.
+pub struct StoragePlugin {
+    store: Mutex<Option<(Store, Loaded)>>,
+}
+
+impl StoragePlugin {
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        let store = Store::open(dir)?;
+        let loaded = store.load()?;
+        Ok(Self {
+            store: Mutex::new(Some((store, loaded))),
+        })
+    }
+}
+
+impl Plugin for StoragePlugin {
+    fn build(&self, app: &mut App) {
+        let taken = self.store.lock().ok().and_then(|mut s| s.take());
+        let Some((store, loaded)) = taken else {
+            tracing::error!("StoragePlugin was added twice; the second copy does nothing");
+            return;
+        };
+        let peer = store.identity.peer.clone();
+        let default_name = format!(
+            "Listener {}",
+            &peer.as_str()[peer.as_str().len().saturating_sub(4)..]
+        );
+        let local = LocalPeer {
+            peer,
+            display_name: loaded.display_name.unwrap_or(default_name),
+        };
+        app.init_resource::<QueueIndex>();
+        let counter = app
+            .world()
+            .get_resource::<IntentCounter>()
+            .map_or(0, |c| c.0);
+        app.insert_resource(IntentCounter(counter.max(loaded.intent_counter)));
+        app.insert_resource(Relays(
+            loaded
+                .relays
+                .into_iter()
+                .map(|addr| RelayEntry {
+                    addr,
+                    status: RelayStatus::Disconnected,
+                })
+                .collect(),
+        ));
+        if let Some((id, record, tracks)) = loaded.session {
+            restore_session(app.world_mut(), &local.peer, id, record, tracks);
+        }
+        app.insert_resource(local)
+            .insert_resource(store)
+            .add_systems(Last, flush.in_set(PersistSet));
+    }
+}
+
+fn restore_session(
+    world: &mut World,
+    me: &PeerId,
+    id: SessionId,
+    record: SessionRecord,
+    tracks: Vec<(TrackId, TrackRecord)>,
+) {
+    let session = world
+        .spawn((
+            Session {
+                id,
+                name: record.name,
+            },
+            Host(record.host),
+            CoHosts(record.cohosts),
+            PlaybackOwner(record.playback_owner),
+            record.clock,
+            NetId(record.net_id),
+            Replicated,
+            Restored,
+        ))
+        .id();
+    let _ = session;
+    for p in record.participants {
+        // Presence is live state: only this device is known to be online at start.
+        let presence = if p.peer == *me {
+            Presence {
+                online: true,
+                connection: Connection::Myself,
+            }
+        } else {
+            Presence {
+                online: false,
+                connection: Connection::Relayed,
+            }
+        };
+        world.spawn((
+            presence,
+            Participant {
+                peer: p.peer,
+                display_name: p.display_name,
+                display: p.display,
+            },
+            NetId(p.net_id),
+            Replicated,
+            Restored,
+        ));
+    }
+    for (id, t) in tracks {
+        let key = match QueueKey::parse(&t.queue_key) {
+            Ok(key) => key,
+            Err(e) => {
+                // Keep the track, at the end, rather than lose it.
+                tracing::warn!(track = %id, error = %e, "a stored track had a bad queue key; it goes last");
+                QueueKey::between(world.resource::<QueueIndex>().last_key(), None)
+            }
+        };
+        world.spawn((
+            Track {
+                id,
+                title: t.title,
+                artist: t.artist,
+                duration_ms: t.duration_ms,
+                path: t.path,
+                added_by: t.added_by,
+            },
+            QueuePosition(key),
+            NetId(id.0),
+            Replicated,
+            Restored,
+        ));
+    }
+}
+
+/// What the last flush wrote, to notice what changed since.
+#[derive(Default)]
+struct Written {
+    session: Option<SessionId>,
+    intent_counter: u64,
+}
+
+/// Writes everything that changed this frame in one transaction. Runs in `Last`.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn flush(
+    store: Res<Store>,
+    local: Res<LocalPeer>,
+    relays: Res<Relays>,
+    counter: Res<IntentCounter>,
+    mut written: Local<Written>,
+    sessions: Query<(
+        &Session,
+        &Host,
+        &CoHosts,
+        &PlaybackOwner,
+        &PlaybackClock,
+        &NetId,
+        Has<Restored>,
+    )>,
+    changed_sessions: Query<
+        (),
+        (
+            Or<(
+                Changed<Session>,
+                Changed<Host>,
+                Changed<CoHosts>,
+                Changed<PlaybackOwner>,
+                Changed<PlaybackClock>,
+            )>,
+            Without<Restored>,
+        ),
+    >,
+    participants: Query<(&Participant, &NetId)>,
+    changed_participants: Query<(), (Changed<Participant>, Without<Restored>)>,
+    mut gone_participants: RemovedComponents<Participant>,
+    tracks: Query<
+        (&Track, &QueuePosition),
+        (
+            Or<(Changed<Track>, Changed<QueuePosition>)>,
+            Without<Restored>,
+        ),
+    >,
+    mut removed_tracks: MessageReader<TrackRemoved>,
+) -> Result {
+    let session = sessions.iter().next();
+    let session_id = session.map(|s| s.0.id.clone());
+    let left = written.session.is_some() && session_id.is_none();
+    let removed: Vec<TrackId> = removed_tracks.read().map(|r| r.track_id).collect();
+    let participants_changed =
+        !changed_participants.is_empty() || gone_participants.read().count() > 0;
+    let session_changed = session.is_some_and(|s| !s.6)
+        && (written.session != session_id || !changed_sessions.is_empty() || participants_changed);
+    let dirty = local.is_changed() && !local.is_added()
+        || relays.is_changed() && !relays.is_added()
+        || counter.0 != written.intent_counter
+        || left
+        || session_changed
+        || !tracks.is_empty()
+        || (!removed.is_empty() && session_id.is_some());
+    if !dirty {
+        return Ok(());
+    }
+    let txn = store.db.begin_write()?;
+    {
+        let mut settings = txn.open_table(SETTINGS)?;
+        if local.is_changed() {
+            settings.insert("display_name", local.display_name.as_str())?;
+        }
+        if relays.is_changed() {
+            let mut table = txn.open_table(RELAYS)?;
+            table.retain(|_, _| false)?;
+            for (i, relay) in relays.0.iter().enumerate() {
+                table.insert(i as u32, relay.addr.as_str())?;
+            }
+        }
+        if counter.0 != written.intent_counter {
+            txn.open_table(META)?.insert("intent_counter", counter.0)?;
+        }
+        if left {
+            // The session's record stays; it is just no longer the one to restore.
+            settings.remove("active_session")?;
+        }
+        if let Some((s, host, cohosts, owner, clock, net_id, _)) =
+            session.filter(|_| session_changed)
+        {
+            let record = SessionRecord {
+                name: s.name.clone(),
+                net_id: net_id.0,
+                host: host.0.clone(),
+                playback_owner: owner.0.clone(),
+                clock: clock.clone(),
+                participants: participants
+                    .iter()
+                    .map(|(p, id)| ParticipantRecord {
+                        peer: p.peer.clone(),
+                        display_name: p.display_name.clone(),
+                        display: p.display,
+                        net_id: id.0,
+                    })
+                    .collect(),
+                cohosts: cohosts.0.clone(),
+            };
+            txn.open_table(SESSIONS)?
+                .insert(s.id.0.as_str(), encode(&record)?.as_slice())?;
+            settings.insert("active_session", s.id.0.as_str())?;
+        }
+        if let Some(id) = &session_id {
+            let mut table = txn.open_table(SESSION_TRACKS)?;
+            for track_id in &removed {
+                table.remove((id.0.as_str(), track_id.0))?;
+            }
+            for (t, position) in &tracks {
+                let record = TrackRecord {
+                    title: t.title.clone(),
+                    artist: t.artist.clone(),
+                    duration_ms: t.duration_ms,
+                    path: t.path.clone(),
+                    added_by: t.added_by.clone(),
+                    queue_key: position.0.as_str().to_owned(),
+                };
+                table.insert((id.0.as_str(), t.id.0), encode(&record)?.as_slice())?;
+            }
+        }
+    }
+    txn.commit()?;
+    written.session = session_id;
+    written.intent_counter = counter.0;
+    Ok(())
+}

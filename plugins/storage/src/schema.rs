@@ -1,0 +1,148 @@
+//! The database layout, its version, and the ordered migrations between versions.
+//! Each step is tested by opening a database written in the previous version's format.
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use whatnext_core::clock::PlaybackClock;
+use whatnext_core::ids::PeerId;
+
+use crate::StorageError;
+
+/// The version this build writes. Bump it with a new step in [`migrate`].
+pub const SCHEMA_VERSION: u64 = 2;
+
+/// `schema_version`, `intent_counter`.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// `display_name`, `active_session`.
+pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+/// The user's relays: position in the list → multiaddr.
+pub const RELAYS: TableDefinition<u32, &str> = TableDefinition::new("relays");
+/// Tracks on this machine: track id → postcard `LibraryTrack`.
+pub const LIBRARY: TableDefinition<u64, &[u8]> = TableDefinition::new("library");
+/// Session id → postcard [`SessionRecord`].
+pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
+/// (session id, track id) → postcard [`TrackRecord`].
+pub const SESSION_TRACKS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("session_tracks");
+/// Intents not yet confirmed by an unreachable authority: sequence → postcard `Intent`.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantRecord {
+    pub peer: PeerId,
+    pub display_name: String,
+    pub display: bool,
+    pub net_id: u64,
+}
+
+/// A session as stored since version 2.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub name: String,
+    pub net_id: u64,
+    pub host: PeerId,
+    pub playback_owner: PeerId,
+    pub clock: PlaybackClock,
+    pub participants: Vec<ParticipantRecord>,
+    /// Added in version 2, as the original app added its co-host list.
+    pub cohosts: Vec<PeerId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackRecord {
+    pub title: String,
+    pub artist: String,
+    pub duration_ms: u64,
+    pub path: Option<String>,
+    pub added_by: PeerId,
+    pub queue_key: String,
+}
+
+/// Frozen formats of earlier versions, kept to migrate from them (and to test that).
+pub mod v1 {
+    use super::*;
+
+    /// A session as stored in version 1: no co-hosts.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SessionRecord {
+        pub name: String,
+        pub net_id: u64,
+        pub host: PeerId,
+        pub playback_owner: PeerId,
+        pub clock: PlaybackClock,
+        pub participants: Vec<ParticipantRecord>,
+    }
+
+    /// Creates the version 1 tables. Also the first migration step from an empty file.
+    pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
+        txn.open_table(META)?;
+        txn.open_table(SETTINGS)?;
+        txn.open_table(RELAYS)?;
+        txn.open_table(LIBRARY)?;
+        txn.open_table(SESSIONS)?;
+        txn.open_table(SESSION_TRACKS)?;
+        txn.open_table(OUTBOX)?;
+        Ok(())
+    }
+}
+
+/// Reads the schema version of an open database; 0 for a new, empty file.
+pub fn read_version(db: &impl ReadableDatabase) -> Result<u64, StorageError> {
+    let txn = db.begin_read().map_err(redb::Error::from)?;
+    match txn.open_table(META) {
+        Ok(table) => Ok(table
+            .get("schema_version")
+            .map_err(redb::Error::from)?
+            .map(|v| v.value())
+            .unwrap_or(0)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+        Err(e) => Err(redb::Error::from(e).into()),
+    }
+}
+
+/// Runs every step from `from` up to [`SCHEMA_VERSION`], one transaction per step, so a
+/// crash leaves the database at a whole version.
+pub fn migrate(db: &redb::Database, from: u64) -> Result<(), StorageError> {
+    for version in from..SCHEMA_VERSION {
+        let txn = db.begin_write().map_err(redb::Error::from)?;
+        match version {
+            0 => v1::create_tables(&txn)?,
+            1 => add_cohost_list(&txn)?,
+            _ => unreachable!("no migration step from version {version}"),
+        }
+        txn.open_table(META)?
+            .insert("schema_version", version + 1)?;
+        txn.commit().map_err(redb::Error::from)?;
+        tracing::info!(from = version, to = version + 1, "migrated the database");
+    }
+    Ok(())
+}
+
+/// Version 1 → 2: every session gets an empty co-host list.
+fn add_cohost_list(txn: &WriteTransaction) -> Result<(), StorageError> {
+    let mut sessions = txn.open_table(SESSIONS)?;
+    let mut rewritten = Vec::new();
+    for row in sessions.iter()? {
+        let (id, bytes) = row?;
+        let old: v1::SessionRecord = postcard::from_bytes(bytes.value())
+            .map_err(|e| StorageError::CorruptRecord(format!("session {}: {e}", id.value())))?;
+        let new = SessionRecord {
+            name: old.name,
+            net_id: old.net_id,
+            host: old.host,
+            playback_owner: old.playback_owner,
+            clock: old.clock,
+            participants: old.participants,
+            cohosts: Vec::new(),
+        };
+        rewritten.push((id.value().to_owned(), encode(&new)?));
+    }
+    for (id, bytes) in rewritten {
+        sessions.insert(id.as_str(), bytes.as_slice())?;
+    }
+    Ok(())
+}
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
+    postcard::to_allocvec(value).map_err(|e| StorageError::CorruptRecord(e.to_string()))
+}

@@ -1,0 +1,294 @@
+//! Storage against real redb files in temporary directories.
+
+use std::path::Path;
+
+use bevy::prelude::*;
+use redb::Database;
+use whatnext_core::clock::PlaybackClock;
+use whatnext_core::prelude::*;
+use whatnext_core::session::apply_intent;
+use whatnext_storage::schema::{self, *};
+use whatnext_storage::{DB_FILE, StorageError, StoragePlugin, Store};
+
+fn app_on(dir: &Path) -> App {
+    let mut app = App::new();
+    app.add_plugins(SessionPlugin);
+    app.add_plugins(StoragePlugin::open(dir).expect("open storage"));
+    app.update();
+    app
+}
+
+fn send(app: &mut App, action: Action) -> Result<Applied, IntentError> {
+    let author = app.world().resource::<LocalPeer>().peer.clone();
+    let counter = {
+        let mut c = app.world_mut().resource_mut::<IntentCounter>();
+        c.0 += 1;
+        c.0
+    };
+    let result = apply_intent(
+        app.world_mut(),
+        &Intent {
+            id: IntentId { author, counter },
+            action,
+        },
+    );
+    app.update();
+    result
+}
+
+fn queue_titles(app: &mut App) -> Vec<String> {
+    let world = app.world_mut();
+    let order: Vec<Entity> = world
+        .resource::<QueueIndex>()
+        .in_order()
+        .map(|(_, e)| e)
+        .collect();
+    order
+        .into_iter()
+        .filter_map(|e| world.get::<Track>(e).map(|t| t.title.clone()))
+        .collect()
+}
+
+fn add(app: &mut App, id: u64, title: &str) {
+    send(
+        app,
+        Action::Session(SessionAction::AddTrack {
+            track_id: TrackId(id),
+            title: title.into(),
+            artist: "A".into(),
+            duration_ms: 1_000,
+            path: None,
+        }),
+    )
+    .expect("add");
+}
+
+#[test]
+fn a_session_its_queue_and_settings_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let peer;
+    {
+        let mut app = app_on(dir.path());
+        peer = app.world().resource::<LocalPeer>().peer.clone();
+        send(
+            &mut app,
+            Action::Local(LocalAction::SetDisplayName { name: "Dee".into() }),
+        )
+        .expect("name");
+        let relay =
+            "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        send(
+            &mut app,
+            Action::Local(LocalAction::AddRelay { addr: relay.into() }),
+        )
+        .expect("relay");
+        send(
+            &mut app,
+            Action::Local(LocalAction::CreateSession {
+                session_id: SessionId("S1".into()),
+                name: "Party".into(),
+            }),
+        )
+        .expect("create");
+        add(&mut app, 1, "One");
+        add(&mut app, 2, "Two");
+        add(&mut app, 3, "Three");
+        send(
+            &mut app,
+            Action::Session(SessionAction::MoveTrack {
+                track_id: TrackId(3),
+                after: None,
+            }),
+        )
+        .expect("move");
+        send(
+            &mut app,
+            Action::Session(SessionAction::RemoveTrack {
+                track_id: TrackId(2),
+            }),
+        )
+        .expect("remove");
+    }
+    let mut app = app_on(dir.path());
+    let local = app.world().resource::<LocalPeer>().clone();
+    assert_eq!(local.peer, peer);
+    assert_eq!(local.display_name, "Dee");
+    assert_eq!(app.world().resource::<Relays>().0.len(), 1);
+    assert_eq!(queue_titles(&mut app), ["Three", "One"]);
+    let world = app.world_mut();
+    let session = world
+        .query::<&Session>()
+        .single(world)
+        .expect("session")
+        .clone();
+    assert_eq!(session.name, "Party");
+}
+
+#[test]
+fn a_restored_session_keeps_working_and_saving() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut app = app_on(dir.path());
+        send(
+            &mut app,
+            Action::Local(LocalAction::CreateSession {
+                session_id: SessionId("S".into()),
+                name: "P".into(),
+            }),
+        )
+        .expect("create");
+        add(&mut app, 1, "One");
+    }
+    {
+        let mut app = app_on(dir.path());
+        add(&mut app, 2, "Two");
+        send(
+            &mut app,
+            Action::Session(SessionAction::AddCohost {
+                peer: PeerId::new("nobody"),
+            }),
+        )
+        .expect_err("not a participant");
+    }
+    let mut app = app_on(dir.path());
+    assert_eq!(queue_titles(&mut app), ["One", "Two"]);
+}
+
+#[test]
+fn leaving_means_the_next_start_has_no_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut app = app_on(dir.path());
+        send(
+            &mut app,
+            Action::Local(LocalAction::CreateSession {
+                session_id: SessionId("S".into()),
+                name: "P".into(),
+            }),
+        )
+        .expect("create");
+        send(&mut app, Action::Local(LocalAction::LeaveSession)).expect("leave");
+    }
+    let mut app = app_on(dir.path());
+    let world = app.world_mut();
+    assert_eq!(world.query::<&Session>().iter(world).count(), 0);
+}
+
+/// Writes a database exactly as version 1 of the schema laid it out.
+fn write_version_1(path: &Path, host: &PeerId) {
+    let db = Database::create(path).expect("create v1");
+    let txn = db.begin_write().expect("txn");
+    schema::v1::create_tables(&txn).expect("tables");
+    {
+        let mut meta = txn.open_table(META).expect("meta");
+        meta.insert("schema_version", 1).expect("version");
+        let record = schema::v1::SessionRecord {
+            name: "Old party".into(),
+            net_id: 9,
+            host: host.clone(),
+            playback_owner: host.clone(),
+            clock: PlaybackClock::stopped(),
+            participants: vec![ParticipantRecord {
+                peer: host.clone(),
+                display_name: "Old".into(),
+                display: false,
+                net_id: 10,
+            }],
+        };
+        let bytes = postcard::to_allocvec(&record).expect("encode");
+        txn.open_table(SESSIONS)
+            .expect("sessions")
+            .insert("OLD", bytes.as_slice())
+            .expect("insert");
+        let track = TrackRecord {
+            title: "Kept".into(),
+            artist: "A".into(),
+            duration_ms: 5,
+            path: None,
+            added_by: host.clone(),
+            queue_key: "V".into(),
+        };
+        let bytes = postcard::to_allocvec(&track).expect("encode");
+        txn.open_table(SESSION_TRACKS)
+            .expect("tracks")
+            .insert(("OLD", 77), bytes.as_slice())
+            .expect("insert");
+        txn.open_table(SETTINGS)
+            .expect("settings")
+            .insert("active_session", "OLD")
+            .expect("insert");
+    }
+    txn.commit().expect("commit");
+}
+
+#[test]
+fn migration_1_to_2_adds_an_empty_cohost_list_and_keeps_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host =
+        whatnext_storage::identity::load_or_create(&dir.path().join(whatnext_storage::KEY_FILE))
+            .expect("identity")
+            .peer;
+    write_version_1(&dir.path().join(DB_FILE), &host);
+    let store = Store::open(dir.path()).expect("open and migrate");
+    assert_eq!(read_version(&store.db).expect("version"), SCHEMA_VERSION);
+    let loaded = store.load().expect("load");
+    let (id, record, tracks) = loaded.session.expect("session kept");
+    assert_eq!(id.0, "OLD");
+    assert_eq!(record.name, "Old party");
+    assert!(record.cohosts.is_empty());
+    assert_eq!(record.participants.len(), 1);
+    assert_eq!(tracks.len(), 1);
+    assert_eq!(tracks[0].1.title, "Kept");
+    drop(store);
+    // And the app starts on it.
+    let mut app = app_on(dir.path());
+    assert_eq!(queue_titles(&mut app), ["Kept"]);
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(Store::open(dir.path()).expect("create"));
+    let path = dir.path().join(DB_FILE);
+    {
+        let db = Database::create(&path).expect("open");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        txn.commit().expect("commit");
+    }
+    let before = std::fs::read(&path).expect("read");
+    let error = Store::open(dir.path()).err().expect("newer refused");
+    assert!(
+        matches!(error, StorageError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1)
+    );
+    assert!(error.to_string().contains("newer whatnext"), "{error}");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        before,
+        "file unchanged"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(DB_FILE);
+    std::fs::write(&path, b"this is not a redb file at all, just some text").expect("write");
+    let error = Store::open(dir.path()).err().expect("refused");
+    assert!(error.to_string().contains("left as it is"), "{error}");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        b"this is not a redb file at all, just some text"
+    );
+}
+
+#[test]
+fn a_second_app_on_the_same_data_dir_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = Store::open(dir.path()).expect("first");
+    let error = Store::open(dir.path()).err().expect("second refused");
+    assert!(matches!(error, StorageError::AlreadyOpen { .. }), "{error}");
+}

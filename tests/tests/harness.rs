@@ -1,0 +1,145 @@
+//! Running `whatnext --headless` and talking to it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// Generous: these wait for a reply that normally takes milliseconds.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `whatnext` binary built next to this test.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe path");
+    // target/<profile>/deps/main-<hash> → target/<profile>/whatnext
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("whatnext");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests",
+        bin.display()
+    );
+    bin
+}
+
+pub struct Headless {
+    pub child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Value>,
+    /// Events seen while waiting for replies.
+    pub events: Vec<Value>,
+    next_id: u64,
+}
+
+impl Headless {
+    pub fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(binary())
+            .arg("--headless")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start whatnext --headless");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+            events: Vec::new(),
+            next_id: 0,
+        }
+    }
+
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write request");
+        stdin.flush().expect("flush");
+    }
+
+    /// The next line with this id, keeping events aside.
+    pub fn reply_to(&mut self, id: &Value) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.get("event").is_some() => self.events.push(line),
+                Ok(line) if line.get("id") == Some(id) => return line,
+                Ok(line) => panic!("a reply to another request: {line}"),
+                Err(RecvTimeoutError::Timeout) => panic!("no reply to id {id} within {TIMEOUT:?}"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("whatnext closed stdout before replying to {id}")
+                }
+            }
+        }
+    }
+
+    /// Sends a command and returns its whole reply.
+    pub fn call(&mut self, cmd: &str, args: Value) -> Value {
+        self.next_id += 1;
+        let id = json!(self.next_id);
+        self.send_line(&json!({"id": id, "cmd": cmd, "args": args}).to_string());
+        self.reply_to(&id)
+    }
+
+    /// Sends a command that must succeed and returns its result.
+    pub fn ok(&mut self, cmd: &str, args: Value) -> Value {
+        let reply = self.call(cmd, args);
+        assert_eq!(reply["ok"], json!(true), "{cmd} failed: {reply}");
+        reply["result"].clone()
+    }
+
+    /// Sends a command that must fail and returns its error code.
+    pub fn error_code(&mut self, cmd: &str, args: Value) -> String {
+        let reply = self.call(cmd, args);
+        assert_eq!(reply["ok"], json!(false), "{cmd} should fail: {reply}");
+        reply["error"]["code"].as_str().expect("code").to_owned()
+    }
+
+    /// Waits for the process to end by itself.
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "whatnext did not exit within {TIMEOUT:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Hands stdin to the caller, to write from another thread.
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin open")
+    }
+}
+
+impl Drop for Headless {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

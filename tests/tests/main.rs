@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `whatnext` binary in real processes, with real data
+//! directories. They find the binary next to this test executable in the target directory,
+//! so build it first (`cargo build --workspace --bins`), as the README's test command does.
+
+mod harness;
+mod headless;
+mod window;
