@@ -6,13 +6,14 @@ use bevy::app::{AppExit, PluginsState, ScheduleRunnerPlugin};
 use bevy::prelude::*;
 use whatnext_control::{ControlIo, ControlPlugin};
 use whatnext_core::prelude::AppWaker;
+use whatnext_network::NetConfig;
 use whatnext_storage::StoragePlugin;
 
 /// The longest the loop sleeps with nothing to do; time-driven work (a track ending) still
 /// happens within this.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
-pub fn run(storage: StoragePlugin) -> AppExit {
+pub fn run(storage: StoragePlugin, network: Option<NetConfig>) -> AppExit {
     // Producers wake the loop through this channel instead of it polling at a fixed tick.
     let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
     let waker = AppWaker::new(move || {
@@ -23,10 +24,11 @@ pub fn run(storage: StoragePlugin) -> AppExit {
         move || waker.wake()
     });
     let mut app = App::new();
-    app.add_plugins(MinimalPlugins.build().disable::<ScheduleRunnerPlugin>());
-    crate::add_core_plugins(&mut app, storage);
-    app.add_plugins(ControlPlugin::new(io))
+    // The waker goes in first: the network plugin hands it to its thread.
+    app.add_plugins(MinimalPlugins.build().disable::<ScheduleRunnerPlugin>())
         .insert_resource(waker);
+    crate::add_core_plugins(&mut app, storage, network);
+    app.add_plugins(ControlPlugin::new(io));
     app.set_runner(move |mut app: App| {
         if app.plugins_state() != PluginsState::Cleaned {
             while app.plugins_state() == PluginsState::Adding {

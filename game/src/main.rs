@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use whatnext_core::prelude::SessionPlugin;
+use whatnext_network::{NetConfig, NetworkPlugin};
 use whatnext_storage::StoragePlugin;
 
 /// whatnext: a local-first, peer-to-peer listening party.
@@ -29,6 +30,46 @@ struct Cli {
     /// Render the window, save a PNG of it to PATH, and exit.
     #[arg(long, value_name = "PATH", conflicts_with = "headless")]
     screenshot: Option<PathBuf>,
+
+    /// An address to accept direct connections on (repeatable) [default: a free TCP and a
+    /// free QUIC port on all interfaces].
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<libp2p::Multiaddr>,
+
+    /// Accept no direct connections: be reachable only through the relay.
+    #[arg(long, conflicts_with = "listen")]
+    no_direct: bool,
+
+    /// Do not look for peers on the local network (mDNS).
+    #[arg(long)]
+    no_mdns: bool,
+
+    /// Do not try to upgrade relayed connections to direct ones (DCUtR hole punching).
+    #[arg(long)]
+    no_hole_punch: bool,
+
+    /// Work offline: no network thread at all.
+    #[arg(long)]
+    offline: bool,
+}
+
+impl Cli {
+    fn net_config(&self, storage: &StoragePlugin) -> Option<NetConfig> {
+        if self.offline {
+            return None;
+        }
+        let identity = storage.identity()?;
+        let mut config = NetConfig::new(identity.libp2p_keypair());
+        if !self.listen.is_empty() {
+            config.listen = self.listen.clone();
+        }
+        if self.no_direct {
+            config.listen.clear();
+        }
+        config.mdns = !self.no_mdns;
+        config.hole_punch = !self.no_hole_punch;
+        Some(config)
+    }
 }
 
 fn main() -> ExitCode {
@@ -49,10 +90,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let network = cli.net_config(&storage);
     let exit = if cli.headless {
-        headless::run(storage)
+        headless::run(storage, network)
     } else {
-        window::run(storage, cli.screenshot)
+        window::run(storage, network, cli.screenshot)
     };
     match exit {
         bevy::app::AppExit::Success => ExitCode::SUCCESS,
@@ -71,7 +113,10 @@ fn init_logs() {
         .try_init();
 }
 
-/// The plugins every mode shares, in dependency order.
-fn add_core_plugins(app: &mut bevy::app::App, storage: StoragePlugin) {
+/// The plugins every mode shares, in dependency order. Call after any `AppWaker` is set.
+fn add_core_plugins(app: &mut bevy::app::App, storage: StoragePlugin, network: Option<NetConfig>) {
     app.add_plugins(SessionPlugin).add_plugins(storage);
+    if let Some(config) = network {
+        app.add_plugins(NetworkPlugin::new(config));
+    }
 }

@@ -8,13 +8,18 @@ use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::winit::{UpdateMode, WinitSettings};
+use whatnext_network::NetConfig;
 use whatnext_storage::StoragePlugin;
 use whatnext_ui::UiPlugin;
 
 /// Frames to render before a screenshot, so fonts and layout have settled.
 const SCREENSHOT_AFTER_FRAMES: u32 = 8;
 
-pub fn run(storage: StoragePlugin, screenshot: Option<PathBuf>) -> AppExit {
+pub fn run(
+    storage: StoragePlugin,
+    network: Option<NetConfig>,
+    screenshot: Option<PathBuf>,
+) -> AppExit {
     let mut app = App::new();
     app.add_plugins(
         DefaultPlugins
@@ -29,7 +34,7 @@ pub fn run(storage: StoragePlugin, screenshot: Option<PathBuf>) -> AppExit {
                 ..default()
             }),
     );
-    crate::add_core_plugins(&mut app, storage);
+    crate::add_core_plugins(&mut app, storage, network);
     app.add_plugins(UiPlugin);
     // A desktop app redraws on input, and a few times a second for the progress bar.
     app.insert_resource(WinitSettings {

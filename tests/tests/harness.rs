@@ -13,10 +13,15 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `whatnext` binary built next to this test.
 pub fn binary() -> PathBuf {
+    sibling_binary("whatnext")
+}
+
+/// A workspace binary built next to this test.
+pub fn sibling_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
-    // target/<profile>/deps/main-<hash> → target/<profile>/whatnext
+    // target/<profile>/deps/main-<hash> → target/<profile>/<name>
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = profile_dir.join("whatnext");
+    let bin = profile_dir.join(name);
     assert!(
         bin.exists(),
         "{} is missing: run `cargo build --workspace --bins` before the tests",
@@ -35,11 +40,17 @@ pub struct Headless {
 }
 
 impl Headless {
+    /// Starts offline: tests of local behaviour need no network thread.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &["--offline"])
+    }
+
+    pub fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
         let mut child = Command::new(binary())
             .arg("--headless")
             .arg("--data-dir")
             .arg(data_dir)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

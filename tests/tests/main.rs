@@ -4,4 +4,6 @@
 
 mod harness;
 mod headless;
+mod join;
+mod relay;
 mod window;

@@ -83,7 +83,7 @@ fn read_requests(
     channels: Res<Channels>,
     mut state: ResMut<ControlState>,
     reader: SessionReader,
-    relays: Res<Relays>,
+    shared: SharedState,
     mut intents: IntentSender,
     mut exit: MessageWriter<AppExit>,
     waker: Option<Res<AppWaker>>,
@@ -138,7 +138,7 @@ fn read_requests(
             exit.write(AppExit::Success);
             return;
         }
-        match answer_query(&command, &reader, &relays) {
+        match answer_query(&command, &reader, &shared) {
             Ok(result) => reply_ok(&channels, &id, result),
             Err(error) => reply_error(&channels, &id, error.code, &error.message),
         }
@@ -199,18 +199,28 @@ fn intent_for(command: &Command) -> Option<Action> {
     }
 }
 
+/// Device and session state that queries read besides the session itself.
+#[derive(bevy::ecs::system::SystemParam)]
+struct SharedState<'w> {
+    relays: Res<'w, Relays>,
+    invite: Res<'w, SessionInvite>,
+    knocks: Res<'w, Knocks>,
+}
+
 /// Answers a command that reads state.
 fn answer_query(
     command: &Command,
     reader: &SessionReader,
-    relays: &Relays,
+    shared: &SharedState,
 ) -> Result<Value, IntentError> {
     match command {
         Command::Identity => {
             let me = reader.local_peer();
             Ok(json!({"peer_id": me.peer, "display_name": me.display_name}))
         }
-        Command::RelayList => Ok(Value::Array(relays.0.iter().map(relay_json).collect())),
+        Command::RelayList => Ok(Value::Array(
+            shared.relays.0.iter().map(relay_json).collect(),
+        )),
         Command::SessionState => reader
             .snapshot()
             .map(|s| serde_json::to_value(s).unwrap_or_else(|e| json!({"error": e.to_string()})))
@@ -222,13 +232,26 @@ fn answer_query(
                     "not in a session",
                 ));
             }
-            Err(IntentError::new(
-                ErrorCode::Unreachable,
-                "invites need networking (a relay reservation and a short code), which this build does not have yet",
-            ))
+            let invite = &*shared.invite;
+            match &invite.url {
+                Some(url) => Ok(json!({"url": url, "short_code": invite.short_code})),
+                None => Err(IntentError::new(
+                    ErrorCode::Unreachable,
+                    invite.problem.clone().unwrap_or_else(|| {
+                        "no invite yet: add a relay and wait until it is reserved".into()
+                    }),
+                )),
+            }
         }
-        // Knocks arrive over the network; with none, nobody can be knocking.
-        Command::KnockList => Ok(json!([])),
+        Command::KnockList => Ok(Value::Array(
+            shared
+                .knocks
+                .0
+                .iter()
+                .filter(|k| k.decision.is_none())
+                .map(|k| json!({"peer_id": k.peer, "display_name": k.display_name}))
+                .collect(),
+        )),
         other => Err(IntentError::new(
             ErrorCode::Internal,
             format!("{other:?} was routed as a query; this is a bug"),
@@ -255,7 +278,7 @@ fn answer_outcomes(
             continue; // another front end's intent
         };
         match &outcome.result {
-            Ok(Applied::SessionCreated(session_id)) => {
+            Ok(Applied::SessionCreated(session_id) | Applied::SessionJoined(session_id)) => {
                 reply_ok(&channels, &id, json!({"session_id": session_id}))
             }
             Ok(Applied::TrackAdded(track_id)) => {
@@ -267,12 +290,41 @@ fn answer_outcomes(
     }
 }
 
-/// Pushes session events as `{"event", "data"}` lines.
+/// Pushes session events, relay status changes and knocks as `{"event", "data"}` lines.
+#[allow(clippy::too_many_arguments)]
 fn push_events(
     channels: Res<Channels>,
     mut events: MessageReader<SessionEvent>,
     reader: SessionReader,
+    relays: Res<Relays>,
+    knocks: Res<Knocks>,
+    mut last_relays: Local<Vec<RelayEntry>>,
+    mut announced_knocks: Local<Vec<PeerId>>,
 ) {
+    if relays.is_changed() {
+        for relay in &relays.0 {
+            if !last_relays.contains(relay) {
+                send_line(
+                    &channels,
+                    json!({"event": "relay.status", "data": relay_json(relay)}),
+                );
+            }
+        }
+        *last_relays = relays.0.clone();
+    }
+    for knock in knocks.0.iter().filter(|k| k.decision.is_none()) {
+        if !announced_knocks.contains(&knock.peer) {
+            announced_knocks.push(knock.peer.clone());
+            let data = json!({"peer_id": knock.peer, "display_name": knock.display_name});
+            send_line(&channels, json!({"event": "knock", "data": data}));
+        }
+    }
+    announced_knocks.retain(|p| {
+        knocks
+            .0
+            .iter()
+            .any(|k| k.peer == *p && k.decision.is_none())
+    });
     for event in events.read() {
         let (name, data) = match event {
             SessionEvent::SessionJoined { session_id } => (

@@ -254,3 +254,30 @@ pub fn role_of(
         Role::Guest
     }
 }
+
+/// How to invite people to the hosted session, filled in by the network once it can: the
+/// link needs a reserved relay, the short code a registration on that relay.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionInvite {
+    pub url: Option<String>,
+    pub short_code: Option<String>,
+    /// Why there is no link or code yet, in words for the user.
+    pub problem: Option<String>,
+}
+
+/// People who knocked with a short code, waiting for the host or a co-host.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Knocks(pub Vec<Knock>);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Knock {
+    pub peer: PeerId,
+    pub display_name: String,
+    pub display: bool,
+    /// `Some(true)` approved, `Some(false)` denied, `None` still waiting.
+    pub decision: Option<bool>,
+}
+
+/// Present when a network plugin handles joins; without it a join answers "offline".
+#[derive(Resource, Clone, Copy, Debug, Default)]
+pub struct NetworkPresent;

@@ -119,6 +119,8 @@ pub struct IntentOutcome {
 pub enum Applied {
     Done,
     SessionCreated(SessionId),
+    /// Admitted by the host and given the session.
+    SessionJoined(SessionId),
     TrackAdded(TrackId),
 }
 

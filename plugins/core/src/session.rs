@@ -33,6 +33,8 @@ impl Plugin for SessionPlugin {
             .init_resource::<WallClock>()
             .init_resource::<AppliedIntents>()
             .init_resource::<IntentCounter>()
+            .init_resource::<SessionInvite>()
+            .init_resource::<Knocks>()
             .add_message::<Intent>()
             .add_message::<IntentOutcome>()
             .add_message::<TrackRemoved>()
@@ -129,7 +131,17 @@ fn tick_wall_clock(mut clock: ResMut<WallClock>) {
 
 fn apply_intents(world: &mut World, reader: &mut SystemState<MessageReader<Intent>>) -> Result {
     let intents: Vec<Intent> = reader.get_mut(world)?.read().cloned().collect();
+    let network = world.contains_resource::<NetworkPresent>();
     for intent in intents {
+        // With a network, joining is its job: it answers once the host has.
+        if network
+            && matches!(
+                intent.action,
+                Action::Local(LocalAction::JoinSession { .. })
+            )
+        {
+            continue;
+        }
         let result = apply_intent(world, &intent);
         if let Err(error) = &result {
             tracing::debug!(intent = ?intent.action, %error, "intent changed nothing");
@@ -236,7 +248,7 @@ fn apply_local(world: &mut World, action: &LocalAction) -> Result<Applied, Inten
         }
         LocalAction::JoinSession { .. } => Err(IntentError::new(
             ErrorCode::Unreachable,
-            "joining a session needs networking, which this build does not have yet",
+            "whatnext is offline (started with --offline, or the network failed to start), so it cannot join",
         )),
         LocalAction::LeaveSession => {
             if session_entity(world).is_none() {
@@ -283,6 +295,8 @@ pub fn spawn_session(world: &mut World, id: SessionId, name: String, host: &Loca
 
 /// Removes the session, its participants and its tracks from the world.
 pub fn despawn_session(world: &mut World) {
+    world.resource_mut::<Knocks>().0.clear();
+    *world.resource_mut::<SessionInvite>() = SessionInvite::default();
     let doomed: Vec<Entity> = world
         .query_filtered::<Entity, Or<(With<Session>, With<Participant>, With<Track>)>>()
         .iter(world)
@@ -525,7 +539,15 @@ fn apply_session(
             Ok(Applied::Done)
         }
         A::ApproveKnock { peer } | A::DenyKnock { peer } => {
-            Err(not_found(format!("no knock from {peer} is waiting")))
+            let approve = matches!(action, A::ApproveKnock { .. });
+            let mut knocks = world.resource_mut::<Knocks>();
+            let knock = knocks
+                .0
+                .iter_mut()
+                .find(|k| k.peer == *peer && k.decision.is_none())
+                .ok_or_else(|| not_found(format!("no knock from {peer} is waiting")))?;
+            knock.decision = Some(approve);
+            Ok(Applied::Done)
         }
     }
 }

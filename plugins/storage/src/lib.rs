@@ -3,7 +3,6 @@
 //! At start it loads the identity, the relays and the active session into the world. Then,
 //! once per frame at most, it writes what changed in one transaction (`PersistSet`, in `Last`), so anything a front end confirms after that set is on disk.
 
-pub mod identity;
 pub mod schema;
 
 use std::path::{Path, PathBuf};
@@ -13,8 +12,8 @@ use bevy::prelude::*;
 use redb::{Database, ReadableDatabase, ReadableTable};
 use whatnext_core::prelude::*;
 
-pub use identity::{Identity, IdentityError};
 use schema::*;
+pub use whatnext_identity::{self as identity, Identity, IdentityError};
 
 /// File names inside the data directory.
 pub const KEY_FILE: &str = "identity.key";
@@ -192,6 +191,12 @@ pub struct StoragePlugin {
 }
 
 impl StoragePlugin {
+    /// This data directory's identity, for the network.
+    pub fn identity(&self) -> Option<Identity> {
+        let store = self.store.lock().ok()?;
+        store.as_ref().map(|(s, _)| s.identity.clone())
+    }
+
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         let store = Store::open(dir)?;
         let loaded = store.load()?;
@@ -208,7 +213,7 @@ impl Plugin for StoragePlugin {
             tracing::error!("StoragePlugin was added twice; the second copy does nothing");
             return;
         };
-        let peer = store.identity.peer.clone();
+        let peer = PeerId::new(store.identity.peer_id.to_base58());
         let default_name = format!(
             "Listener {}",
             &peer.as_str()[peer.as_str().len().saturating_sub(4)..]
@@ -223,6 +228,11 @@ impl Plugin for StoragePlugin {
             .get_resource::<IntentCounter>()
             .map_or(0, |c| c.0);
         app.insert_resource(IntentCounter(counter.max(loaded.intent_counter)));
+        app.insert_resource(Written {
+            session: loaded.session.as_ref().map(|(id, _, _)| id.clone()),
+            relays: loaded.relays.clone(),
+            intent_counter: loaded.intent_counter,
+        });
         app.insert_resource(Relays(
             loaded
                 .relays
@@ -316,10 +326,11 @@ fn restore_session(
     }
 }
 
-/// What the last flush wrote, to notice what changed since.
-#[derive(Default)]
+/// What is on disk, to notice what changed since. Starts as what was loaded.
+#[derive(Resource, Default)]
 struct Written {
     session: Option<SessionId>,
+    relays: Vec<String>,
     intent_counter: u64,
 }
 
@@ -330,7 +341,7 @@ fn flush(
     local: Res<LocalPeer>,
     relays: Res<Relays>,
     counter: Res<IntentCounter>,
-    mut written: Local<Written>,
+    mut written: ResMut<Written>,
     sessions: Query<(
         &Session,
         &Host,
@@ -373,8 +384,11 @@ fn flush(
         !changed_participants.is_empty() || gone_participants.read().count() > 0;
     let session_changed = session.is_some_and(|s| !s.6)
         && (written.session != session_id || !changed_sessions.is_empty() || participants_changed);
+    // Relay statuses change often and are not stored; only the list of addresses is.
+    let relay_addrs: Vec<String> = relays.0.iter().map(|r| r.addr.clone()).collect();
+    let relays_changed = written.relays != relay_addrs;
     let dirty = local.is_changed() && !local.is_added()
-        || relays.is_changed() && !relays.is_added()
+        || relays_changed
         || counter.0 != written.intent_counter
         || left
         || session_changed
@@ -389,11 +403,11 @@ fn flush(
         if local.is_changed() {
             settings.insert("display_name", local.display_name.as_str())?;
         }
-        if relays.is_changed() {
+        if relays_changed {
             let mut table = txn.open_table(RELAYS)?;
             table.retain(|_, _| false)?;
-            for (i, relay) in relays.0.iter().enumerate() {
-                table.insert(i as u32, relay.addr.as_str())?;
+            for (i, addr) in relay_addrs.iter().enumerate() {
+                table.insert(i as u32, addr.as_str())?;
             }
         }
         if counter.0 != written.intent_counter {
@@ -448,5 +462,6 @@ fn flush(
     txn.commit()?;
     written.session = session_id;
     written.intent_counter = counter.0;
+    written.relays = relay_addrs;
     Ok(())
 }

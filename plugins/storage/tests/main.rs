@@ -227,7 +227,8 @@ fn migration_1_to_2_adds_an_empty_cohost_list_and_keeps_everything() {
     let host =
         whatnext_storage::identity::load_or_create(&dir.path().join(whatnext_storage::KEY_FILE))
             .expect("identity")
-            .peer;
+            .peer_id;
+    let host = PeerId::new(host.to_base58());
     write_version_1(&dir.path().join(DB_FILE), &host);
     let store = Store::open(dir.path()).expect("open and migrate");
     assert_eq!(read_version(&store.db).expect("version"), SCHEMA_VERSION);

@@ -1,12 +1,13 @@
 //! The identity key file: one ed25519 secret, created on first run, never replaced silently.
-//! The libp2p PeerId is derived from it, so invites survive restarts.
+//! The libp2p PeerId is derived from it, so invites survive restarts. The app keeps it in its
+//! data directory; the relay in its `--key-file`.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
-use whatnext_core::ids::PeerId;
+use libp2p_identity::PeerId;
 
 /// The first line of the key file, naming its format.
 const HEADER: &str = "whatnext-identity ed25519 v1";
@@ -27,17 +28,17 @@ pub enum IdentityError {
     },
 }
 
-/// This device's identity: the signing key and the peer id derived from it.
+/// An identity: the signing key and the peer id derived from it.
 #[derive(Clone)]
 pub struct Identity {
     pub key: SigningKey,
-    pub peer: PeerId,
+    pub peer_id: PeerId,
 }
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Identity")
-            .field("peer", &self.peer)
+            .field("peer_id", &self.peer_id)
             .finish_non_exhaustive()
     }
 }
@@ -45,23 +46,23 @@ impl std::fmt::Debug for Identity {
 impl Identity {
     /// The libp2p keypair for the network layer, from the same secret.
     pub fn libp2p_keypair(&self) -> libp2p_identity::Keypair {
-        let secret = self.key.to_bytes();
-        match libp2p_identity::ed25519::SecretKey::try_from_bytes(secret) {
-            Ok(secret) => {
-                libp2p_identity::Keypair::from(libp2p_identity::ed25519::Keypair::from(secret))
-            }
-            // 32 bytes from a valid signing key are always a valid libp2p ed25519 secret.
-            Err(_) => unreachable!("an ed25519-dalek secret is a valid libp2p ed25519 secret"),
-        }
+        keypair_from(self.key.to_bytes())
     }
 
     fn from_key(key: SigningKey) -> Self {
-        let mut identity = Self {
-            key,
-            peer: PeerId::new(""),
-        };
-        identity.peer = PeerId::new(identity.libp2p_keypair().public().to_peer_id().to_base58());
-        identity
+        let secret = key.to_bytes();
+        let peer_id = keypair_from(secret).public().to_peer_id();
+        Self { key, peer_id }
+    }
+}
+
+fn keypair_from(secret: [u8; 32]) -> libp2p_identity::Keypair {
+    match libp2p_identity::ed25519::SecretKey::try_from_bytes(secret) {
+        Ok(secret) => {
+            libp2p_identity::Keypair::from(libp2p_identity::ed25519::Keypair::from(secret))
+        }
+        // Any 32 bytes are a valid ed25519 secret, so this cannot happen.
+        Err(_) => unreachable!("32 bytes are always an ed25519 secret"),
     }
 }
 
@@ -141,8 +142,12 @@ mod tests {
         let path = dir.path().join("identity.key");
         let first = load_or_create(&path).expect("create");
         let second = load_or_create(&path).expect("load");
-        assert_eq!(first.peer, second.peer);
-        assert!(first.peer.as_str().starts_with("12D3Koo"), "{}", first.peer);
+        assert_eq!(first.peer_id, second.peer_id);
+        assert!(
+            first.peer_id.to_base58().starts_with("12D3Koo"),
+            "{}",
+            first.peer_id
+        );
     }
 
     #[cfg(unix)]
