@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// Network flags for tests: everything stays on loopback (no mDNS on real interfaces, and
+/// direct connections accepted on 127.0.0.1 only).
+pub const LOOPBACK: &[&str] = &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+
 /// Generous: these wait for a reply that normally takes milliseconds.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -46,12 +50,27 @@ impl Headless {
     }
 
     pub fn start_with(data_dir: &Path, flags: &[&str]) -> Self {
-        let mut child = Command::new(binary())
+        Self::spawn(Command::new(binary()), data_dir, flags)
+    }
+
+    /// Starts inside a network namespace (`ip netns exec NS whatnext …`).
+    pub fn start_in_netns(netns: &str, data_dir: &Path, flags: &[&str]) -> Self {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns]).arg(binary());
+        Self::spawn(command, data_dir, flags)
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path, flags: &[&str]) -> Self {
+        let mut child = command
             .arg("--headless")
             .arg("--data-dir")
             .arg(data_dir)
             .args(flags)
-            .env("RUST_LOG", "warn")
+            // WHATNEXT_TEST_LOG=info shows the apps' logs when debugging a test.
+            .env(
+                "RUST_LOG",
+                std::env::var("WHATNEXT_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

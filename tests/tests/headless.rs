@@ -60,7 +60,7 @@ fn a_session_and_its_queue_survive_a_restart_with_the_same_peer_id() {
 fn piped_requests_are_answered_in_order_and_see_each_others_effects() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut child = Command::new(binary())
-        .args(["--headless", "--data-dir"])
+        .args(["--headless", "--offline", "--data-dir"])
         .arg(dir.path())
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
@@ -274,7 +274,7 @@ fn a_corrupt_key_file_stops_the_app_with_a_clear_error_and_is_kept() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("identity.key"), "garbage").expect("write");
     let output = Command::new(binary())
-        .args(["--headless", "--data-dir"])
+        .args(["--headless", "--offline", "--data-dir"])
         .arg(dir.path())
         .stdin(Stdio::null())
         .output()
@@ -313,7 +313,7 @@ fn a_database_from_a_newer_version_stops_the_app_and_is_left_untouched() {
     }
     let before = std::fs::read(&db_path).expect("read");
     let output = Command::new(binary())
-        .args(["--headless", "--data-dir"])
+        .args(["--headless", "--offline", "--data-dir"])
         .arg(dir.path())
         .stdin(Stdio::null())
         .output()

@@ -258,3 +258,66 @@ fn unknown_codes_and_malformed_invites_are_invalid_invites() {
         "not_in_session"
     );
 }
+
+#[test]
+fn a_relayed_pair_is_upgraded_to_a_direct_connection_by_hole_punching() {
+    // Loopback has no NAT, so DCUtR's simultaneous dial succeeds; this shows the upgrade is
+    // attempted and taken. Real NATs are the lab's job (issue 7).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = Headless::start_with(&dir.path().join("host"), LOOPBACK);
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Punch"}));
+    let (url, _) = invite_of(&mut host);
+    let host_id = host.ok("identity", json!(null))["peer_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut guest = Headless::start_with(&dir.path().join("guest"), LOOPBACK);
+    guest.ok("session.join", json!({"invite": url}));
+    let started = Instant::now();
+    let seen = wait_connection(&mut guest, &host_id, "direct");
+    eprintln!("upgraded to direct {:?} after joining", started.elapsed());
+    assert_eq!(seen["online"], json!(true));
+}
+
+fn wait_connection(app: &mut Headless, peer: &str, connection: &str) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let state = app.ok("session.state", json!(null));
+        let p = participant(&state, peer).clone();
+        if p["connection"] == json!(connection) {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{peer} never became {connection}: {state}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_short_code_stops_working_when_the_host_leaves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
+    host.ok("session.create", json!({"name": "Brief"}));
+    let (_, code) = invite_of(&mut host);
+    host.ok("session.leave", json!(null));
+    let mut guest = peer_on(&relay, &dir.path().join("guest"), "Gus");
+    // Unregistering is asynchronous; give it a moment, then the code must be gone.
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let reply = guest.call("session.join", json!({"invite": code}));
+        if reply["error"]["code"] == json!("invalid_invite") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the code still resolves: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

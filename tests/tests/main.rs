@@ -5,5 +5,6 @@
 mod harness;
 mod headless;
 mod join;
+mod lan;
 mod relay;
 mod window;

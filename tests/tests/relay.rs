@@ -157,7 +157,7 @@ fn the_app_reserves_a_slot_on_its_relay_and_the_relay_counts_it() {
     let metrics_port = free_tcp_port();
     let metrics = format!("127.0.0.1:{metrics_port}");
     let relay = Relay::start(&dir.path().join("relay.key"), 0, &["--metrics", &metrics]);
-    let mut app = Headless::start_with(&dir.path().join("app"), &["--no-mdns"]);
+    let mut app = Headless::start_with(&dir.path().join("app"), LOOPBACK);
     app.ok("relay.add", json!({"addr": relay.addr()}));
     wait_relay_status(&mut app, relay.addr(), "reserved", TIMEOUT);
     let names: Vec<&str> = app
@@ -182,7 +182,7 @@ fn a_relay_outage_is_reported_and_the_reservation_comes_back_by_itself() {
     let port = free_tcp_port();
     let relay = Relay::start(&key, port, &[]);
     let addr = relay.addr().to_owned();
-    let mut app = Headless::start_with(&dir.path().join("app"), &["--no-mdns"]);
+    let mut app = Headless::start_with(&dir.path().join("app"), LOOPBACK);
     app.ok("relay.add", json!({"addr": addr}));
     wait_relay_status(&mut app, &addr, "reserved", TIMEOUT);
     drop(relay); // SIGKILL: an outage, not a goodbye
@@ -209,7 +209,7 @@ fn an_unreachable_relay_fails_with_a_reason_and_stays_stored() {
         "/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
     );
     {
-        let mut app = Headless::start_with(&dir.path().join("app"), &["--no-mdns"]);
+        let mut app = Headless::start_with(&dir.path().join("app"), LOOPBACK);
         app.ok("relay.add", json!({"addr": addr}));
         let failed = wait_relay_status(&mut app, &addr, "failed", TIMEOUT);
         assert!(
@@ -221,7 +221,35 @@ fn an_unreachable_relay_fails_with_a_reason_and_stays_stored() {
         app.ok("quit", json!(null));
         assert!(app.wait_exit().success());
     }
-    let mut app = Headless::start_with(&dir.path().join("app"), &["--no-mdns", "--offline"]);
+    let mut app = Headless::start_with(&dir.path().join("app"), &["--offline"]);
     let list = app.ok("relay.list", json!(null));
     assert_eq!(list[0]["addr"], json!(addr));
+}
+
+/// A relay that stops answering (SIGSTOP: the TCP connection stays open) is noticed by the
+/// ping heartbeat, not left looking healthy.
+#[test]
+fn a_frozen_relay_is_noticed_by_the_heartbeat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let addr = relay.addr().to_owned();
+    let mut app = Headless::start_with(&dir.path().join("app"), LOOPBACK);
+    app.ok("relay.add", json!({"addr": addr}));
+    wait_relay_status(&mut app, &addr, "reserved", TIMEOUT);
+    let pid = relay.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let started = Instant::now();
+    // Heartbeat every 15 s, a ping times out after 20 s: noticed within about 35 s.
+    let failed = wait_relay_status(&mut app, &addr, "failed", Duration::from_secs(90));
+    eprintln!(
+        "frozen relay noticed after {:?}: {failed}",
+        started.elapsed()
+    );
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
 }

@@ -13,6 +13,7 @@ fn the_desktop_window_renders_a_non_blank_screenshot() {
     let status = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x720x24"])
         .arg(binary())
+        .arg("--offline")
         .arg("--data-dir")
         .arg(dir.path().join("data"))
         .arg("--screenshot")

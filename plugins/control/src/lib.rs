@@ -234,7 +234,13 @@ fn answer_query(
             }
             let invite = &*shared.invite;
             match &invite.url {
-                Some(url) => Ok(json!({"url": url, "short_code": invite.short_code})),
+                Some(url) => {
+                    let mut result = json!({"url": url, "short_code": invite.short_code});
+                    if let Some(problem) = &invite.problem {
+                        result["warning"] = json!(problem);
+                    }
+                    Ok(result)
+                }
                 None => Err(IntentError::new(
                     ErrorCode::Unreachable,
                     invite.problem.clone().unwrap_or_else(|| {

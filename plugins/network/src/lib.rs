@@ -10,7 +10,7 @@ pub mod backoff;
 pub mod protocol;
 pub mod relays;
 mod session_link;
-mod swarm;
+pub mod swarm;
 
 use std::sync::Mutex;
 use std::thread::JoinHandle;

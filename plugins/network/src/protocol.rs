@@ -20,6 +20,8 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionRequest {
     Hello(Hello),
+    /// Measures a round trip; answered by the network thread itself.
+    Ping(u64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +44,8 @@ pub enum SessionResponse {
     Refused {
         reason: String,
     },
+    /// The answer to `Ping`, with its number.
+    Pong(u64),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

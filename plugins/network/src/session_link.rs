@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
+use tracing::{info, warn};
 use whatnext_core::invite::{Invite, InviteUrl, ShortCode};
 use whatnext_core::prelude::*;
 
@@ -13,7 +14,10 @@ use crate::protocol::{Hello, SessionRequest, SessionResponse, Welcome};
 use crate::{ConnectionKind, NetBridge, NetCommand, NetEvent};
 
 /// A join gives up after this long without an answer, or a knock without a decision.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(60);
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait before trying an unreachable host again, within `JOIN_TIMEOUT`: mDNS
+/// may not have found it yet, or its relay may be restarting.
+const JOIN_RETRY: Duration = Duration::from_secs(1);
 pub const KNOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a knocking guest asks again whether it was let in.
 const KNOCK_POLL: Duration = Duration::from_millis(500);
@@ -145,29 +149,32 @@ fn keep_invite_current(
         .iter()
         .find(|r| r.status == RelayStatus::Reserved)
         .map(|r| r.addr.clone());
-    let next = match (&hosted, &reserved) {
-        (None, _) => SessionInvite::default(),
-        (Some(_), None) => SessionInvite {
-            url: None,
-            short_code: None,
-            problem: Some(if relays.0.is_empty() {
-                "no relay is set up: add one (relay.add) so friends can reach you".into()
-            } else {
-                "no relay is reserved yet: friends cannot reach you until one is".into()
-            }),
-        },
-        (Some(id), Some(relay)) => SessionInvite {
+    let next = match &hosted {
+        None => SessionInvite::default(),
+        // Without a reserved relay the link still works on the local network (mDNS finds
+        // the host by its peer id); say so, because friends elsewhere cannot use it.
+        Some(id) => SessionInvite {
             url: Some(
                 InviteUrl {
                     host: local.peer.clone(),
-                    relay: Some(relay.clone()),
+                    relay: reserved.clone(),
                     session: id.clone(),
                     key: Some(invite_secret(&keys.0, id)),
                 }
                 .to_string(),
             ),
-            short_code: registered.filter(|c| wanted.as_ref().is_some_and(|w| w.as_str() == c)),
-            problem: None,
+            short_code: reserved
+                .as_ref()
+                .and(registered.filter(|c| wanted.as_ref().is_some_and(|w| w.as_str() == c))),
+            problem: match (&reserved, relays.0.is_empty()) {
+                (Some(_), _) => None,
+                (None, true) => Some(
+                    "no relay is set up, so this link works only on your local network and there is no short code".into(),
+                ),
+                (None, false) => Some(
+                    "no relay is reserved yet, so this link works only on your local network and there is no short code".into(),
+                ),
+            },
         },
     };
     if *invite != next {
@@ -198,7 +205,9 @@ fn answer_requests(
         else {
             continue;
         };
-        let SessionRequest::Hello(hello) = request;
+        let SessionRequest::Hello(hello) = request else {
+            continue;
+        };
         let guest = PeerId::new(peer.clone());
         let hosted = sessions.iter().find(|(_, h)| h.0 == local.peer);
         let response = match hosted {
@@ -311,6 +320,8 @@ struct Join {
     started: Instant,
     knocked: bool,
     retry_at: Option<Instant>,
+    /// What went wrong on the last attempt, for the final answer.
+    last_error: Option<String>,
 }
 
 fn start_joins(
@@ -382,6 +393,7 @@ fn start_joins(
                 started: Instant::now(),
                 knocked: false,
                 retry_at: None,
+                last_error: None,
             },
         );
     }
@@ -434,6 +446,7 @@ fn finish_joins(
                             };
                         }
                     }
+                    SessionResponse::Pong(_) => {}
                     SessionResponse::Refused { reason } => {
                         let code = if join.knocked {
                             ErrorCode::Denied
@@ -448,8 +461,18 @@ fn finish_joins(
                 token,
                 code,
                 message,
-            } if joins.0.contains_key(token) => {
-                done.push((*token, Err(IntentError::new(*code, message.clone()))));
+            } => {
+                let Some(join) = joins.0.get_mut(token) else {
+                    continue;
+                };
+                if *code == ErrorCode::Unreachable
+                    && matches!(join.command, NetCommand::JoinViaUrl { .. })
+                {
+                    join.last_error = Some(message.clone());
+                    join.retry_at = Some(now + JOIN_RETRY);
+                } else {
+                    done.push((*token, Err(IntentError::new(*code, message.clone()))));
+                }
             }
             _ => {}
         }
@@ -462,9 +485,16 @@ fn finish_joins(
         };
         if now.duration_since(join.started) > limit {
             let message = if join.knocked {
-                "the host did not answer the knock in time"
+                "the host did not answer the knock in time".to_owned()
             } else {
-                "the host could not be reached in time (tried its relay and any LAN address)"
+                format!(
+                    "the host could not be reached within {} s (tried the relay in the link, and the local network){}",
+                    JOIN_TIMEOUT.as_secs(),
+                    join.last_error
+                        .as_ref()
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
+                )
             };
             done.push((
                 *token,

@@ -30,13 +30,13 @@ pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
-    relay_client: relay::client::Behaviour,
-    dcutr: Toggle<dcutr::Behaviour>,
-    identify: identify::Behaviour,
-    ping: ping::Behaviour,
-    mdns: Toggle<mdns::tokio::Behaviour>,
-    rendezvous: rendezvous::client::Behaviour,
-    session: request_response::Behaviour<PostcardCodec<SessionRequest, SessionResponse>>,
+    pub relay_client: relay::client::Behaviour,
+    pub dcutr: Toggle<dcutr::Behaviour>,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+    pub rendezvous: rendezvous::client::Behaviour,
+    pub session: request_response::Behaviour<PostcardCodec<SessionRequest, SessionResponse>>,
 }
 
 pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, String> {
@@ -572,6 +572,22 @@ impl Task {
     fn on_session(&mut self, event: request_response::Event<SessionRequest, SessionResponse>) {
         use request_response::{Event as E, Message};
         match event {
+            E::Message {
+                message:
+                    Message::Request {
+                        request: SessionRequest::Ping(n),
+                        channel,
+                        ..
+                    },
+                ..
+            } => {
+                let pong = SessionResponse::Pong(n);
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .session
+                    .send_response(channel, pong);
+            }
             E::Message {
                 peer,
                 message:
