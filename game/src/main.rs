@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use whatnext_core::prelude::SessionPlugin;
 use whatnext_network::{NetConfig, NetworkPlugin};
+use whatnext_replication::ReplicationPlugin;
 use whatnext_storage::StoragePlugin;
 
 /// whatnext: a local-first, peer-to-peer listening party.
@@ -117,6 +118,7 @@ fn init_logs() {
 fn add_core_plugins(app: &mut bevy::app::App, storage: StoragePlugin, network: Option<NetConfig>) {
     app.add_plugins(SessionPlugin).add_plugins(storage);
     if let Some(config) = network {
-        app.add_plugins(NetworkPlugin::new(config));
+        app.add_plugins(NetworkPlugin::new(config))
+            .add_plugins(ReplicationPlugin);
     }
 }

@@ -7,4 +7,5 @@ mod headless;
 mod join;
 mod lan;
 mod relay;
+mod replication;
 mod window;

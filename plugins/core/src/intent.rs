@@ -9,14 +9,14 @@ use crate::ids::{IntentId, PeerId, SessionId, TrackId};
 use crate::rules::Rule;
 
 /// One user action with a unique id. Front ends write these; `SessionPlugin` applies them.
-#[derive(Message, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Message, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
     pub id: IntentId,
     pub action: Action,
 }
 
 /// Every action a user can take.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     /// Applies on this device only; no role rules.
     Local(LocalAction),
@@ -24,7 +24,7 @@ pub enum Action {
     Session(SessionAction),
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LocalAction {
     SetDisplayName { name: String },
     AddRelay { addr: String },
@@ -34,7 +34,7 @@ pub enum LocalAction {
     LeaveSession,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionAction {
     AddTrack {
         track_id: TrackId,
@@ -115,7 +115,7 @@ pub struct IntentOutcome {
 }
 
 /// What an applied intent produced, for the reply to its author.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {
     Done,
     SessionCreated(SessionId),

@@ -133,13 +133,15 @@ fn apply_intents(world: &mut World, reader: &mut SystemState<MessageReader<Inten
     let intents: Vec<Intent> = reader.get_mut(world)?.read().cloned().collect();
     let network = world.contains_resource::<NetworkPresent>();
     for intent in intents {
-        // With a network, joining is its job: it answers once the host has.
-        if network
-            && matches!(
-                intent.action,
-                Action::Local(LocalAction::JoinSession { .. })
-            )
-        {
+        // With a network, joining is its job: it answers once the host has. Likewise a
+        // guest's session intents go to the host, which answers.
+        let joining = matches!(
+            intent.action,
+            Action::Local(LocalAction::JoinSession { .. })
+        );
+        let guest_session_intent =
+            matches!(intent.action, Action::Session(_)) && !is_authority(world);
+        if network && (joining || guest_session_intent) {
             continue;
         }
         let result = apply_intent(world, &intent);
@@ -190,6 +192,16 @@ fn clean_text(what: &str, text: &str) -> Result<String, IntentError> {
         )));
     }
     Ok(text.to_owned())
+}
+
+/// This device hosts the current session (or there is none, so nothing to forward).
+pub fn is_authority(world: &mut World) -> bool {
+    let me = world.resource::<LocalPeer>().peer.clone();
+    world
+        .query::<&Host>()
+        .iter(world)
+        .next()
+        .is_none_or(|host| host.0 == me)
 }
 
 fn session_entity(world: &mut World) -> Option<Entity> {

@@ -9,7 +9,7 @@
 pub mod backoff;
 pub mod protocol;
 pub mod relays;
-mod session_link;
+pub mod session_link;
 pub mod swarm;
 
 use std::sync::Mutex;
@@ -22,6 +22,7 @@ use whatnext_core::prelude::*;
 
 pub use protocol::{Hello, SessionRequest, SessionResponse};
 pub use relays::Status as LinkStatus;
+pub use session_link::{Members, PeerLinks};
 pub use swarm::HEARTBEAT;
 
 /// How the network thread is set up.
@@ -78,6 +79,13 @@ pub enum NetCommand {
     },
     /// The short code to keep registered on our relay (`None`: none).
     SetCode(Option<String>),
+    /// Send a request to a connected (or reachable) peer; the answer comes back as
+    /// `NetEvent::Response` or `NetEvent::SendFailed` with the same token.
+    Send {
+        token: u64,
+        peer: String,
+        request: SessionRequest,
+    },
     Shutdown,
 }
 
@@ -118,6 +126,16 @@ pub enum NetEvent {
         peer: String,
         reply: u64,
         request: SessionRequest,
+    },
+    Response {
+        token: u64,
+        peer: String,
+        response: SessionResponse,
+    },
+    SendFailed {
+        token: u64,
+        peer: String,
+        error: String,
     },
     CodeRegistered(String),
     CodeProblem(String),

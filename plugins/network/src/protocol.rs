@@ -10,6 +10,7 @@ use libp2p::StreamProtocol;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use whatnext_core::ids::{PeerId, SessionId};
+use whatnext_core::intent::{Applied, Intent, IntentError};
 
 pub const SESSION_PROTOCOL: StreamProtocol = StreamProtocol::new("/whatnext/session/1");
 
@@ -20,6 +21,14 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionRequest {
     Hello(Hello),
+    /// Host → member: the next batch of replicated changes.
+    Update(Update),
+    /// Member → host: an intent to authorize and apply.
+    Intent(Intent),
+    /// Member → host: send the updates after this sequence number (or a snapshot).
+    Resync {
+        after: u64,
+    },
     /// Measures a round trip; answered by the network thread itself.
     Ping(u64),
 }
@@ -46,6 +55,46 @@ pub enum SessionResponse {
     },
     /// The answer to `Ping`, with its number.
     Pong(u64),
+    /// An update was received.
+    Ack,
+    /// The authority's answer to an intent.
+    IntentResult(Result<Applied, IntentError>),
+    /// The answer to `Resync`: the missing updates, or a whole snapshot if they are gone.
+    Updates(Vec<Update>),
+    Snapshot(Snapshot),
+}
+
+/// One replicated component's serialized value, named by its registered name.
+pub type ComponentBytes = (String, Vec<u8>);
+
+/// One tick's changes on the authority, in order.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    pub seq: u64,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Insert or replace a component (spawning the entity if it is new).
+    Insert {
+        net_id: u64,
+        component: ComponentBytes,
+    },
+    Remove {
+        net_id: u64,
+        component: String,
+    },
+    Despawn {
+        net_id: u64,
+    },
+}
+
+/// Every replicated entity with its components, as of update `seq`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub seq: u64,
+    pub entities: Vec<(u64, Vec<ComponentBytes>)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +102,8 @@ pub struct Welcome {
     pub session: SessionId,
     pub name: String,
     pub host: PeerId,
-    /// Everyone in the session, the host included: (peer, display name).
-    pub participants: Vec<(PeerId, String)>,
+    /// The session's replicated state; the member applies updates after its `seq`.
+    pub snapshot: Snapshot,
 }
 
 /// Length-prefixed postcard, for any request and response types.

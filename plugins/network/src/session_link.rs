@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use whatnext_core::invite::{Invite, InviteUrl, ShortCode};
 use whatnext_core::prelude::*;
 
-use crate::protocol::{Hello, SessionRequest, SessionResponse, Welcome};
+use crate::protocol::{Hello, SessionRequest, SessionResponse, Snapshot, Welcome};
 use crate::{ConnectionKind, NetBridge, NetCommand, NetEvent};
 
 /// A join gives up after this long without an answer, or a knock without a decision.
@@ -26,24 +26,36 @@ pub struct SessionLinkPlugin;
 
 impl Plugin for SessionLinkPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<Joins>().add_systems(
-            Update,
-            (
-                track_links,
-                keep_invite_current,
-                answer_requests,
-                start_joins,
-                finish_joins,
-            )
-                .chain()
-                .after(SessionSet::Apply),
-        );
+        app.init_resource::<Joins>()
+            .init_resource::<Members>()
+            .init_resource::<PendingWelcomes>()
+            .add_systems(
+                Update,
+                (
+                    track_links,
+                    keep_invite_current,
+                    answer_requests,
+                    start_joins,
+                    finish_joins,
+                )
+                    .chain()
+                    .after(SessionSet::Apply),
+            );
     }
 }
 
 /// This device's network key: the invite secret is derived from it.
 #[derive(Resource, Clone)]
 pub struct NetKeys(pub libp2p::identity::Keypair);
+
+/// Welcomes waiting for the next replication tick, so that their snapshot already holds
+/// the joiner's own participant entity: (reply, guest, welcome without its snapshot).
+#[derive(Resource, Default, Debug)]
+pub struct PendingWelcomes(pub Vec<(u64, PeerId, Welcome)>);
+
+/// Admitted members of the hosted session: they get its updates, and only they.
+#[derive(Resource, Default, Debug, Clone)]
+pub struct Members(pub std::collections::HashSet<PeerId>);
 
 /// The best current connection to each peer.
 #[derive(Resource, Default, Debug)]
@@ -195,6 +207,7 @@ fn answer_requests(
     sessions: Query<(&Session, &Host)>,
     mut participants: Query<(&mut Participant, &mut Presence)>,
     mut events: MessageReader<NetEvent>,
+    mut welcomes: ResMut<PendingWelcomes>,
 ) {
     for event in events.read() {
         let NetEvent::Request {
@@ -225,7 +238,15 @@ fn answer_requests(
                     .and_then(|k| k.decision);
                 if by_link || (by_code && decision == Some(true)) {
                     admit(&mut commands, &mut participants, &links, &guest, hello);
-                    SessionResponse::Welcome(welcome(session, &local, &participants, &guest, hello))
+                    let welcome = Welcome {
+                        session: session.id.clone(),
+                        name: session.name.clone(),
+                        host: local.peer.clone(),
+                        snapshot: Snapshot::default(),
+                    };
+                    // Answered by replication once the snapshot includes the joiner.
+                    welcomes.0.push((*reply, guest.clone(), welcome));
+                    continue;
                 } else if by_code && decision == Some(false) {
                     SessionResponse::Refused {
                         reason: "the host declined your request to join".into(),
@@ -286,28 +307,6 @@ fn admit(
         NetId(rand::random()),
         Replicated,
     ));
-}
-
-fn welcome(
-    session: &Session,
-    local: &LocalPeer,
-    participants: &Query<(&mut Participant, &mut Presence)>,
-    guest: &PeerId,
-    hello: &Hello,
-) -> Welcome {
-    let mut people: Vec<(PeerId, String)> = participants
-        .iter()
-        .map(|(p, _)| (p.peer.clone(), p.display_name.clone()))
-        .collect();
-    if !people.iter().any(|(p, _)| p == guest) {
-        people.push((guest.clone(), hello.display_name.clone()));
-    }
-    Welcome {
-        session: session.id.clone(),
-        name: session.name.clone(),
-        host: local.peer.clone(),
-        participants: people,
-    }
 }
 
 /// This device's joins in progress, by token (the intent counter).
@@ -400,10 +399,7 @@ fn start_joins(
 }
 
 fn finish_joins(
-    mut commands: Commands,
     bridge: Res<NetBridge>,
-    local: Res<LocalPeer>,
-    links: Res<PeerLinks>,
     mut joins: ResMut<Joins>,
     mut events: MessageReader<NetEvent>,
     mut outcomes: MessageWriter<IntentOutcome>,
@@ -424,13 +420,7 @@ fn finish_joins(
                 };
                 match response {
                     SessionResponse::Welcome(welcome) => {
-                        spawn_mirror(
-                            &mut commands,
-                            &local,
-                            &links,
-                            &PeerId::new(host.clone()),
-                            welcome,
-                        );
+                        // Replication applies the welcome's snapshot.
                         done.push((*token, Ok(Applied::SessionJoined(welcome.session.clone()))));
                     }
                     SessionResponse::Knocked => {
@@ -446,7 +436,12 @@ fn finish_joins(
                             };
                         }
                     }
-                    SessionResponse::Pong(_) => {}
+                    // Not answers to a hello.
+                    SessionResponse::Pong(_)
+                    | SessionResponse::Ack
+                    | SessionResponse::IntentResult(_)
+                    | SessionResponse::Updates(_)
+                    | SessionResponse::Snapshot(_) => {}
                     SessionResponse::Refused { reason } => {
                         let code = if join.knocked {
                             ErrorCode::Denied
@@ -512,52 +507,5 @@ fn finish_joins(
                 result,
             });
         }
-    }
-}
-
-/// The guest's copy of the session it joined. Full replication (issue 4) keeps it current;
-/// today it holds what the welcome said.
-fn spawn_mirror(
-    commands: &mut Commands,
-    local: &LocalPeer,
-    links: &PeerLinks,
-    host: &PeerId,
-    welcome: &Welcome,
-) {
-    commands.spawn((
-        Session {
-            id: welcome.session.clone(),
-            name: welcome.name.clone(),
-        },
-        Host(welcome.host.clone()),
-        CoHosts::default(),
-        PlaybackOwner(welcome.host.clone()),
-        PlaybackClock::stopped(),
-    ));
-    for (peer, name) in &welcome.participants {
-        let presence = if *peer == local.peer {
-            Presence {
-                online: true,
-                connection: Connection::Myself,
-            }
-        } else if peer == host {
-            Presence {
-                online: links.0.contains_key(peer),
-                connection: connection_of(links.0.get(peer)),
-            }
-        } else {
-            Presence {
-                online: false,
-                connection: Connection::Relayed,
-            }
-        };
-        commands.spawn((
-            Participant {
-                peer: peer.clone(),
-                display_name: name.clone(),
-                display: false,
-            },
-            presence,
-        ));
     }
 }

@@ -141,6 +141,8 @@ struct Task {
     joins: HashMap<OutboundRequestId, u64>,
     /// Short codes being resolved: namespace → (join token, hello).
     resolving: HashMap<String, (u64, Hello)>,
+    /// Bevy's own requests in flight: request → token.
+    sends: HashMap<OutboundRequestId, u64>,
     /// Inbound requests waiting for Bevy's answer.
     replies: HashMap<u64, ResponseChannel<SessionResponse>>,
     next_reply: u64,
@@ -506,6 +508,25 @@ impl Task {
                     self.register_code();
                 }
             }
+            NetCommand::Send {
+                token,
+                peer,
+                request,
+            } => match peer.parse::<PeerId>() {
+                Ok(to) => {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .session
+                        .send_request(&to, request);
+                    self.sends.insert(id, token);
+                }
+                Err(_) => self.emit(NetEvent::SendFailed {
+                    token,
+                    peer,
+                    error: "not a peer ID".into(),
+                }),
+            },
             NetCommand::Shutdown => return false,
         }
         true
@@ -619,6 +640,13 @@ impl Task {
                         host: peer.to_base58(),
                         response,
                     });
+                } else if let Some(token) = self.sends.remove(&request_id) {
+                    let peer = peer.to_base58();
+                    self.emit(NetEvent::Response {
+                        token,
+                        peer,
+                        response,
+                    });
                 }
             }
             E::OutboundFailure {
@@ -633,6 +661,9 @@ impl Task {
                         ErrorCode::Unreachable,
                         format!("could not reach the host {peer}: {error}"),
                     );
+                } else if let Some(token) = self.sends.remove(&request_id) {
+                    let (peer, error) = (peer.to_base58(), error.to_string());
+                    self.emit(NetEvent::SendFailed { token, peer, error });
                 }
             }
             E::InboundFailure { peer, error, .. } => {
@@ -691,6 +722,7 @@ pub async fn run(
         joins: HashMap::new(),
         resolving: HashMap::new(),
         replies: HashMap::new(),
+        sends: HashMap::new(),
         next_reply: 0,
         code: None,
         code_registered_at: None,

@@ -1,0 +1,680 @@
+//! `ReplicationPlugin`: one session, the same on every member's machine.
+//!
+//! On the authority (the host), change detection on entities marked `Replicated` becomes one
+//! `Update` per tick, numbered, kept in a bounded history, and sent to admitted members only.
+//! A joiner's welcome carries a snapshot taken after its own participant was added. Members
+//! apply updates in order to mirrored entities found by `NetId`; a gap asks for the missing
+//! updates (or a snapshot). Guests' session intents go to the host, and its answer comes back
+//! as the intent's outcome.
+//!
+//! Registering a component is one line: `app.replicate::<MyComponent>()`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bevy::ecs::system::SystemState;
+use bevy::prelude::*;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use whatnext_core::prelude::*;
+use whatnext_network::protocol::{Change, Snapshot, Update};
+use whatnext_network::session_link::PendingWelcomes;
+use whatnext_network::{
+    Members, NetBridge, NetCommand, NetEvent, PeerLinks, SessionRequest, SessionResponse,
+};
+
+/// How many past updates the authority keeps to fill a member's gap without a snapshot.
+pub const HISTORY: usize = 1024;
+
+pub struct ReplicationPlugin;
+
+/// Adds `replicate::<C>()` to `App`.
+pub trait AppReplicationExt {
+    /// Sends `C`'s changes on `Replicated` entities from the authority to every member.
+    fn replicate<
+        C: Component<Mutability = bevy::ecs::component::Mutable>
+            + Clone
+            + Serialize
+            + DeserializeOwned,
+    >(
+        &mut self,
+    ) -> &mut Self;
+}
+
+type InsertFn = fn(&mut World, Entity, &[u8]) -> Result<(), String>;
+type RemoveFn = fn(&mut World, Entity);
+
+/// Registered components by name: how to apply each on a member.
+#[derive(Resource, Default)]
+pub struct Registry {
+    fns: HashMap<String, (InsertFn, RemoveFn)>,
+}
+
+fn component_name<C>() -> String {
+    std::any::type_name::<C>().to_owned()
+}
+
+fn insert_component<C: Component + DeserializeOwned>(
+    world: &mut World,
+    entity: Entity,
+    bytes: &[u8],
+) -> Result<(), String> {
+    let value: C =
+        postcard::from_bytes(bytes).map_err(|e| format!("{}: {e}", component_name::<C>()))?;
+    world.entity_mut(entity).insert(value);
+    Ok(())
+}
+
+fn remove_component<C: Component>(world: &mut World, entity: Entity) {
+    world.entity_mut(entity).remove::<C>();
+}
+
+impl AppReplicationExt for App {
+    fn replicate<
+        C: Component<Mutability = bevy::ecs::component::Mutable>
+            + Clone
+            + Serialize
+            + DeserializeOwned,
+    >(
+        &mut self,
+    ) -> &mut Self {
+        self.init_resource::<Registry>().init_resource::<Outgoing>();
+        self.world_mut().resource_mut::<Registry>().fns.insert(
+            component_name::<C>(),
+            (insert_component::<C>, remove_component::<C>),
+        );
+        self.add_systems(
+            PostUpdate,
+            collect_changes::<C>
+                .in_set(ReplicationSet::Collect)
+                .run_if(hosting),
+        )
+    }
+}
+
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+enum ReplicationSet {
+    Collect,
+    Flush,
+}
+
+/// This frame's changes on the authority, in the order found.
+#[derive(Resource, Default)]
+struct Outgoing(Vec<Change>);
+
+/// The authority's side: sequence, history, and the serialized state for snapshots.
+#[derive(Resource, Default)]
+struct Authority {
+    seq: u64,
+    history: VecDeque<Update>,
+    state: BTreeMap<u64, BTreeMap<String, Vec<u8>>>,
+    net_ids: HashMap<Entity, u64>,
+}
+
+impl Authority {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            seq: self.seq,
+            entities: self
+                .state
+                .iter()
+                .map(|(id, comps)| {
+                    (
+                        *id,
+                        comps.iter().map(|(n, b)| (n.clone(), b.clone())).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn record(&mut self, change: &Change) {
+        match change {
+            Change::Insert { net_id, component } => {
+                self.state
+                    .entry(*net_id)
+                    .or_default()
+                    .insert(component.0.clone(), component.1.clone());
+            }
+            Change::Remove { net_id, component } => {
+                if let Some(comps) = self.state.get_mut(net_id) {
+                    comps.remove(component);
+                }
+            }
+            Change::Despawn { net_id } => {
+                self.state.remove(net_id);
+            }
+        }
+    }
+}
+
+/// The member's side: what it has applied, and what waits for a gap to fill.
+#[derive(Resource, Default)]
+struct Mirror {
+    last_seq: u64,
+    buffer: BTreeMap<u64, Update>,
+    entities: HashMap<u64, Entity>,
+    resyncing: bool,
+}
+
+/// Requests this device sent and waits on: token → what for.
+#[derive(Resource, Default)]
+struct Outstanding {
+    next_token: u64,
+    intents: HashMap<u64, IntentId>,
+    resync: Option<u64>,
+}
+
+impl Outstanding {
+    fn token(&mut self) -> u64 {
+        // Tokens start high so they never meet a join token (an intent counter) in logs.
+        self.next_token += 1;
+        (1 << 62) + self.next_token
+    }
+}
+
+/// Intents members sent, waiting for the authority's outcome: id → reply.
+#[derive(Resource, Default)]
+struct ForeignIntents(HashMap<IntentId, u64>);
+
+impl Plugin for ReplicationPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Authority>()
+            .init_resource::<Mirror>()
+            .init_resource::<Outstanding>()
+            .init_resource::<ForeignIntents>()
+            .configure_sets(
+                PostUpdate,
+                (ReplicationSet::Collect, ReplicationSet::Flush).chain(),
+            )
+            .add_systems(
+                PostUpdate,
+                track_net_ids
+                    .before(ReplicationSet::Collect)
+                    .run_if(hosting),
+            )
+            .add_systems(
+                PostUpdate,
+                (collect_despawns.run_if(hosting), flush)
+                    .chain()
+                    .in_set(ReplicationSet::Flush),
+            )
+            .add_systems(
+                Update,
+                (
+                    receive,
+                    forward_guest_intents,
+                    answer_member_requests,
+                    answer_foreign_outcomes,
+                    give_presence,
+                    return_ownership,
+                )
+                    .chain()
+                    .after(SessionSet::Apply),
+            );
+        app.replicate::<Session>()
+            .replicate::<Host>()
+            .replicate::<CoHosts>()
+            .replicate::<PlaybackOwner>()
+            .replicate::<PlaybackClock>()
+            .replicate::<Participant>()
+            .replicate::<Track>()
+            .replicate::<QueuePosition>();
+    }
+}
+
+/// This device hosts the current session.
+fn hosting(local: Res<LocalPeer>, hosts: Query<&Host>) -> bool {
+    hosts.iter().next().is_some_and(|h| h.0 == local.peer)
+}
+
+#[allow(clippy::type_complexity)]
+fn track_net_ids(
+    mut auth: ResMut<Authority>,
+    added: Query<(Entity, &NetId), (Added<NetId>, With<Replicated>)>,
+) {
+    for (entity, id) in &added {
+        auth.net_ids.insert(entity, id.0);
+    }
+}
+
+fn collect_changes<C: Component + Serialize>(
+    changed: Query<(&NetId, Ref<C>), With<Replicated>>,
+    mut removed: RemovedComponents<C>,
+    alive: Query<&NetId>,
+    mut out: ResMut<Outgoing>,
+) {
+    let name = component_name::<C>();
+    for (id, value) in &changed {
+        if value.is_changed() {
+            match postcard::to_allocvec(&*value) {
+                Ok(bytes) => out.0.push(Change::Insert {
+                    net_id: id.0,
+                    component: (name.clone(), bytes),
+                }),
+                Err(e) => {
+                    tracing::error!(component = %name, error = %e, "cannot encode a replicated component")
+                }
+            }
+        }
+    }
+    for entity in removed.read() {
+        // A despawn is reported once, as a despawn; only removals from live entities here.
+        if let Ok(id) = alive.get(entity) {
+            out.0.push(Change::Remove {
+                net_id: id.0,
+                component: name.clone(),
+            });
+        }
+    }
+}
+
+fn collect_despawns(
+    mut auth: ResMut<Authority>,
+    mut gone: RemovedComponents<NetId>,
+    mut out: ResMut<Outgoing>,
+) {
+    for entity in gone.read() {
+        if let Some(id) = auth.net_ids.remove(&entity) {
+            out.0.push(Change::Despawn { net_id: id });
+        }
+    }
+}
+
+/// Numbers this tick's changes as one update, sends it to the members, and answers the
+/// welcomes waiting for a snapshot that includes their joiner.
+fn flush(
+    mut out: ResMut<Outgoing>,
+    mut auth: ResMut<Authority>,
+    bridge: Res<NetBridge>,
+    mut members: ResMut<Members>,
+    mut welcomes: ResMut<PendingWelcomes>,
+) {
+    if !out.0.is_empty() {
+        auth.seq += 1;
+        let update = Update {
+            seq: auth.seq,
+            changes: std::mem::take(&mut out.0),
+        };
+        for change in &update.changes {
+            auth.record(change);
+        }
+        for member in &members.0 {
+            let request = SessionRequest::Update(update.clone());
+            bridge.send(NetCommand::Send {
+                token: 0,
+                peer: member.0.clone(),
+                request,
+            });
+        }
+        auth.history.push_back(update);
+        while auth.history.len() > HISTORY {
+            auth.history.pop_front();
+        }
+    }
+    for (reply, guest, mut welcome) in welcomes.0.drain(..) {
+        welcome.snapshot = auth.snapshot();
+        bridge.send(NetCommand::Respond {
+            reply,
+            response: SessionResponse::Welcome(welcome),
+        });
+        members.0.insert(guest);
+    }
+}
+
+/// Applies what the authority sent: a welcome's snapshot, updates in order, resync answers.
+fn receive(world: &mut World, state: &mut SystemState<MessageReader<NetEvent>>) -> Result {
+    let events: Vec<NetEvent> = state.get_mut(world)?.read().cloned().collect();
+    for event in events {
+        match event {
+            NetEvent::JoinAnswer {
+                response: SessionResponse::Welcome(welcome),
+                ..
+            } => {
+                apply_snapshot(world, welcome.snapshot);
+            }
+            NetEvent::Request {
+                peer,
+                reply,
+                request: SessionRequest::Update(update),
+            } => {
+                let from_host = world
+                    .query::<&Host>()
+                    .iter(world)
+                    .next()
+                    .is_some_and(|h| h.0.as_str() == peer);
+                let response = if from_host {
+                    accept_update(world, update);
+                    SessionResponse::Ack
+                } else {
+                    tracing::warn!(%peer, "an update from a peer that is not our host was ignored");
+                    SessionResponse::Refused {
+                        reason: "you are not this peer's host".into(),
+                    }
+                };
+                world
+                    .resource::<NetBridge>()
+                    .send(NetCommand::Respond { reply, response });
+            }
+            NetEvent::Response {
+                token, response, ..
+            } if world.resource::<Outstanding>().resync == Some(token) => {
+                world.resource_mut::<Outstanding>().resync = None;
+                world.resource_mut::<Mirror>().resyncing = false;
+                match response {
+                    SessionResponse::Snapshot(snapshot) => apply_snapshot(world, snapshot),
+                    SessionResponse::Updates(updates) => {
+                        for update in updates {
+                            accept_update(world, update);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn accept_update(world: &mut World, update: Update) {
+    let last = world.resource::<Mirror>().last_seq;
+    if update.seq <= last {
+        return; // already applied
+    }
+    world
+        .resource_mut::<Mirror>()
+        .buffer
+        .insert(update.seq, update);
+    loop {
+        let next = world.resource::<Mirror>().last_seq + 1;
+        let Some(update) = world.resource_mut::<Mirror>().buffer.remove(&next) else {
+            break;
+        };
+        for change in update.changes {
+            apply_change(world, change);
+        }
+        world.resource_mut::<Mirror>().last_seq = next;
+    }
+    let (gap, resyncing, last) = {
+        let mirror = world.resource::<Mirror>();
+        (!mirror.buffer.is_empty(), mirror.resyncing, mirror.last_seq)
+    };
+    if gap && !resyncing {
+        request_resync(world, last);
+    }
+}
+
+fn request_resync(world: &mut World, after: u64) {
+    let Some(host) = world
+        .query::<&Host>()
+        .iter(world)
+        .next()
+        .map(|h| h.0.clone())
+    else {
+        return;
+    };
+    let token = world.resource_mut::<Outstanding>().token();
+    world.resource_mut::<Outstanding>().resync = Some(token);
+    world.resource_mut::<Mirror>().resyncing = true;
+    tracing::info!(after, "missed updates; asking the host to resync");
+    world.resource::<NetBridge>().send(NetCommand::Send {
+        token,
+        peer: host.0,
+        request: SessionRequest::Resync { after },
+    });
+}
+
+fn entity_for(world: &mut World, net_id: u64) -> Entity {
+    if let Some(entity) = world.resource::<Mirror>().entities.get(&net_id).copied()
+        && world.get_entity(entity).is_ok()
+    {
+        return entity;
+    }
+    let entity = world.spawn((NetId(net_id), Replicated)).id();
+    world
+        .resource_mut::<Mirror>()
+        .entities
+        .insert(net_id, entity);
+    entity
+}
+
+fn apply_change(world: &mut World, change: Change) {
+    match change {
+        Change::Insert {
+            net_id,
+            component: (name, bytes),
+        } => {
+            let Some((insert, _)) = world.resource::<Registry>().fns.get(&name).copied() else {
+                tracing::warn!(component = %name, "an update names a component this build does not replicate");
+                return;
+            };
+            let entity = entity_for(world, net_id);
+            if let Err(error) = insert(world, entity, &bytes) {
+                tracing::warn!(%error, "a replicated component could not be decoded; skipped");
+            }
+        }
+        Change::Remove { net_id, component } => {
+            let remove = world
+                .resource::<Registry>()
+                .fns
+                .get(&component)
+                .map(|f| f.1);
+            let entity = world.resource::<Mirror>().entities.get(&net_id).copied();
+            if let (Some(remove), Some(entity)) = (remove, entity)
+                && world.get_entity(entity).is_ok()
+            {
+                remove(world, entity);
+            }
+        }
+        Change::Despawn { net_id } => {
+            if let Some(entity) = world.resource_mut::<Mirror>().entities.remove(&net_id) {
+                let _ = world.try_despawn(entity);
+            }
+        }
+    }
+}
+
+fn apply_snapshot(world: &mut World, snapshot: Snapshot) {
+    let old: Vec<Entity> = world
+        .resource_mut::<Mirror>()
+        .entities
+        .drain()
+        .map(|(_, e)| e)
+        .collect();
+    for entity in old {
+        let _ = world.try_despawn(entity);
+    }
+    for (net_id, components) in snapshot.entities {
+        for component in components {
+            apply_change(world, Change::Insert { net_id, component });
+        }
+    }
+    let mut mirror = world.resource_mut::<Mirror>();
+    mirror.last_seq = snapshot.seq;
+    mirror.buffer.retain(|seq, _| *seq > snapshot.seq);
+}
+
+/// A guest's session intents go to the host; its answer becomes the intent's outcome.
+fn forward_guest_intents(
+    local: Res<LocalPeer>,
+    hosts: Query<&Host>,
+    bridge: Res<NetBridge>,
+    mut outstanding: ResMut<Outstanding>,
+    mut intents: MessageReader<Intent>,
+    mut events: MessageReader<NetEvent>,
+    mut outcomes: MessageWriter<IntentOutcome>,
+) {
+    let host = hosts
+        .iter()
+        .next()
+        .map(|h| h.0.clone())
+        .filter(|h| *h != local.peer);
+    for intent in intents.read() {
+        let (Some(host), Action::Session(_)) = (&host, &intent.action) else {
+            continue;
+        };
+        let token = outstanding.token();
+        outstanding.intents.insert(token, intent.id.clone());
+        bridge.send(NetCommand::Send {
+            token,
+            peer: host.0.clone(),
+            request: SessionRequest::Intent(intent.clone()),
+        });
+    }
+    for event in events.read() {
+        match event {
+            NetEvent::Response {
+                token,
+                response: SessionResponse::IntentResult(result),
+                ..
+            } => {
+                if let Some(id) = outstanding.intents.remove(token) {
+                    outcomes.write(IntentOutcome {
+                        id,
+                        result: result.clone(),
+                    });
+                }
+            }
+            NetEvent::SendFailed { token, error, .. } => {
+                if let Some(id) = outstanding.intents.remove(token) {
+                    let message = format!("the host could not be reached: {error}");
+                    outcomes.write(IntentOutcome {
+                        id,
+                        result: Err(IntentError::new(ErrorCode::Unreachable, message)),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The authority's side of members' requests: their intents (applied as if local, under
+/// their own author id) and resyncs. Non-members get nothing.
+fn answer_member_requests(
+    bridge: Res<NetBridge>,
+    members: Res<Members>,
+    auth: Res<Authority>,
+    mut foreign: ResMut<ForeignIntents>,
+    mut events: MessageReader<NetEvent>,
+    mut intents: MessageWriter<Intent>,
+) {
+    for event in events.read() {
+        let NetEvent::Request {
+            peer,
+            reply,
+            request,
+        } = event
+        else {
+            continue;
+        };
+        let member = members.0.contains(&PeerId::new(peer.clone()));
+        let response = match request {
+            SessionRequest::Intent(intent) if !member => {
+                Some(SessionResponse::IntentResult(Err(IntentError::new(
+                    ErrorCode::NotPermitted,
+                    "only members of the session can change it",
+                ))))
+            }
+            SessionRequest::Intent(intent) if intent.id.author.as_str() != peer => {
+                let _ = intent;
+                Some(SessionResponse::IntentResult(Err(IntentError::new(
+                    ErrorCode::NotPermitted,
+                    "an intent must come from its author",
+                ))))
+            }
+            SessionRequest::Intent(intent) => {
+                foreign.0.insert(intent.id.clone(), *reply);
+                intents.write(intent.clone());
+                None
+            }
+            SessionRequest::Resync { .. } if !member => Some(SessionResponse::Refused {
+                reason: "not a member".into(),
+            }),
+            SessionRequest::Resync { after } => {
+                let first = auth.history.front().map(|u| u.seq);
+                Some(match first {
+                    Some(first) if first <= after + 1 => SessionResponse::Updates(
+                        auth.history
+                            .iter()
+                            .filter(|u| u.seq > *after)
+                            .cloned()
+                            .collect(),
+                    ),
+                    _ => SessionResponse::Snapshot(auth.snapshot()),
+                })
+            }
+            _ => None,
+        };
+        if let Some(response) = response {
+            bridge.send(NetCommand::Respond {
+                reply: *reply,
+                response,
+            });
+        }
+    }
+}
+
+fn answer_foreign_outcomes(
+    bridge: Res<NetBridge>,
+    mut foreign: ResMut<ForeignIntents>,
+    mut outcomes: MessageReader<IntentOutcome>,
+) {
+    for outcome in outcomes.read() {
+        if let Some(reply) = foreign.0.remove(&outcome.id) {
+            let response = SessionResponse::IntentResult(outcome.result.clone());
+            bridge.send(NetCommand::Respond { reply, response });
+        }
+    }
+}
+
+/// Presence is this device's own knowledge, never replicated: fill it in for mirrored
+/// participants from the connections we have.
+fn give_presence(
+    mut commands: Commands,
+    local: Res<LocalPeer>,
+    links: Res<PeerLinks>,
+    participants: Query<(Entity, &Participant), Without<Presence>>,
+) {
+    for (entity, p) in &participants {
+        let presence = if p.peer == local.peer {
+            Presence {
+                online: true,
+                connection: Connection::Myself,
+            }
+        } else {
+            let kind = links.0.get(&p.peer);
+            Presence {
+                online: kind.is_some(),
+                connection: match kind {
+                    Some(whatnext_network::ConnectionKind::Direct) => Connection::Direct,
+                    Some(whatnext_network::ConnectionKind::Lan) => Connection::Lan,
+                    _ => Connection::Relayed,
+                },
+            }
+        };
+        commands.entity(entity).insert(presence);
+    }
+}
+
+/// On the authority: when the playback owner drops, playback returns to the host.
+fn return_ownership(
+    local: Res<LocalPeer>,
+    mut sessions: Query<(&Host, &mut PlaybackOwner)>,
+    mut events: MessageReader<NetEvent>,
+) {
+    let Ok((host, mut owner)) = sessions.single_mut() else {
+        return;
+    };
+    if host.0 != local.peer {
+        return;
+    }
+    for event in events.read() {
+        if let NetEvent::PeerLink { peer, kind: None } = event
+            && owner.0.as_str() == peer
+        {
+            tracing::info!(%peer, "the playback owner dropped; playback returns to the host");
+            owner.0 = host.0.clone();
+        }
+    }
+}

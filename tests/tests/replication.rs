@@ -1,0 +1,204 @@
+//! A live session across processes: relay + host + co-host + guest, joined through the relay.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use crate::relay::{Relay, wait_relay_status};
+
+const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
+
+struct Party {
+    _relay: Relay,
+    host: Headless,
+    cohost: Headless,
+    guest: Headless,
+    ids: [String; 3],
+}
+
+fn id_of(app: &mut Headless) -> String {
+    app.ok("identity", json!(null))["peer_id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+fn party(dir: &std::path::Path) -> Party {
+    let relay = Relay::start(&dir.join("relay.key"), 0, &[]);
+    let mut host = Headless::start_with(&dir.join("host"), RELAY_ONLY);
+    host.ok("identity.set_name", json!({"name": "Hana"}));
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Live"}));
+    let url = loop {
+        let reply = host.call("session.invite", json!(null));
+        if reply["ok"] == json!(true)
+            && reply["result"]["url"]
+                .as_str()
+                .is_some_and(|u| u.contains("relay="))
+        {
+            break reply["result"]["url"].as_str().expect("url").to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut cohost = Headless::start_with(&dir.join("cohost"), RELAY_ONLY);
+    cohost.ok("identity.set_name", json!({"name": "Cole"}));
+    cohost.ok("session.join", json!({"invite": url}));
+    let mut guest = Headless::start_with(&dir.join("guest"), RELAY_ONLY);
+    guest.ok("identity.set_name", json!({"name": "Gus"}));
+    guest.ok("session.join", json!({"invite": url}));
+    let ids = [id_of(&mut host), id_of(&mut cohost), id_of(&mut guest)];
+    host.ok("cohost.add", json!({"peer_id": ids[1]}));
+    Party {
+        _relay: relay,
+        host,
+        cohost,
+        guest,
+        ids,
+    }
+}
+
+/// Polls `session.state` until `check` holds, returning the state and how long it took.
+fn wait_state(app: &mut Headless, what: &str, check: impl Fn(&Value) -> bool) -> (Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let state = app.ok("session.state", json!(null));
+        if check(&state) {
+            return (state, started.elapsed());
+        }
+        assert!(started.elapsed() < TIMEOUT, "never saw {what}: {state}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn titles(state: &Value) -> Vec<String> {
+    state["queue"]
+        .as_array()
+        .map(|q| {
+            q.iter()
+                .map(|t| t["title"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_guests_track_reaches_host_and_cohost_in_the_same_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = party(dir.path());
+    p.host.ok(
+        "track.add",
+        json!({"title": "First", "artist": "A", "duration_ms": 100000}),
+    );
+    let added = p.guest.ok(
+        "track.add",
+        json!({"title": "From guest", "artist": "G", "duration_ms": 200000}),
+    );
+    let track_id = added["track_id"].clone();
+    for (name, app) in [
+        ("host", &mut p.host),
+        ("co-host", &mut p.cohost),
+        ("guest", &mut p.guest),
+    ] {
+        let (state, took) = wait_state(app, "the guest's track", |s| {
+            titles(s) == ["First", "From guest"]
+        });
+        let track = &state["queue"][1];
+        assert_eq!(track["track_id"], track_id);
+        assert_eq!(track["added_by"], json!(p.ids[2]), "{name}: {state}");
+        eprintln!("{name} saw the guest's track after {took:?}");
+    }
+    // Co-host role replicated to everyone.
+    let (state, _) = wait_state(&mut p.guest, "the co-host", |s| {
+        s["cohosts"] == json!([p.ids[1]])
+    });
+    assert_eq!(state["host"], json!(p.ids[0]));
+}
+
+#[test]
+fn a_guests_pause_is_refused_and_nothing_changes_anywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = party(dir.path());
+    p.host.ok(
+        "track.add",
+        json!({"title": "One", "artist": "A", "duration_ms": 100000}),
+    );
+    p.host.ok("playback.play", json!(null));
+    for app in [&mut p.cohost, &mut p.guest] {
+        wait_state(app, "playing", |s| {
+            s["playback"]["state"] == json!("playing")
+        });
+    }
+    let reply = p.guest.call("playback.pause", json!(null));
+    assert_eq!(reply["error"]["code"], json!("not_permitted"), "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("playback owner")
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    for app in [&mut p.host, &mut p.cohost, &mut p.guest] {
+        let state = app.ok("session.state", json!(null));
+        assert_eq!(state["playback"]["state"], json!("playing"), "{state}");
+        assert_eq!(state["playback_owner"], json!(p.ids[0]));
+    }
+}
+
+#[test]
+fn ownership_goes_host_to_cohost_and_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = party(dir.path());
+    p.host.ok(
+        "track.add",
+        json!({"title": "One", "artist": "A", "duration_ms": 100000}),
+    );
+    p.host.ok("playback.play", json!(null));
+    p.host.ok("playback.handoff", json!({"peer_id": p.ids[1]}));
+    wait_state(&mut p.cohost, "the co-host owning playback", |s| {
+        s["playback_owner"] == json!(p.ids[1])
+    });
+    p.cohost.ok("playback.pause", json!(null));
+    for app in [&mut p.host, &mut p.cohost, &mut p.guest] {
+        wait_state(app, "paused by the co-host", |s| {
+            s["playback"]["state"] == json!("paused") && s["playback_owner"] == json!(p.ids[1])
+        });
+    }
+    // The host, no longer owner, cannot play; it takes playback back instead.
+    assert_eq!(
+        p.host.error_code("playback.play", json!(null)),
+        "not_permitted"
+    );
+    p.host.ok("playback.take", json!(null));
+    for app in [&mut p.host, &mut p.cohost, &mut p.guest] {
+        wait_state(app, "the host owning playback again", |s| {
+            s["playback_owner"] == json!(p.ids[0])
+        });
+    }
+    // A guest cannot take playback.
+    assert_eq!(
+        p.guest.error_code("playback.take", json!(null)),
+        "not_permitted"
+    );
+}
+
+#[test]
+fn when_the_owner_drops_playback_returns_to_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = party(dir.path());
+    p.host.ok("playback.handoff", json!({"peer_id": p.ids[1]}));
+    wait_state(&mut p.host, "the co-host owning playback", |s| {
+        s["playback_owner"] == json!(p.ids[1])
+    });
+    let _ = p.cohost.child.kill();
+    let (_, took) = wait_state(&mut p.host, "playback back with the host", |s| {
+        s["playback_owner"] == json!(p.ids[0])
+    });
+    eprintln!("ownership returned {took:?} after the owner was killed");
+    wait_state(
+        &mut p.guest,
+        "the guest seeing the host own playback",
+        |s| s["playback_owner"] == json!(p.ids[0]),
+    );
+}
