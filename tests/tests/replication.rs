@@ -10,7 +10,7 @@ use crate::relay::{Relay, wait_relay_status};
 const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
 
 struct Party {
-    _relay: Relay,
+    relay: Relay,
     host: Headless,
     cohost: Headless,
     guest: Headless,
@@ -25,7 +25,11 @@ fn id_of(app: &mut Headless) -> String {
 }
 
 fn party(dir: &std::path::Path) -> Party {
-    let relay = Relay::start(&dir.join("relay.key"), 0, &[]);
+    party_on_port(dir, 0)
+}
+
+fn party_on_port(dir: &std::path::Path, port: u16) -> Party {
+    let relay = Relay::start(&dir.join("relay.key"), port, &[]);
     let mut host = Headless::start_with(&dir.join("host"), RELAY_ONLY);
     host.ok("identity.set_name", json!({"name": "Hana"}));
     host.ok("relay.add", json!({"addr": relay.addr()}));
@@ -51,7 +55,7 @@ fn party(dir: &std::path::Path) -> Party {
     let ids = [id_of(&mut host), id_of(&mut cohost), id_of(&mut guest)];
     host.ok("cohost.add", json!({"peer_id": ids[1]}));
     Party {
-        _relay: relay,
+        relay,
         host,
         cohost,
         guest,
@@ -61,13 +65,22 @@ fn party(dir: &std::path::Path) -> Party {
 
 /// Polls `session.state` until `check` holds, returning the state and how long it took.
 fn wait_state(app: &mut Headless, what: &str, check: impl Fn(&Value) -> bool) -> (Value, Duration) {
+    wait_state_for(app, what, TIMEOUT, check)
+}
+
+fn wait_state_for(
+    app: &mut Headless,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
     let started = Instant::now();
     loop {
         let state = app.ok("session.state", json!(null));
         if check(&state) {
             return (state, started.elapsed());
         }
-        assert!(started.elapsed() < TIMEOUT, "never saw {what}: {state}");
+        assert!(started.elapsed() < limit, "never saw {what}: {state}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -201,4 +214,61 @@ fn when_the_owner_drops_playback_returns_to_the_host() {
         "the guest seeing the host own playback",
         |s| s["playback_owner"] == json!(p.ids[0]),
     );
+}
+
+/// The guest is cut off (the relay dies), adds two tracks, quits; the relay and the guest come
+/// back. The two tracks reach every peer, exactly once, without anyone doing anything.
+#[test]
+fn a_guests_offline_adds_arrive_exactly_once_after_reconnecting_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = crate::relay::free_tcp_port();
+    let mut p = party_on_port(dir.path(), port);
+    p.guest.ok(
+        "track.add",
+        json!({"title": "Before", "artist": "A", "duration_ms": 100000}),
+    );
+    for app in [&mut p.host, &mut p.cohost, &mut p.guest] {
+        wait_state(app, "the first track", |s| titles(s) == ["Before"]);
+    }
+    let host_id = p.ids[0].clone();
+    drop(p.relay); // SIGKILL: the relay, and every relayed link, is gone
+    wait_state(&mut p.guest, "the host offline", |s| {
+        s["participants"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|x| x["peer_id"] == json!(host_id) && x["online"] == json!(false))
+        })
+    });
+    for title in ["Offline 1", "Offline 2"] {
+        let result = p.guest.ok(
+            "track.add",
+            json!({"title": title, "artist": "G", "duration_ms": 100000}),
+        );
+        assert_eq!(result["pending"], json!(true), "{result}");
+        assert!(result["track_id"].is_string());
+    }
+    let state = p.guest.ok("session.state", json!(null));
+    assert_eq!(titles(&state), ["Before", "Offline 1", "Offline 2"]);
+    assert_eq!(state["queue"][1]["pending"], json!(true));
+    p.guest.ok("quit", json!(null));
+    assert!(p.guest.wait_exit().success());
+
+    let _relay = Relay::start(&dir.path().join("relay.key"), port, &[]);
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    // Reservations come back within the backoff cap (30 s), then the guest gets back in.
+    let limit = Duration::from_secs(120);
+    let want = ["Before", "Offline 1", "Offline 2"];
+    for (name, app) in [
+        ("host", &mut p.host),
+        ("co-host", &mut p.cohost),
+        ("guest", &mut guest),
+    ] {
+        let (state, took) = wait_state_for(app, "both offline tracks", limit, |s| {
+            titles(s) == want
+                && s["queue"]
+                    .as_array()
+                    .is_some_and(|q| q.iter().all(|t| t["pending"] == json!(false)))
+        });
+        assert_eq!(titles(&state), want, "exactly once on the {name}");
+        eprintln!("{name} had the offline tracks {took:?} after the guest restarted");
+    }
 }

@@ -273,6 +273,22 @@ fn relay_json(relay: &RelayEntry) -> Value {
     value
 }
 
+/// The result object of an applied intent.
+fn applied_json(applied: &Applied) -> Value {
+    match applied {
+        Applied::SessionCreated(session_id) | Applied::SessionJoined(session_id) => {
+            json!({"session_id": session_id})
+        }
+        Applied::TrackAdded(track_id) => json!({"track_id": track_id.to_string()}),
+        Applied::Done => json!({}),
+        Applied::Pending(inner) => {
+            let mut result = applied_json(inner);
+            result["pending"] = json!(true);
+            result
+        }
+    }
+}
+
 /// Replies to requests whose intents were applied (and persisted) this frame.
 fn answer_outcomes(
     channels: Res<Channels>,
@@ -284,13 +300,7 @@ fn answer_outcomes(
             continue; // another front end's intent
         };
         match &outcome.result {
-            Ok(Applied::SessionCreated(session_id) | Applied::SessionJoined(session_id)) => {
-                reply_ok(&channels, &id, json!({"session_id": session_id}))
-            }
-            Ok(Applied::TrackAdded(track_id)) => {
-                reply_ok(&channels, &id, json!({"track_id": track_id.to_string()}))
-            }
-            Ok(Applied::Done) => reply_ok(&channels, &id, json!({})),
+            Ok(applied) => reply_ok(&channels, &id, applied_json(applied)),
             Err(error) => reply_error(&channels, &id, error.code, &error.message),
         }
     }

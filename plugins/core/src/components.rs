@@ -75,7 +75,8 @@ pub struct Presence {
 
 /// A track entity in the session queue.
 #[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[component(on_insert = index_track, on_discard = unindex_track)]
+// `on_remove`, not `on_discard`: replacing a track's value is not removing the track.
+#[component(on_insert = index_track, on_remove = unindex_track)]
 pub struct Track {
     pub id: TrackId,
     pub title: String,
@@ -155,10 +156,17 @@ fn index_track(mut world: DeferredWorld, ctx: HookContext) {
     let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
         return;
     };
-    world
-        .resource_mut::<QueueIndex>()
-        .by_id
-        .insert(id, ctx.entity);
+    let key = world.get::<QueuePosition>(ctx.entity).map(|p| p.0.clone());
+    let mut index = world.resource_mut::<QueueIndex>();
+    index.by_id.insert(id, ctx.entity);
+    // Components may arrive in any order (a snapshot applies them one by one): whichever
+    // of Track and QueuePosition comes second puts the track in the play order.
+    if let Some(key) = key
+        && !index.keys.contains_key(&ctx.entity)
+    {
+        index.order.insert((key.clone(), id), ctx.entity);
+        index.keys.insert(ctx.entity, (key, id));
+    }
 }
 
 fn unindex_track(mut world: DeferredWorld, ctx: HookContext) {
@@ -177,10 +185,7 @@ fn index_position(mut world: DeferredWorld, ctx: HookContext) {
         return;
     };
     let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
-        tracing::warn!(
-            "a QueuePosition was put on an entity without a Track; it is not in the queue"
-        );
-        return;
+        return; // the Track hook indexes it when the Track arrives
     };
     let mut index = world.resource_mut::<QueueIndex>();
     index.order.insert((key.clone(), id), ctx.entity);
@@ -281,3 +286,12 @@ pub struct Knock {
 /// Present when a network plugin handles joins; without it a join answers "offline".
 #[derive(Resource, Clone, Copy, Debug, Default)]
 pub struct NetworkPresent;
+
+/// A guest's session intents that could not reach the host yet, in order. Persisted, and
+/// delivered when the host is reachable again; the host ignores ids it has already applied.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outbox(pub Vec<crate::intent::Intent>);
+
+/// The invite that lets this guest back into its session after a drop or a restart.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct RejoinInvite(pub Option<String>);

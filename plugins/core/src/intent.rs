@@ -121,6 +121,9 @@ pub enum Applied {
     SessionCreated(SessionId),
     /// Admitted by the host and given the session.
     SessionJoined(SessionId),
+    /// The host could not be reached: the intent waits in the outbox, and will have this
+    /// result once delivered.
+    Pending(Box<Applied>),
     TrackAdded(TrackId),
 }
 

@@ -35,6 +35,8 @@ impl Plugin for SessionPlugin {
             .init_resource::<IntentCounter>()
             .init_resource::<SessionInvite>()
             .init_resource::<Knocks>()
+            .init_resource::<Outbox>()
+            .init_resource::<RejoinInvite>()
             .add_message::<Intent>()
             .add_message::<IntentOutcome>()
             .add_message::<TrackRemoved>()
@@ -308,6 +310,7 @@ pub fn spawn_session(world: &mut World, id: SessionId, name: String, host: &Loca
 /// Removes the session, its participants and its tracks from the world.
 pub fn despawn_session(world: &mut World) {
     world.resource_mut::<Knocks>().0.clear();
+    world.resource_mut::<RejoinInvite>().0 = None;
     *world.resource_mut::<SessionInvite>() = SessionInvite::default();
     let doomed: Vec<Entity> = world
         .query_filtered::<Entity, Or<(With<Session>, With<Participant>, With<Track>)>>()

@@ -104,6 +104,8 @@ pub struct Welcome {
     pub host: PeerId,
     /// The session's replicated state; the member applies updates after its `seq`.
     pub snapshot: Snapshot,
+    /// An invite link (with its secret) that lets this member back in after a drop.
+    pub rejoin: Option<String>,
 }
 
 /// Length-prefixed postcard, for any request and response types.

@@ -37,6 +37,7 @@ impl Plugin for SessionLinkPlugin {
                     answer_requests,
                     start_joins,
                     finish_joins,
+                    rejoin_when_cut_off,
                 )
                     .chain()
                     .after(SessionSet::Apply),
@@ -243,6 +244,7 @@ fn answer_requests(
                         name: session.name.clone(),
                         host: local.peer.clone(),
                         snapshot: Snapshot::default(),
+                        rejoin: invite.url.clone(),
                     };
                     // Answered by replication once the snapshot includes the joiner.
                     welcomes.0.push((*reply, guest.clone(), welcome));
@@ -400,6 +402,7 @@ fn start_joins(
 
 fn finish_joins(
     bridge: Res<NetBridge>,
+    mut rejoin: ResMut<RejoinInvite>,
     mut joins: ResMut<Joins>,
     mut events: MessageReader<NetEvent>,
     mut outcomes: MessageWriter<IntentOutcome>,
@@ -421,6 +424,7 @@ fn finish_joins(
                 match response {
                     SessionResponse::Welcome(welcome) => {
                         // Replication applies the welcome's snapshot.
+                        rejoin.0 = welcome.rejoin.clone();
                         done.push((*token, Ok(Applied::SessionJoined(welcome.session.clone()))));
                     }
                     SessionResponse::Knocked => {
@@ -508,4 +512,47 @@ fn finish_joins(
             });
         }
     }
+}
+
+/// How often a guest cut off from its host tries to get back in.
+const REJOIN_EVERY: Duration = Duration::from_secs(2);
+
+/// A guest whose host link is gone (the relay restarted, or this app did) says hello again
+/// with the invite it was given, until the host welcomes it back.
+fn rejoin_when_cut_off(
+    bridge: Res<NetBridge>,
+    local: Res<LocalPeer>,
+    links: Res<PeerLinks>,
+    rejoin: Res<RejoinInvite>,
+    hosts: Query<&Host>,
+    mut last_try: Local<Option<Instant>>,
+    mut token: Local<u64>,
+) {
+    let Some(host) = hosts.iter().next().map(|h| h.0.clone()) else {
+        return;
+    };
+    if host == local.peer || links.0.contains_key(&host) {
+        return;
+    }
+    let Some(Ok(Invite::Url(url))) = rejoin.0.as_deref().map(str::parse::<Invite>) else {
+        return;
+    };
+    if last_try.is_some_and(|at| at.elapsed() < REJOIN_EVERY) {
+        return;
+    }
+    *last_try = Some(Instant::now());
+    *token += 1;
+    // Its own token range, so the join bookkeeping never mistakes it for a user's join.
+    bridge.send(NetCommand::JoinViaUrl {
+        token: (1 << 61) + *token,
+        host: url.host.0,
+        relay: url.relay,
+        hello: Hello {
+            session: Some(url.session),
+            key: url.key,
+            code: None,
+            display_name: local.display_name.clone(),
+            display: false,
+        },
+    });
 }

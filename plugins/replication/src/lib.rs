@@ -160,7 +160,9 @@ struct Mirror {
 #[derive(Resource, Default)]
 struct Outstanding {
     next_token: u64,
-    intents: HashMap<u64, IntentId>,
+    intents: HashMap<u64, Intent>,
+    /// Tokens of outbox deliveries in flight.
+    delivering: std::collections::HashSet<u64>,
     resync: Option<u64>,
 }
 
@@ -198,13 +200,17 @@ impl Plugin for ReplicationPlugin {
                     .chain()
                     .in_set(ReplicationSet::Flush),
             )
+            // After the flush, so a member's change is on its way before its confirmation.
+            .add_systems(
+                PostUpdate,
+                answer_foreign_outcomes.after(ReplicationSet::Flush),
+            )
             .add_systems(
                 Update,
                 (
                     receive,
                     forward_guest_intents,
                     answer_member_requests,
-                    answer_foreign_outcomes,
                     give_presence,
                     return_ownership,
                 )
@@ -494,12 +500,61 @@ fn apply_snapshot(world: &mut World, snapshot: Snapshot) {
     mirror.buffer.retain(|seq, _| *seq > snapshot.seq);
 }
 
-/// A guest's session intents go to the host; its answer becomes the intent's outcome.
+/// What an intent will answer once applied, for its pending reply.
+fn expected_result(action: &SessionAction) -> Applied {
+    match action {
+        SessionAction::AddTrack { track_id, .. } => Applied::TrackAdded(*track_id),
+        _ => Applied::Done,
+    }
+}
+
+/// Shows a guest's offline addition in its own queue, marked pending, until the host's
+/// confirmed copy replaces it.
+fn show_pending(
+    commands: &mut Commands,
+    index: &QueueIndex,
+    author: &PeerId,
+    action: &SessionAction,
+) {
+    if let SessionAction::AddTrack {
+        track_id,
+        title,
+        artist,
+        duration_ms,
+        path,
+    } = action
+    {
+        if index.entity(*track_id).is_some() {
+            return;
+        }
+        commands.spawn((
+            Track {
+                id: *track_id,
+                title: title.clone(),
+                artist: artist.clone(),
+                duration_ms: *duration_ms,
+                path: path.clone(),
+                added_by: author.clone(),
+            },
+            QueuePosition(QueueKey::between(index.last_key(), None)),
+            Pending,
+        ));
+    }
+}
+
+/// A guest's session intents go to the host; its answer becomes the intent's outcome. When
+/// the host cannot be reached, the intent waits in the persisted outbox and the answer says
+/// so (`pending`); the outbox is delivered, in order, once the host is back.
+#[allow(clippy::too_many_arguments)]
 fn forward_guest_intents(
+    mut commands: Commands,
     local: Res<LocalPeer>,
     hosts: Query<&Host>,
+    links: Res<PeerLinks>,
+    index: Res<QueueIndex>,
     bridge: Res<NetBridge>,
     mut outstanding: ResMut<Outstanding>,
+    mut outbox: ResMut<Outbox>,
     mut intents: MessageReader<Intent>,
     mut events: MessageReader<NetEvent>,
     mut outcomes: MessageWriter<IntentOutcome>,
@@ -509,17 +564,28 @@ fn forward_guest_intents(
         .next()
         .map(|h| h.0.clone())
         .filter(|h| *h != local.peer);
+    let reachable = host.as_ref().is_some_and(|h| links.0.contains_key(h));
     for intent in intents.read() {
-        let (Some(host), Action::Session(_)) = (&host, &intent.action) else {
+        let (Some(host), Action::Session(action)) = (&host, &intent.action) else {
             continue;
         };
-        let token = outstanding.token();
-        outstanding.intents.insert(token, intent.id.clone());
-        bridge.send(NetCommand::Send {
-            token,
-            peer: host.0.clone(),
-            request: SessionRequest::Intent(intent.clone()),
-        });
+        if reachable && outbox.0.is_empty() {
+            let token = outstanding.token();
+            outstanding.intents.insert(token, intent.clone());
+            bridge.send(NetCommand::Send {
+                token,
+                peer: host.0.clone(),
+                request: SessionRequest::Intent(intent.clone()),
+            });
+        } else {
+            outbox.0.push(intent.clone());
+            show_pending(&mut commands, &index, &intent.id.author, action);
+            let pending = Applied::Pending(Box::new(expected_result(action)));
+            outcomes.write(IntentOutcome {
+                id: intent.id.clone(),
+                result: Ok(pending),
+            });
+        }
     }
     for event in events.read() {
         match event {
@@ -528,23 +594,56 @@ fn forward_guest_intents(
                 response: SessionResponse::IntentResult(result),
                 ..
             } => {
-                if let Some(id) = outstanding.intents.remove(token) {
-                    outcomes.write(IntentOutcome {
-                        id,
-                        result: result.clone(),
-                    });
+                if let Some(intent) = outstanding.intents.remove(token) {
+                    if outstanding.delivering.remove(token) {
+                        // Its pending reply went out long ago; the outbox entry is done.
+                        outbox.0.retain(|i| i.id != intent.id);
+                        if let Err(error) = result {
+                            tracing::warn!(%error, "the host refused an intent from the outbox");
+                        }
+                    } else {
+                        outcomes.write(IntentOutcome {
+                            id: intent.id,
+                            result: result.clone(),
+                        });
+                    }
                 }
             }
             NetEvent::SendFailed { token, error, .. } => {
-                if let Some(id) = outstanding.intents.remove(token) {
-                    let message = format!("the host could not be reached: {error}");
+                if let Some(intent) = outstanding.intents.remove(token) {
+                    if outstanding.delivering.remove(token) {
+                        continue; // stays in the outbox for the next attempt
+                    }
+                    tracing::info!(%error, "the host is unreachable; the intent waits in the outbox");
+                    let action = match &intent.action {
+                        Action::Session(action) => action.clone(),
+                        Action::Local(_) => continue,
+                    };
+                    show_pending(&mut commands, &index, &intent.id.author, &action);
                     outcomes.write(IntentOutcome {
-                        id,
-                        result: Err(IntentError::new(ErrorCode::Unreachable, message)),
+                        id: intent.id.clone(),
+                        result: Ok(Applied::Pending(Box::new(expected_result(&action)))),
                     });
+                    outbox.0.push(intent);
                 }
             }
             _ => {}
+        }
+    }
+    // Deliver the outbox when the host is back and nothing from it is in flight.
+    if reachable
+        && outstanding.delivering.is_empty()
+        && let Some(host) = &host
+    {
+        for intent in &outbox.0 {
+            let token = outstanding.token();
+            outstanding.intents.insert(token, intent.clone());
+            outstanding.delivering.insert(token);
+            bridge.send(NetCommand::Send {
+                token,
+                peer: host.0.clone(),
+                request: SessionRequest::Intent(intent.clone()),
+            });
         }
     }
 }

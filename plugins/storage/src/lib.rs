@@ -83,6 +83,8 @@ pub type StoredSession = (SessionId, SessionRecord, Vec<(TrackId, TrackRecord)>)
 pub struct Loaded {
     pub display_name: Option<String>,
     pub relays: Vec<String>,
+    pub outbox: Vec<Intent>,
+    pub rejoin_invite: Option<String>,
     pub intent_counter: u64,
     pub session: Option<StoredSession>,
 }
@@ -146,6 +148,10 @@ impl Store {
         for row in txn.open_table(RELAYS)?.iter()? {
             loaded.relays.push(row?.1.value().to_owned());
         }
+        for row in txn.open_table(OUTBOX)?.iter()? {
+            loaded.outbox.push(decode(row?.1.value(), "outbox intent")?);
+        }
+        loaded.rejoin_invite = settings.get("rejoin_invite")?.map(|v| v.value().to_owned());
         let active = settings
             .get("active_session")?
             .map(|v| v.value().to_owned());
@@ -233,6 +239,8 @@ impl Plugin for StoragePlugin {
             relays: loaded.relays.clone(),
             intent_counter: loaded.intent_counter,
         });
+        app.insert_resource(Outbox(loaded.outbox))
+            .insert_resource(RejoinInvite(loaded.rejoin_invite));
         app.insert_resource(Relays(
             loaded
                 .relays
@@ -372,8 +380,12 @@ fn flush(
         (
             Or<(Changed<Track>, Changed<QueuePosition>)>,
             Without<Restored>,
+            // A guest's unconfirmed addition lives in the outbox, not in the queue.
+            Without<Pending>,
         ),
     >,
+    outbox: Res<Outbox>,
+    rejoin: Res<RejoinInvite>,
     mut removed_tracks: MessageReader<TrackRemoved>,
 ) -> Result {
     let session = sessions.iter().next();
@@ -387,7 +399,11 @@ fn flush(
     // Relay statuses change often and are not stored; only the list of addresses is.
     let relay_addrs: Vec<String> = relays.0.iter().map(|r| r.addr.clone()).collect();
     let relays_changed = written.relays != relay_addrs;
+    let outbox_changed = outbox.is_changed() && !outbox.is_added();
+    let rejoin_changed = rejoin.is_changed() && !rejoin.is_added();
     let dirty = local.is_changed() && !local.is_added()
+        || outbox_changed
+        || rejoin_changed
         || relays_changed
         || counter.0 != written.intent_counter
         || left
@@ -412,6 +428,19 @@ fn flush(
         }
         if counter.0 != written.intent_counter {
             txn.open_table(META)?.insert("intent_counter", counter.0)?;
+        }
+        if outbox_changed {
+            let mut table = txn.open_table(OUTBOX)?;
+            table.retain(|_, _| false)?;
+            for (i, intent) in outbox.0.iter().enumerate() {
+                table.insert(i as u64, encode(intent)?.as_slice())?;
+            }
+        }
+        if rejoin_changed {
+            match &rejoin.0 {
+                Some(invite) => settings.insert("rejoin_invite", invite.as_str())?,
+                None => settings.remove("rejoin_invite")?,
+            };
         }
         if left {
             // The session's record stays; it is just no longer the one to restore.
