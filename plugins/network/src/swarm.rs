@@ -22,6 +22,11 @@ use crate::protocol::{Hello, PostcardCodec, SESSION_PROTOCOL, SessionRequest, Se
 use crate::relays::{RelayManager, Status, Step};
 use crate::{ConnectionKind, NetCommand, NetConfig, NetEvent};
 
+/// A peer that sends more than `GARBAGE_LIMIT` unreadable messages within `GARBAGE_WINDOW`
+/// is disconnected.
+pub const GARBAGE_LIMIT: usize = 10;
+pub const GARBAGE_WINDOW: Duration = Duration::from_secs(60);
+
 /// How long a short code stays registered before renewal must refresh it.
 pub const CODE_TTL_SECS: u64 = 600;
 
@@ -141,6 +146,8 @@ struct Task {
     joins: HashMap<OutboundRequestId, u64>,
     /// Short codes being resolved: namespace → (join token, hello).
     resolving: HashMap<String, (u64, Hello)>,
+    /// Recent unreadable messages per peer.
+    garbage: HashMap<PeerId, Vec<Instant>>,
     /// Bevy's own requests in flight: request → token.
     sends: HashMap<OutboundRequestId, u64>,
     /// Inbound requests waiting for Bevy's answer.
@@ -668,6 +675,17 @@ impl Task {
             }
             E::InboundFailure { peer, error, .. } => {
                 warn!(%peer, %error, "a session request could not be read");
+                // One bad frame is logged and the connection goes on; a peer that keeps
+                // sending garbage is cut off.
+                let now = Instant::now();
+                let strikes = self.garbage.entry(peer).or_default();
+                strikes.retain(|at| now.duration_since(*at) < GARBAGE_WINDOW);
+                strikes.push(now);
+                if strikes.len() > GARBAGE_LIMIT {
+                    warn!(%peer, "too many malformed messages; disconnecting");
+                    self.garbage.remove(&peer);
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
             }
             E::ResponseSent { .. } => {}
         }
@@ -723,6 +741,7 @@ pub async fn run(
         resolving: HashMap::new(),
         replies: HashMap::new(),
         sends: HashMap::new(),
+        garbage: HashMap::new(),
         next_reply: 0,
         code: None,
         code_registered_at: None,

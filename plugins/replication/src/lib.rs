@@ -174,6 +174,37 @@ impl Outstanding {
     }
 }
 
+/// Each member may send this many intents a second, with bursts up to `INTENT_BURST`.
+pub const INTENTS_PER_SECOND: f64 = 20.0;
+pub const INTENT_BURST: f64 = 100.0;
+
+/// A token bucket for one member's intents.
+struct RateBucket {
+    tokens: f64,
+    at: std::time::Instant,
+}
+
+impl RateBucket {
+    fn new(now: std::time::Instant) -> Self {
+        Self {
+            tokens: INTENT_BURST,
+            at: now,
+        }
+    }
+
+    fn take(&mut self, now: std::time::Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * INTENTS_PER_SECOND;
+        self.tokens = (self.tokens + refill).min(INTENT_BURST);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Intents members sent, waiting for the authority's outcome: id → reply.
 #[derive(Resource, Default)]
 struct ForeignIntents(HashMap<IntentId, u64>);
@@ -244,22 +275,20 @@ fn track_net_ids(
 }
 
 fn collect_changes<C: Component + Serialize>(
-    changed: Query<(&NetId, Ref<C>), With<Replicated>>,
+    changed: Query<(&NetId, &C), (With<Replicated>, Changed<C>)>,
     mut removed: RemovedComponents<C>,
     alive: Query<&NetId>,
     mut out: ResMut<Outgoing>,
 ) {
     let name = component_name::<C>();
     for (id, value) in &changed {
-        if value.is_changed() {
-            match postcard::to_allocvec(&*value) {
-                Ok(bytes) => out.0.push(Change::Insert {
-                    net_id: id.0,
-                    component: (name.clone(), bytes),
-                }),
-                Err(e) => {
-                    tracing::error!(component = %name, error = %e, "cannot encode a replicated component")
-                }
+        match postcard::to_allocvec(value) {
+            Ok(bytes) => out.0.push(Change::Insert {
+                net_id: id.0,
+                component: (name.clone(), bytes),
+            }),
+            Err(e) => {
+                tracing::error!(component = %name, error = %e, "cannot encode a replicated component")
             }
         }
     }
@@ -650,14 +679,17 @@ fn forward_guest_intents(
 
 /// The authority's side of members' requests: their intents (applied as if local, under
 /// their own author id) and resyncs. Non-members get nothing.
+#[allow(clippy::too_many_arguments)]
 fn answer_member_requests(
     bridge: Res<NetBridge>,
     members: Res<Members>,
     auth: Res<Authority>,
     mut foreign: ResMut<ForeignIntents>,
+    mut buckets: Local<HashMap<String, RateBucket>>,
     mut events: MessageReader<NetEvent>,
     mut intents: MessageWriter<Intent>,
 ) {
+    let now = std::time::Instant::now();
     for event in events.read() {
         let NetEvent::Request {
             peer,
@@ -680,6 +712,19 @@ fn answer_member_requests(
                 Some(SessionResponse::IntentResult(Err(IntentError::new(
                     ErrorCode::NotPermitted,
                     "an intent must come from its author",
+                ))))
+            }
+            SessionRequest::Intent(_)
+                if !buckets
+                    .entry(peer.clone())
+                    .or_insert_with(|| RateBucket::new(now))
+                    .take(now) =>
+            {
+                Some(SessionResponse::IntentResult(Err(IntentError::new(
+                    ErrorCode::NotPermitted,
+                    format!(
+                        "too many changes at once (more than {INTENTS_PER_SECOND} a second); slow down"
+                    ),
                 ))))
             }
             SessionRequest::Intent(intent) => {
@@ -775,5 +820,23 @@ fn return_ownership(
             tracing::info!(%peer, "the playback owner dropped; playback returns to the host");
             owner.0 = host.0.clone();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_member_gets_a_burst_then_the_steady_rate() {
+        let start = Instant::now();
+        let mut bucket = RateBucket::new(start);
+        let burst = (0..1000).take_while(|_| bucket.take(start)).count();
+        assert_eq!(burst, INTENT_BURST as usize);
+        assert!(!bucket.take(start), "empty until time passes");
+        let later = start + Duration::from_secs(1);
+        let refilled = (0..1000).take_while(|_| bucket.take(later)).count();
+        assert_eq!(refilled, INTENTS_PER_SECOND as usize);
     }
 }
