@@ -274,6 +274,7 @@ fn track_net_ids(
     }
 }
 
+#[allow(clippy::type_complexity)]
 fn collect_changes<C: Component + Serialize>(
     changed: Query<(&NetId, &C), (With<Replicated>, Changed<C>)>,
     mut removed: RemovedComponents<C>,
