@@ -53,8 +53,9 @@ impl NetConfig {
     }
 }
 
-/// Into the network thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Into the network thread. Systems write these as Bevy messages; `forward_net_commands`
+/// hands them to the thread at the end of each frame.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
 pub enum NetCommand {
     /// The user's relays, in order. The relay manager works through them.
     SetRelays(Vec<String>),
@@ -208,7 +209,9 @@ impl Plugin for NetworkPlugin {
             thread,
         })
         .add_message::<NetEvent>()
+        .add_message::<NetCommand>()
         .add_systems(PreUpdate, drain_net_events)
+        .add_systems(Last, forward_net_commands)
         .add_systems(
             Update,
             (send_relay_list, apply_relay_statuses).after(SessionSet::Apply),
@@ -254,6 +257,12 @@ fn run_network_thread(
         events,
         Box::new(move || waker.wake()),
     ));
+}
+
+fn forward_net_commands(bridge: Res<NetBridge>, mut commands: MessageReader<NetCommand>) {
+    for command in commands.read() {
+        bridge.send(command.clone());
+    }
 }
 
 fn drain_net_events(bridge: Res<NetBridge>, mut out: MessageWriter<NetEvent>) {

@@ -18,9 +18,7 @@ use serde::de::DeserializeOwned;
 use whatnext_core::prelude::*;
 use whatnext_network::protocol::{Change, Snapshot, Update};
 use whatnext_network::session_link::PendingWelcomes;
-use whatnext_network::{
-    Members, NetBridge, NetCommand, NetEvent, PeerLinks, SessionRequest, SessionResponse,
-};
+use whatnext_network::{Members, NetCommand, NetEvent, PeerLinks, SessionRequest, SessionResponse};
 
 /// How many past updates the authority keeps to fill a member's gap without a snapshot.
 pub const HISTORY: usize = 1024;
@@ -211,6 +209,13 @@ struct ForeignIntents(HashMap<IntentId, u64>);
 
 impl Plugin for ReplicationPlugin {
     fn build(&self, app: &mut App) {
+        // Declared by the network plugin; initialised here too so replication runs on any
+        // transport that speaks NetCommand / NetEvent (the simulated network in tests).
+        app.init_resource::<Members>()
+            .init_resource::<PeerLinks>()
+            .init_resource::<PendingWelcomes>()
+            .add_message::<NetCommand>()
+            .add_message::<NetEvent>();
         app.init_resource::<Authority>()
             .init_resource::<Mirror>()
             .init_resource::<Outstanding>()
@@ -321,7 +326,7 @@ fn collect_despawns(
 fn flush(
     mut out: ResMut<Outgoing>,
     mut auth: ResMut<Authority>,
-    bridge: Res<NetBridge>,
+    mut net: MessageWriter<NetCommand>,
     mut members: ResMut<Members>,
     mut welcomes: ResMut<PendingWelcomes>,
 ) {
@@ -336,7 +341,7 @@ fn flush(
         }
         for member in &members.0 {
             let request = SessionRequest::Update(update.clone());
-            bridge.send(NetCommand::Send {
+            net.write(NetCommand::Send {
                 token: 0,
                 peer: member.0.clone(),
                 request,
@@ -349,7 +354,7 @@ fn flush(
     }
     for (reply, guest, mut welcome) in welcomes.0.drain(..) {
         welcome.snapshot = auth.snapshot();
-        bridge.send(NetCommand::Respond {
+        net.write(NetCommand::Respond {
             reply,
             response: SessionResponse::Welcome(welcome),
         });
@@ -387,9 +392,21 @@ fn receive(world: &mut World, state: &mut SystemState<MessageReader<NetEvent>>) 
                         reason: "you are not this peer's host".into(),
                     }
                 };
-                world
-                    .resource::<NetBridge>()
-                    .send(NetCommand::Respond { reply, response });
+                world.write_message(NetCommand::Respond { reply, response });
+            }
+            NetEvent::SendFailed { token, .. }
+                if world.resource::<Outstanding>().resync == Some(token) =>
+            {
+                // The gap is still there: ask again.
+                world.resource_mut::<Outstanding>().resync = None;
+                world.resource_mut::<Mirror>().resyncing = false;
+                let (gap, last) = {
+                    let mirror = world.resource::<Mirror>();
+                    (!mirror.buffer.is_empty(), mirror.last_seq)
+                };
+                if gap {
+                    request_resync(world, last);
+                }
             }
             NetEvent::Response {
                 token, response, ..
@@ -397,7 +414,13 @@ fn receive(world: &mut World, state: &mut SystemState<MessageReader<NetEvent>>) 
                 world.resource_mut::<Outstanding>().resync = None;
                 world.resource_mut::<Mirror>().resyncing = false;
                 match response {
-                    SessionResponse::Snapshot(snapshot) => apply_snapshot(world, snapshot),
+                    // A resync answer can arrive after later updates did; never go back.
+                    SessionResponse::Snapshot(snapshot)
+                        if snapshot.seq >= world.resource::<Mirror>().last_seq =>
+                    {
+                        apply_snapshot(world, snapshot);
+                        drain_buffer(world);
+                    }
                     SessionResponse::Updates(updates) => {
                         for update in updates {
                             accept_update(world, update);
@@ -421,6 +444,18 @@ fn accept_update(world: &mut World, update: Update) {
         .resource_mut::<Mirror>()
         .buffer
         .insert(update.seq, update);
+    drain_buffer(world);
+    let (gap, resyncing, last) = {
+        let mirror = world.resource::<Mirror>();
+        (!mirror.buffer.is_empty(), mirror.resyncing, mirror.last_seq)
+    };
+    if gap && !resyncing {
+        request_resync(world, last);
+    }
+}
+
+/// Applies buffered updates that follow on from the last one applied.
+fn drain_buffer(world: &mut World) {
     loop {
         let next = world.resource::<Mirror>().last_seq + 1;
         let Some(update) = world.resource_mut::<Mirror>().buffer.remove(&next) else {
@@ -430,13 +465,6 @@ fn accept_update(world: &mut World, update: Update) {
             apply_change(world, change);
         }
         world.resource_mut::<Mirror>().last_seq = next;
-    }
-    let (gap, resyncing, last) = {
-        let mirror = world.resource::<Mirror>();
-        (!mirror.buffer.is_empty(), mirror.resyncing, mirror.last_seq)
-    };
-    if gap && !resyncing {
-        request_resync(world, last);
     }
 }
 
@@ -453,7 +481,7 @@ fn request_resync(world: &mut World, after: u64) {
     world.resource_mut::<Outstanding>().resync = Some(token);
     world.resource_mut::<Mirror>().resyncing = true;
     tracing::info!(after, "missed updates; asking the host to resync");
-    world.resource::<NetBridge>().send(NetCommand::Send {
+    world.write_message(NetCommand::Send {
         token,
         peer: host.0,
         request: SessionRequest::Resync { after },
@@ -475,6 +503,7 @@ fn entity_for(world: &mut World, net_id: u64) -> Entity {
 }
 
 fn apply_change(world: &mut World, change: Change) {
+    tracing::trace!(?change, "apply");
     match change {
         Change::Insert {
             net_id,
@@ -582,7 +611,7 @@ fn forward_guest_intents(
     hosts: Query<&Host>,
     links: Res<PeerLinks>,
     index: Res<QueueIndex>,
-    bridge: Res<NetBridge>,
+    mut net: MessageWriter<NetCommand>,
     mut outstanding: ResMut<Outstanding>,
     mut outbox: ResMut<Outbox>,
     mut intents: MessageReader<Intent>,
@@ -602,7 +631,7 @@ fn forward_guest_intents(
         if reachable && outbox.0.is_empty() {
             let token = outstanding.token();
             outstanding.intents.insert(token, intent.clone());
-            bridge.send(NetCommand::Send {
+            net.write(NetCommand::Send {
                 token,
                 peer: host.0.clone(),
                 request: SessionRequest::Intent(intent.clone()),
@@ -669,7 +698,7 @@ fn forward_guest_intents(
             let token = outstanding.token();
             outstanding.intents.insert(token, intent.clone());
             outstanding.delivering.insert(token);
-            bridge.send(NetCommand::Send {
+            net.write(NetCommand::Send {
                 token,
                 peer: host.0.clone(),
                 request: SessionRequest::Intent(intent.clone()),
@@ -682,7 +711,7 @@ fn forward_guest_intents(
 /// their own author id) and resyncs. Non-members get nothing.
 #[allow(clippy::too_many_arguments)]
 fn answer_member_requests(
-    bridge: Res<NetBridge>,
+    mut net: MessageWriter<NetCommand>,
     members: Res<Members>,
     auth: Res<Authority>,
     mut foreign: ResMut<ForeignIntents>,
@@ -752,7 +781,7 @@ fn answer_member_requests(
             _ => None,
         };
         if let Some(response) = response {
-            bridge.send(NetCommand::Respond {
+            net.write(NetCommand::Respond {
                 reply: *reply,
                 response,
             });
@@ -761,14 +790,14 @@ fn answer_member_requests(
 }
 
 fn answer_foreign_outcomes(
-    bridge: Res<NetBridge>,
+    mut net: MessageWriter<NetCommand>,
     mut foreign: ResMut<ForeignIntents>,
     mut outcomes: MessageReader<IntentOutcome>,
 ) {
     for outcome in outcomes.read() {
         if let Some(reply) = foreign.0.remove(&outcome.id) {
             let response = SessionResponse::IntentResult(outcome.result.clone());
-            bridge.send(NetCommand::Respond { reply, response });
+            net.write(NetCommand::Respond { reply, response });
         }
     }
 }

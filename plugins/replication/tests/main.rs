@@ -1,0 +1,375 @@
+//! Convergence under stress: a host and a member, each a real Bevy app with `SessionPlugin`
+//! and `ReplicationPlugin`, joined by a simulated network that delays, reorders and drops
+//! messages and cuts the link for a while. For 1,000 seeded schedules the member must end
+//! with exactly the host's session state. A failing seed is printed, so it can be replayed.
+
+use std::collections::HashMap;
+
+use bevy::ecs::system::SystemState;
+use bevy::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use whatnext_core::prelude::*;
+use whatnext_core::session::apply_intent;
+use whatnext_network::protocol::{Snapshot, Welcome};
+use whatnext_network::session_link::PendingWelcomes;
+use whatnext_network::{Members, NetCommand, NetEvent};
+use whatnext_replication::ReplicationPlugin;
+
+const HOST: &str = "host-peer";
+const MEMBER: &str = "member-peer";
+const WELCOME_REPLY: u64 = u64::MAX;
+
+fn app(peer: &str) -> App {
+    let mut app = App::new();
+    app.add_plugins(SessionPlugin)
+        .add_plugins(ReplicationPlugin);
+    app.insert_resource(LocalPeer {
+        peer: PeerId::new(peer),
+        display_name: peer.into(),
+    });
+    app.init_resource::<Relays>();
+    app.insert_resource(WallClock {
+        now_ms: 5_000_000,
+        frozen: true,
+    });
+    app.update();
+    app
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Side {
+    Host,
+    Member,
+}
+
+impl Side {
+    fn other(self) -> Side {
+        match self {
+            Side::Host => Side::Member,
+            Side::Member => Side::Host,
+        }
+    }
+    fn peer(self) -> String {
+        match self {
+            Side::Host => HOST.into(),
+            Side::Member => MEMBER.into(),
+        }
+    }
+}
+
+/// Messages in flight, and who waits for which answer.
+struct Network {
+    rng: StdRng,
+    tick: u64,
+    in_flight: Vec<(u64, Side, NetEvent)>,
+    next_reply: u64,
+    replies: HashMap<u64, (Side, u64)>,
+    drop_chance: f64,
+    max_delay: u64,
+}
+
+impl Network {
+    fn later(&mut self) -> u64 {
+        self.tick + self.rng.gen_range(0..=self.max_delay)
+    }
+
+    fn dropped(&mut self) -> bool {
+        self.rng.gen_bool(self.drop_chance)
+    }
+
+    fn route(&mut self, from: Side, command: NetCommand) {
+        match command {
+            NetCommand::Send {
+                token,
+                peer,
+                request,
+            } => {
+                let at = self.later();
+                if self.dropped() {
+                    let error = "timed out".to_owned();
+                    self.in_flight
+                        .push((at, from, NetEvent::SendFailed { token, peer, error }));
+                } else {
+                    self.next_reply += 1;
+                    self.replies.insert(self.next_reply, (from, token));
+                    let event = NetEvent::Request {
+                        peer: from.peer(),
+                        reply: self.next_reply,
+                        request,
+                    };
+                    self.in_flight.push((at, from.other(), event));
+                }
+            }
+            NetCommand::Respond {
+                reply: WELCOME_REPLY,
+                response,
+            } => {
+                // The welcome itself is delivered; the chaos starts after joining.
+                let event = NetEvent::JoinAnswer {
+                    token: 0,
+                    host: HOST.into(),
+                    response,
+                };
+                self.in_flight.push((self.tick, Side::Member, event));
+            }
+            NetCommand::Respond { reply, response } => {
+                let Some((asker, token)) = self.replies.remove(&reply) else {
+                    return;
+                };
+                let at = self.later();
+                let event = if self.dropped() {
+                    NetEvent::SendFailed {
+                        token,
+                        peer: from.peer(),
+                        error: "lost".into(),
+                    }
+                } else {
+                    NetEvent::Response {
+                        token,
+                        peer: from.peer(),
+                        response,
+                    }
+                };
+                self.in_flight.push((at, asker, event));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One frame of both apps, and the network between them.
+fn tick(host: &mut App, member: &mut App, net: &mut Network) {
+    net.tick += 1;
+    let due: Vec<(u64, Side, NetEvent)> = {
+        let (now, rest): (Vec<_>, Vec<_>) = net
+            .in_flight
+            .drain(..)
+            .partition(|(at, _, _)| *at <= net.tick);
+        net.in_flight = rest;
+        now
+    };
+    // Reorder what arrives in the same frame, too.
+    let mut due = due;
+    for i in (1..due.len()).rev() {
+        let j = net.rng.gen_range(0..=i);
+        due.swap(i, j);
+    }
+    let trace = std::env::var("WHATNEXT_TRACE").is_ok();
+    for (_, side, event) in due {
+        if trace {
+            let text = format!("{event:?}");
+            eprintln!(
+                "t{} -> {side:?}: {}",
+                net.tick,
+                &text[..text.len().min(400)]
+            );
+        }
+        let target = if side == Side::Host {
+            &mut *host
+        } else {
+            &mut *member
+        };
+        target.world_mut().write_message(event);
+    }
+    for (side, app) in [(Side::Host, &mut *host), (Side::Member, &mut *member)] {
+        app.update();
+        let commands: Vec<NetCommand> = app
+            .world_mut()
+            .resource_mut::<Messages<NetCommand>>()
+            .drain()
+            .collect();
+        for command in commands {
+            net.route(side, command);
+        }
+    }
+}
+
+/// What must match: the session as `session.state` shows it, minus per-device presence.
+fn state(app: &mut App) -> Option<(SessionSnapshot, Vec<(String, String)>)> {
+    let mut system = SystemState::<SessionReader>::new(app.world_mut());
+    let reader = system.get(app.world()).expect("reader");
+    let mut snapshot = reader.snapshot()?;
+    let people = snapshot
+        .participants
+        .iter()
+        .map(|p| (p.peer_id.to_string(), p.display_name.clone()))
+        .collect();
+    snapshot.participants.clear();
+    Some((snapshot, people))
+}
+
+fn host_acts(host: &mut App, rng: &mut StdRng, counter: &mut u64, next_track: &mut u64) {
+    let tracks: Vec<TrackId> = host
+        .world()
+        .resource::<QueueIndex>()
+        .in_order()
+        .map(|(id, _)| id)
+        .collect();
+    let pick = |rng: &mut StdRng| tracks.get(rng.gen_range(0..tracks.len().max(1))).copied();
+    let action = match rng.gen_range(0..10) {
+        0..=3 => {
+            *next_track += 1;
+            SessionAction::AddTrack {
+                track_id: TrackId(*next_track),
+                title: format!("T{next_track}"),
+                artist: "A".into(),
+                duration_ms: 60_000,
+                path: None,
+            }
+        }
+        4 => match pick(rng) {
+            Some(track_id) => SessionAction::RemoveTrack { track_id },
+            None => return,
+        },
+        5 | 6 => match pick(rng) {
+            Some(track_id) => SessionAction::MoveTrack {
+                track_id,
+                after: pick(rng).filter(|a| *a != track_id),
+            },
+            None => return,
+        },
+        7 => SessionAction::Play,
+        8 => SessionAction::Pause,
+        _ => SessionAction::Next,
+    };
+    *counter += 1;
+    let intent = Intent {
+        id: IntentId {
+            author: PeerId::new(HOST),
+            counter: *counter,
+        },
+        action: Action::Session(action),
+    };
+    let _ = apply_intent(host.world_mut(), &intent);
+}
+
+fn run_schedule(seed: u64) -> Result<(), String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut host = app(HOST);
+    let mut member = app(MEMBER);
+    let mut counter = 0;
+    let mut next_track = 0;
+    let create = Intent {
+        id: IntentId {
+            author: PeerId::new(HOST),
+            counter: 0,
+        },
+        action: Action::Local(LocalAction::CreateSession {
+            session_id: SessionId("SIM".into()),
+            name: "Sim".into(),
+        }),
+    };
+    apply_intent(host.world_mut(), &create).map_err(|e| e.to_string())?;
+    for _ in 0..rng.gen_range(0..5) {
+        host_acts(&mut host, &mut rng, &mut counter, &mut next_track);
+    }
+    let mut net = Network {
+        rng: StdRng::seed_from_u64(seed ^ 0x5eed),
+        tick: 0,
+        in_flight: Vec::new(),
+        next_reply: 0,
+        replies: HashMap::new(),
+        drop_chance: 0.0,
+        max_delay: 0,
+    };
+    host.update();
+    host.world_mut()
+        .resource_mut::<Members>()
+        .0
+        .insert(PeerId::new(MEMBER));
+    let welcome = Welcome {
+        session: SessionId("SIM".into()),
+        name: "Sim".into(),
+        host: PeerId::new(HOST),
+        snapshot: Snapshot::default(),
+        rejoin: None,
+    };
+    host.world_mut().resource_mut::<PendingWelcomes>().0.push((
+        WELCOME_REPLY,
+        PeerId::new(MEMBER),
+        welcome,
+    ));
+    tick(&mut host, &mut member, &mut net);
+    // Chaos: random delays and drops, and now and then the link is cut for a while.
+    net.drop_chance = rng.gen_range(0.0..0.3);
+    net.max_delay = rng.gen_range(0..6);
+    for step in 0..40 {
+        if rng.gen_bool(0.6) {
+            host_acts(&mut host, &mut rng, &mut counter, &mut next_track);
+        }
+        if step % 13 == 7 && rng.gen_bool(0.3) {
+            net.drop_chance = 1.0; // cut
+        } else if net.drop_chance == 1.0 && rng.gen_bool(0.3) {
+            net.drop_chance = rng.gen_range(0.0..0.3); // back
+        }
+        tick(&mut host, &mut member, &mut net);
+    }
+    // Calm: a reliable network and one more change, which shows the member any gap.
+    net.drop_chance = 0.0;
+    net.max_delay = 2;
+    next_track += 1;
+    counter += 1;
+    let last = Intent {
+        id: IntentId {
+            author: PeerId::new(HOST),
+            counter,
+        },
+        action: Action::Session(SessionAction::AddTrack {
+            track_id: TrackId(next_track),
+            title: "last".into(),
+            artist: "A".into(),
+            duration_ms: 1,
+            path: None,
+        }),
+    };
+    apply_intent(host.world_mut(), &last).map_err(|e| e.to_string())?;
+    for _ in 0..60 {
+        tick(&mut host, &mut member, &mut net);
+        if net.in_flight.is_empty() && state(&mut host) == state(&mut member) {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "seed {seed}: diverged\nhost:   {:?}\nmember: {:?}",
+        state(&mut host),
+        state(&mut member)
+    ))
+}
+
+/// `WHATNEXT_SEED=44 cargo nextest run -p whatnext-replication replay` replays one schedule.
+#[test]
+fn replay_one_schedule_from_the_environment() {
+    if let Some(seed) = std::env::var("WHATNEXT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        run_schedule(seed).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn every_member_ends_with_exactly_the_authoritys_state_over_1000_seeded_schedules() {
+    // Two threads: this machine has two cores, and each schedule is independent.
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let halves: Vec<_> = (0..2u64)
+            .map(|half| {
+                scope.spawn(move || {
+                    (0..500u64)
+                        .filter_map(|i| run_schedule(i * 2 + half).err())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        halves
+            .into_iter()
+            .flat_map(|h| h.join().expect("schedules"))
+            .collect()
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of 1000 schedules diverged; first: {}",
+        failures.len(),
+        failures[0]
+    );
+}
