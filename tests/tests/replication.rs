@@ -272,3 +272,39 @@ fn a_guests_offline_adds_arrive_exactly_once_after_reconnecting_across_a_restart
         eprintln!("{name} had the offline tracks {took:?} after the guest restarted");
     }
 }
+
+/// The host quits and comes back: its members get back in by themselves and follow the
+/// session again (the host's update numbers restart, so they resync from a snapshot).
+#[test]
+fn members_follow_the_session_after_the_host_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = party(dir.path());
+    p.host.ok(
+        "track.add",
+        json!({"title": "Before", "artist": "A", "duration_ms": 100000}),
+    );
+    wait_state(&mut p.guest, "the first track", |s| titles(s) == ["Before"]);
+    p.host.ok("quit", json!(null));
+    assert!(p.host.wait_exit().success());
+    let mut host = Headless::start_with(&dir.path().join("host"), RELAY_ONLY);
+    wait_relay_status(&mut host, p.relay.addr(), "reserved", TIMEOUT);
+    host.ok(
+        "track.add",
+        json!({"title": "After", "artist": "A", "duration_ms": 100000}),
+    );
+    let limit = Duration::from_secs(60);
+    for (name, app) in [("guest", &mut p.guest), ("co-host", &mut p.cohost)] {
+        let (_, took) = wait_state_for(app, "the track added after the restart", limit, |s| {
+            titles(s) == ["Before", "After"]
+        });
+        eprintln!("{name} followed the restarted host after {took:?}");
+    }
+    // And the guest's own changes reach the restarted host.
+    p.guest.ok(
+        "track.add",
+        json!({"title": "Guest again", "artist": "G", "duration_ms": 100000}),
+    );
+    wait_state(&mut host, "the guest's new track", |s| {
+        titles(s) == ["Before", "After", "Guest again"]
+    });
+}

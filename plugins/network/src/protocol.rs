@@ -25,8 +25,10 @@ pub enum SessionRequest {
     Update(Update),
     /// Member → host: an intent to authorize and apply.
     Intent(Intent),
-    /// Member → host: send the updates after this sequence number (or a snapshot).
+    /// Member → host: send the updates after this sequence number of this epoch (or a
+    /// snapshot).
     Resync {
+        epoch: u64,
         after: u64,
     },
     /// Measures a round trip; answered by the network thread itself.
@@ -70,6 +72,8 @@ pub type ComponentBytes = (String, Vec<u8>);
 /// One tick's changes on the authority, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Update {
+    /// Chosen at random when the authority starts: sequence numbers restart with it.
+    pub epoch: u64,
     pub seq: u64,
     pub changes: Vec<Change>,
 }
@@ -93,6 +97,7 @@ pub enum Change {
 /// Every replicated entity with its components, as of update `seq`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    pub epoch: u64,
     pub seq: u64,
     pub entities: Vec<(u64, Vec<ComponentBytes>)>,
 }

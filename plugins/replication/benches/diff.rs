@@ -115,6 +115,7 @@ fn main() {
         added_by: PeerId::new("12D3KooWCgGdKwhBMXUEgtzxRHtBoRH5VxnqUcNYdXMV7V6ptq9a"),
     };
     let update = whatnext_network::protocol::Update {
+        epoch: 1,
         seq: 1,
         changes: vec![
             whatnext_network::protocol::Change::Insert {

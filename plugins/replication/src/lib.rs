@@ -100,17 +100,32 @@ enum ReplicationSet {
 struct Outgoing(Vec<Change>);
 
 /// The authority's side: sequence, history, and the serialized state for snapshots.
-#[derive(Resource, Default)]
+#[derive(Resource)]
 struct Authority {
+    /// A new one each run, so members notice a restarted host and resync.
+    epoch: u64,
     seq: u64,
     history: VecDeque<Update>,
     state: BTreeMap<u64, BTreeMap<String, Vec<u8>>>,
     net_ids: HashMap<Entity, u64>,
 }
 
+impl Default for Authority {
+    fn default() -> Self {
+        Self {
+            epoch: rand::random(),
+            seq: 0,
+            history: VecDeque::new(),
+            state: BTreeMap::new(),
+            net_ids: HashMap::new(),
+        }
+    }
+}
+
 impl Authority {
     fn snapshot(&self) -> Snapshot {
         Snapshot {
+            epoch: self.epoch,
             seq: self.seq,
             entities: self
                 .state
@@ -148,6 +163,7 @@ impl Authority {
 /// The member's side: what it has applied, and what waits for a gap to fill.
 #[derive(Resource, Default)]
 struct Mirror {
+    epoch: u64,
     last_seq: u64,
     buffer: BTreeMap<u64, Update>,
     entities: HashMap<u64, Entity>,
@@ -333,6 +349,7 @@ fn flush(
     if !out.0.is_empty() {
         auth.seq += 1;
         let update = Update {
+            epoch: auth.epoch,
             seq: auth.seq,
             changes: std::mem::take(&mut out.0),
         };
@@ -416,7 +433,8 @@ fn receive(world: &mut World, state: &mut SystemState<MessageReader<NetEvent>>) 
                 match response {
                     // A resync answer can arrive after later updates did; never go back.
                     SessionResponse::Snapshot(snapshot)
-                        if snapshot.seq >= world.resource::<Mirror>().last_seq =>
+                        if snapshot.epoch != world.resource::<Mirror>().epoch
+                            || snapshot.seq >= world.resource::<Mirror>().last_seq =>
                     {
                         apply_snapshot(world, snapshot);
                         drain_buffer(world);
@@ -436,7 +454,17 @@ fn receive(world: &mut World, state: &mut SystemState<MessageReader<NetEvent>>) 
 }
 
 fn accept_update(world: &mut World, update: Update) {
-    let last = world.resource::<Mirror>().last_seq;
+    let (epoch, last, resyncing) = {
+        let mirror = world.resource::<Mirror>();
+        (mirror.epoch, mirror.last_seq, mirror.resyncing)
+    };
+    if update.epoch != epoch {
+        // The host restarted: its numbers mean nothing next to ours. Start over from a snapshot.
+        if !resyncing {
+            request_resync(world, last);
+        }
+        return;
+    }
     if update.seq <= last {
         return; // already applied
     }
@@ -480,11 +508,12 @@ fn request_resync(world: &mut World, after: u64) {
     let token = world.resource_mut::<Outstanding>().token();
     world.resource_mut::<Outstanding>().resync = Some(token);
     world.resource_mut::<Mirror>().resyncing = true;
+    let epoch = world.resource::<Mirror>().epoch;
     tracing::info!(after, "missed updates; asking the host to resync");
     world.write_message(NetCommand::Send {
         token,
         peer: host.0,
-        request: SessionRequest::Resync { after },
+        request: SessionRequest::Resync { epoch, after },
     });
 }
 
@@ -555,6 +584,10 @@ fn apply_snapshot(world: &mut World, snapshot: Snapshot) {
         }
     }
     let mut mirror = world.resource_mut::<Mirror>();
+    if mirror.epoch != snapshot.epoch {
+        mirror.buffer.clear();
+    }
+    mirror.epoch = snapshot.epoch;
     mirror.last_seq = snapshot.seq;
     mirror.buffer.retain(|seq, _| *seq > snapshot.seq);
 }
@@ -765,16 +798,18 @@ fn answer_member_requests(
             SessionRequest::Resync { .. } if !member => Some(SessionResponse::Refused {
                 reason: "not a member".into(),
             }),
-            SessionRequest::Resync { after } => {
+            SessionRequest::Resync { epoch, after } => {
                 let first = auth.history.front().map(|u| u.seq);
                 Some(match first {
-                    Some(first) if first <= after + 1 => SessionResponse::Updates(
-                        auth.history
-                            .iter()
-                            .filter(|u| u.seq > *after)
-                            .cloned()
-                            .collect(),
-                    ),
+                    Some(first) if *epoch == auth.epoch && first <= after + 1 => {
+                        SessionResponse::Updates(
+                            auth.history
+                                .iter()
+                                .filter(|u| u.seq > *after)
+                                .cloned()
+                                .collect(),
+                        )
+                    }
                     _ => SessionResponse::Snapshot(auth.snapshot()),
                 })
             }
