@@ -23,9 +23,16 @@ pub fn binary() -> PathBuf {
 /// A workspace binary built next to this test.
 pub fn sibling_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe path");
-    // target/<profile>/deps/main-<hash> → target/<profile>/<name>
+    // target/<profile>/deps/main-<hash> → target/<profile>/<name>; a benchmark (built in
+    // release) drives the debug binaries the tests use.
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = profile_dir.join(name);
+    let mut bin = profile_dir.join(name);
+    if !bin.exists()
+        && let Some(debug) = profile_dir.parent().map(|t| t.join("debug").join(name))
+        && debug.exists()
+    {
+        bin = debug;
+    }
     assert!(
         bin.exists(),
         "{} is missing: run `cargo build --workspace --bins` before the tests",
@@ -117,6 +124,16 @@ impl Headless {
                     panic!("whatnext closed stdout before replying to {id}")
                 }
             }
+        }
+    }
+
+    /// Waits for the next event line and keeps it in `events`. (Used by the benchmark.)
+    #[allow(dead_code)]
+    pub fn pump(&mut self, timeout: Duration) {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) if line.get("event").is_some() => self.events.push(line),
+            Ok(line) => panic!("an unexpected reply: {line}"),
+            Err(e) => panic!("no event within {timeout:?}: {e}"),
         }
     }
 

@@ -189,8 +189,8 @@ impl Outstanding {
 }
 
 /// Each member may send this many intents a second, with bursts up to `INTENT_BURST`.
-pub const INTENTS_PER_SECOND: f64 = 20.0;
-pub const INTENT_BURST: f64 = 100.0;
+pub const INTENTS_PER_SECOND: f64 = 50.0;
+pub const INTENT_BURST: f64 = 200.0;
 
 /// A token bucket for one member's intents.
 struct RateBucket {
@@ -751,8 +751,10 @@ fn answer_member_requests(
     mut buckets: Local<HashMap<String, RateBucket>>,
     mut events: MessageReader<NetEvent>,
     mut intents: MessageWriter<Intent>,
+    waker: Option<Res<AppWaker>>,
 ) {
     let now = std::time::Instant::now();
+    let mut queued = false;
     for event in events.read() {
         let NetEvent::Request {
             peer,
@@ -793,6 +795,7 @@ fn answer_member_requests(
             SessionRequest::Intent(intent) => {
                 foreign.0.insert(intent.id.clone(), *reply);
                 intents.write(intent.clone());
+                queued = true;
                 None
             }
             SessionRequest::Resync { .. } if !member => Some(SessionResponse::Refused {
@@ -821,6 +824,10 @@ fn answer_member_requests(
                 response,
             });
         }
+    }
+    // The intents are applied in the next frame: run it now rather than at the idle tick.
+    if queued && let Some(waker) = waker {
+        waker.wake();
     }
 }
 
