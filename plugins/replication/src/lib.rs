@@ -23,6 +23,10 @@ use whatnext_network::{Members, NetCommand, NetEvent, PeerLinks, SessionRequest,
 /// How many past updates the authority keeps to fill a member's gap without a snapshot.
 pub const HISTORY: usize = 1024;
 
+/// How often a member that lost an update is sent the latest one again, in frames (the
+/// headless loop idles at 100 ms, so about a second).
+pub const RESEND_EVERY_FRAMES: u32 = 10;
+
 pub struct ReplicationPlugin;
 
 /// Adds `replicate::<C>()` to `App`.
@@ -105,6 +109,14 @@ struct Authority {
     /// A new one each run, so members notice a restarted host and resync.
     epoch: u64,
     seq: u64,
+    /// Update sends in flight: token → (member, seq).
+    sends: HashMap<u64, (PeerId, u64)>,
+    next_token: u64,
+    /// Members whose copy of an update was lost: the highest such seq. They get the latest
+    /// update again every `RESEND_EVERY_FRAMES` until one is acknowledged, so a member finds
+    /// its gap even when the host has nothing new to say.
+    behind: HashMap<PeerId, u64>,
+    frames_since_resend: u32,
     history: VecDeque<Update>,
     state: BTreeMap<u64, BTreeMap<String, Vec<u8>>>,
     net_ids: HashMap<Entity, u64>,
@@ -115,6 +127,10 @@ impl Default for Authority {
         Self {
             epoch: rand::random(),
             seq: 0,
+            sends: HashMap::new(),
+            next_token: 0,
+            behind: HashMap::new(),
+            frames_since_resend: 0,
             history: VecDeque::new(),
             state: BTreeMap::new(),
             net_ids: HashMap::new(),
@@ -123,6 +139,18 @@ impl Default for Authority {
 }
 
 impl Authority {
+    /// Sends `update` to `member`, remembering the send to match its answer.
+    fn send(&mut self, net: &mut MessageWriter<NetCommand>, member: &PeerId, update: Update) {
+        self.next_token += 1;
+        let token = (1 << 60) + self.next_token;
+        self.sends.insert(token, (member.clone(), update.seq));
+        net.write(NetCommand::Send {
+            token,
+            peer: member.0.clone(),
+            request: SessionRequest::Update(update),
+        });
+    }
+
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             epoch: self.epoch,
@@ -261,6 +289,7 @@ impl Plugin for ReplicationPlugin {
                 Update,
                 (
                     receive,
+                    track_update_acks,
                     forward_guest_intents,
                     answer_member_requests,
                     give_presence,
@@ -357,16 +386,21 @@ fn flush(
             auth.record(change);
         }
         for member in &members.0 {
-            let request = SessionRequest::Update(update.clone());
-            net.write(NetCommand::Send {
-                token: 0,
-                peer: member.0.clone(),
-                request,
-            });
+            auth.send(&mut net, member, update.clone());
         }
         auth.history.push_back(update);
         while auth.history.len() > HISTORY {
             auth.history.pop_front();
+        }
+    }
+    auth.frames_since_resend += 1;
+    if auth.frames_since_resend >= RESEND_EVERY_FRAMES
+        && let Some(latest) = auth.history.back().cloned()
+    {
+        auth.frames_since_resend = 0;
+        let behind: Vec<PeerId> = auth.behind.keys().cloned().collect();
+        for member in behind.iter().filter(|m| members.0.contains(*m)) {
+            auth.send(&mut net, member, latest.clone());
         }
     }
     for (reply, guest, mut welcome) in welcomes.0.drain(..) {
@@ -631,6 +665,28 @@ fn show_pending(
             QueuePosition(QueueKey::between(index.last_key(), None)),
             Pending,
         ));
+    }
+}
+
+/// On the authority: which members acknowledged which updates, and which lost one.
+fn track_update_acks(mut auth: ResMut<Authority>, mut events: MessageReader<NetEvent>) {
+    for event in events.read() {
+        match event {
+            NetEvent::Response { token, .. } => {
+                if let Some((member, seq)) = auth.sends.remove(token)
+                    && auth.behind.get(&member).is_some_and(|lost| *lost <= seq)
+                {
+                    auth.behind.remove(&member);
+                }
+            }
+            NetEvent::SendFailed { token, .. } => {
+                if let Some((member, seq)) = auth.sends.remove(token) {
+                    let lost = auth.behind.entry(member).or_insert(seq);
+                    *lost = (*lost).max(seq);
+                }
+            }
+            _ => {}
+        }
     }
 }
 
