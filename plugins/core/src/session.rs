@@ -63,9 +63,13 @@ pub struct PersistSet;
 pub struct Restored;
 
 /// Successful intents already applied, by id, so that a re-delivered intent changes nothing
-/// and gets the same answer.
+/// and gets the same answer. Storage persists them (`unsaved` is what it has not written yet),
+/// so this holds across a host restart too.
 #[derive(Resource, Default, Debug)]
-pub struct AppliedIntents(pub HashMap<IntentId, Applied>);
+pub struct AppliedIntents {
+    pub by_id: HashMap<IntentId, Applied>,
+    pub unsaved: Vec<(IntentId, Applied)>,
+}
 
 /// The next counter for this device's intent ids. Storage persists it, and it starts no lower
 /// than the clock in microseconds, so ids stay unique across restarts.
@@ -160,17 +164,16 @@ fn apply_intents(world: &mut World, reader: &mut SystemState<MessageReader<Inten
 
 /// Applies one intent to the world, or explains why it changed nothing.
 pub fn apply_intent(world: &mut World, intent: &Intent) -> Result<Applied, IntentError> {
-    if let Some(done) = world.resource::<AppliedIntents>().0.get(&intent.id) {
+    if let Some(done) = world.resource::<AppliedIntents>().by_id.get(&intent.id) {
         return Ok(done.clone());
     }
     let applied = match &intent.action {
         Action::Local(action) => apply_local(world, action)?,
         Action::Session(action) => apply_session(world, &intent.id.author, action)?,
     };
-    world
-        .resource_mut::<AppliedIntents>()
-        .0
-        .insert(intent.id.clone(), applied.clone());
+    let mut done = world.resource_mut::<AppliedIntents>();
+    done.by_id.insert(intent.id.clone(), applied.clone());
+    done.unsaved.push((intent.id.clone(), applied.clone()));
     Ok(applied)
 }
 

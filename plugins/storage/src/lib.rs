@@ -81,6 +81,7 @@ pub type StoredSession = (SessionId, SessionRecord, Vec<(TrackId, TrackRecord)>)
 /// What the database held at start.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    pub applied: Vec<(IntentId, Applied)>,
     pub display_name: Option<String>,
     pub relays: Vec<String>,
     pub outbox: Vec<Intent>,
@@ -147,6 +148,13 @@ impl Store {
         };
         for row in txn.open_table(RELAYS)?.iter()? {
             loaded.relays.push(row?.1.value().to_owned());
+        }
+        for row in txn.open_table(APPLIED_INTENTS)?.iter()? {
+            let (id, applied) = row?;
+            loaded.applied.push((
+                decode(id.value(), "applied intent id")?,
+                decode(applied.value(), "applied intent")?,
+            ));
         }
         for row in txn.open_table(OUTBOX)?.iter()? {
             loaded.outbox.push(decode(row?.1.value(), "outbox intent")?);
@@ -238,6 +246,10 @@ impl Plugin for StoragePlugin {
             session: loaded.session.as_ref().map(|(id, _, _)| id.clone()),
             relays: loaded.relays.clone(),
             intent_counter: loaded.intent_counter,
+        });
+        app.insert_resource(AppliedIntents {
+            by_id: loaded.applied.into_iter().collect(),
+            unsaved: Vec::new(),
         });
         app.insert_resource(Outbox(loaded.outbox))
             .insert_resource(RejoinInvite(loaded.rejoin_invite));
@@ -386,6 +398,7 @@ fn flush(
     >,
     outbox: Res<Outbox>,
     rejoin: Res<RejoinInvite>,
+    mut applied: ResMut<AppliedIntents>,
     mut removed_tracks: MessageReader<TrackRemoved>,
 ) -> Result {
     let session = sessions.iter().next();
@@ -402,6 +415,7 @@ fn flush(
     let outbox_changed = outbox.is_changed() && !outbox.is_added();
     let rejoin_changed = rejoin.is_changed() && !rejoin.is_added();
     let dirty = local.is_changed() && !local.is_added()
+        || !applied.unsaved.is_empty()
         || outbox_changed
         || rejoin_changed
         || relays_changed
@@ -428,6 +442,12 @@ fn flush(
         }
         if counter.0 != written.intent_counter {
             txn.open_table(META)?.insert("intent_counter", counter.0)?;
+        }
+        if !applied.unsaved.is_empty() {
+            let mut table = txn.open_table(APPLIED_INTENTS)?;
+            for (id, result) in applied.unsaved.drain(..) {
+                table.insert(encode(&id)?.as_slice(), encode(&result)?.as_slice())?;
+            }
         }
         if outbox_changed {
             let mut table = txn.open_table(OUTBOX)?;

@@ -9,7 +9,7 @@ use whatnext_core::ids::PeerId;
 use crate::StorageError;
 
 /// The version this build writes. Bump it with a new step in [`migrate`].
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// `schema_version`, `intent_counter`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -24,6 +24,9 @@ pub const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("session
 /// (session id, track id) → postcard [`TrackRecord`].
 pub const SESSION_TRACKS: TableDefinition<(&str, u64), &[u8]> =
     TableDefinition::new("session_tracks");
+/// Intents already applied here as the authority: postcard `IntentId` → postcard `Applied`.
+/// Added in version 3, so a guest's outbox redelivered after a host restart applies once.
+pub const APPLIED_INTENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("applied_intents");
 /// Intents not yet confirmed by an unreachable authority: sequence → postcard `Intent`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
@@ -108,6 +111,9 @@ pub fn migrate(db: &redb::Database, from: u64) -> Result<(), StorageError> {
         match version {
             0 => v1::create_tables(&txn)?,
             1 => add_cohost_list(&txn)?,
+            2 => {
+                txn.open_table(APPLIED_INTENTS)?;
+            }
             _ => unreachable!("no migration step from version {version}"),
         }
         txn.open_table(META)?

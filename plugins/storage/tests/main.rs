@@ -222,7 +222,7 @@ fn write_version_1(path: &Path, host: &PeerId) {
 }
 
 #[test]
-fn migration_1_to_2_adds_an_empty_cohost_list_and_keeps_everything() {
+fn migrations_from_version_1_add_the_cohost_list_and_the_applied_intents_and_keep_everything() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host =
         whatnext_storage::identity::load_or_create(&dir.path().join(whatnext_storage::KEY_FILE))
@@ -232,6 +232,14 @@ fn migration_1_to_2_adds_an_empty_cohost_list_and_keeps_everything() {
     write_version_1(&dir.path().join(DB_FILE), &host);
     let store = Store::open(dir.path()).expect("open and migrate");
     assert_eq!(read_version(&store.db).expect("version"), SCHEMA_VERSION);
+    {
+        use redb::{ReadableDatabase, ReadableTableMetadata};
+        let txn = store.db.begin_read().expect("read");
+        let table = txn
+            .open_table(APPLIED_INTENTS)
+            .expect("version 3 made the applied-intents table");
+        assert_eq!(table.len().expect("len"), 0);
+    }
     let loaded = store.load().expect("load");
     let (id, record, tracks) = loaded.session.expect("session kept");
     assert_eq!(id.0, "OLD");
@@ -292,4 +300,48 @@ fn a_second_app_on_the_same_data_dir_is_refused() {
     let _first = Store::open(dir.path()).expect("first");
     let error = Store::open(dir.path()).err().expect("second refused");
     assert!(matches!(error, StorageError::AlreadyOpen { .. }), "{error}");
+}
+
+#[test]
+fn an_intent_redelivered_after_a_restart_is_not_applied_twice() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let add = |author: PeerId| Intent {
+        id: IntentId { author, counter: 7 },
+        action: Action::Session(SessionAction::AddTrack {
+            track_id: TrackId(70),
+            title: "Once".into(),
+            artist: "A".into(),
+            duration_ms: 1,
+            path: None,
+        }),
+    };
+    {
+        let mut app = app_on(dir.path());
+        send(
+            &mut app,
+            Action::Local(LocalAction::CreateSession {
+                session_id: SessionId("S".into()),
+                name: "P".into(),
+            }),
+        )
+        .expect("create");
+        let me = app.world().resource::<LocalPeer>().peer.clone();
+        apply_intent(app.world_mut(), &add(me.clone())).expect("first delivery");
+        send(
+            &mut app,
+            Action::Session(SessionAction::RemoveTrack {
+                track_id: TrackId(70),
+            }),
+        )
+        .expect("removed since");
+    }
+    let mut app = app_on(dir.path());
+    let me = app.world().resource::<LocalPeer>().peer.clone();
+    // The same intent again (an outbox redelivery): the first answer, and no second track.
+    assert_eq!(
+        apply_intent(app.world_mut(), &add(me)),
+        Ok(Applied::TrackAdded(TrackId(70)))
+    );
+    app.update();
+    assert!(queue_titles(&mut app).is_empty());
 }
