@@ -7,7 +7,8 @@ use bevy::app::AppExit;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
-use bevy::winit::{UpdateMode, WinitSettings};
+use bevy::winit::{EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
+use whatnext_core::prelude::AppWaker;
 use whatnext_network::NetConfig;
 use whatnext_storage::StoragePlugin;
 use whatnext_ui::UiPlugin;
@@ -34,6 +35,14 @@ pub fn run(
                 ..default()
             }),
     );
+    // The network thread wakes the window's event loop, so a message from a peer is drawn at
+    // once instead of at the next timed redraw.
+    if let Some(proxy) = app.world().get_resource::<EventLoopProxyWrapper>() {
+        let proxy = (**proxy).clone();
+        app.insert_resource(AppWaker::new(move || {
+            let _ = proxy.send_event(WinitUserEvent::WakeUp);
+        }));
+    }
     crate::add_core_plugins(&mut app, storage, network);
     app.add_plugins(UiPlugin);
     // A desktop app redraws on input, and a few times a second for the progress bar.

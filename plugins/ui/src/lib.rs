@@ -38,6 +38,8 @@ pub struct Forms {
     pub track_title: String,
     pub track_artist: String,
     pub track_minutes: String,
+    pub invite: String,
+    pub relay: String,
     pub last_error: Option<String>,
     pub sent: Vec<IntentId>,
 }
@@ -48,6 +50,8 @@ pub struct Screen {
     pub me: LocalPeer,
     pub my_role: Option<Role>,
     pub session: Option<SessionSnapshot>,
+    pub invite: SessionInvite,
+    pub relays: Vec<RelayEntry>,
 }
 
 /// The window title names the session, as desktop apps do.
@@ -73,6 +77,8 @@ fn remember_errors(mut forms: ResMut<Forms>, mut outcomes: MessageReader<IntentO
 fn draw_screen(
     mut contexts: EguiContexts,
     reader: SessionReader,
+    invite: Res<SessionInvite>,
+    relays: Res<Relays>,
     mut forms: ResMut<Forms>,
     mut intents: IntentSender,
 ) -> Result {
@@ -81,6 +87,8 @@ fn draw_screen(
         me: reader.local_peer().clone(),
         my_role: reader.my_role(),
         session: reader.snapshot(),
+        invite: invite.clone(),
+        relays: relays.0.clone(),
     };
     let mut root = egui::Ui::new(
         ctx.clone(),
@@ -108,13 +116,28 @@ pub fn draw(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) -> Vec<Action
             ui.weak(short_peer(&screen.me.peer));
         });
     });
+    egui::Panel::right("people-and-links")
+        .default_size(300.0)
+        .show(ui, |ui| {
+            if let Some(session) = &screen.session {
+                participants(ui, &session.participants);
+                ui.separator();
+                share(ui, &screen.invite);
+                ui.separator();
+            }
+            relays(ui, &screen.relays, forms, &mut actions);
+        });
     let Some(session) = &screen.session else {
-        egui::CentralPanel::default().show(ui, |ui| start_session(ui, forms, &mut actions));
+        egui::CentralPanel::default().show(ui, |ui| {
+            start_session(ui, forms, &mut actions);
+            ui.add_space(24.0);
+            join_session(ui, forms, &mut actions);
+            if let Some(error) = &forms.last_error {
+                ui.colored_label(Color32::from_rgb(240, 120, 110), error);
+            }
+        });
         return actions;
     };
-    egui::Panel::right("participants")
-        .default_size(260.0)
-        .show(ui, |ui| participants(ui, &session.participants));
     egui::CentralPanel::default().show(ui, |ui| {
         ui.heading(&session.name);
         if let Some(error) = &forms.last_error {
@@ -138,7 +161,7 @@ fn short_peer(peer: &PeerId) -> String {
 fn start_session(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut Vec<Action>) {
     ui.add_space(24.0);
     ui.heading("Start a listening party");
-    ui.label("Name it, then add tracks. Inviting friends comes with networking.");
+    ui.label("Name it, then invite friends (the panel on the right) and add tracks.");
     ui.horizontal(|ui| {
         ui.text_edit_singleline(&mut forms.session_name);
         let ready = !forms.session_name.trim().is_empty();
@@ -150,6 +173,81 @@ fn start_session(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut Vec<Action>
                 session_id: SessionId::random(&mut rand::thread_rng()),
                 name: forms.session_name.trim().to_owned(),
             }));
+        }
+    });
+}
+
+fn join_session(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut Vec<Action>) {
+    ui.heading("Join a party");
+    ui.label("Paste the invite link, or type the short code the host reads out.");
+    ui.horizontal(|ui| {
+        ui.add(egui::TextEdit::singleline(&mut forms.invite).desired_width(360.0));
+        let ready = !forms.invite.trim().is_empty();
+        if ui.add_enabled(ready, egui::Button::new("Join")).clicked() {
+            actions.push(Action::Local(LocalAction::JoinSession {
+                invite: forms.invite.trim().to_owned(),
+            }));
+        }
+    });
+}
+
+/// The invite link to copy and the short code, large enough to read across a room.
+fn share(ui: &mut egui::Ui, invite: &SessionInvite) {
+    ui.heading("Invite");
+    match &invite.short_code {
+        Some(code) => {
+            ui.label(RichText::new(code).size(40.0).monospace().strong());
+        }
+        None => {
+            ui.weak("No short code yet (it needs a reserved relay).");
+        }
+    }
+    if let Some(url) = &invite.url {
+        if ui.button("Copy invite link").clicked() {
+            ui.ctx().copy_text(url.clone());
+        }
+        ui.add(egui::Label::new(RichText::new(url).small().weak()).wrap());
+    }
+    if let Some(problem) = &invite.problem {
+        ui.colored_label(Color32::from_rgb(230, 190, 90), problem);
+    }
+}
+
+fn relays(ui: &mut egui::Ui, relays: &[RelayEntry], forms: &mut Forms, actions: &mut Vec<Action>) {
+    ui.heading("Relays");
+    if relays.is_empty() {
+        ui.weak("None yet. Add the address your relay printed (it ends in /p2p/…).");
+    }
+    for relay in relays {
+        ui.horizontal(|ui| {
+            let colour = match relay.status {
+                RelayStatus::Reserved => Color32::from_rgb(90, 200, 120),
+                RelayStatus::Connecting => Color32::from_rgb(230, 190, 90),
+                RelayStatus::Failed { .. } => Color32::from_rgb(240, 110, 100),
+                RelayStatus::Disconnected => Color32::GRAY,
+            };
+            let (rect, response) =
+                ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+            ui.painter().circle_filled(rect.center(), 4.0, colour);
+            if let RelayStatus::Failed { reason } = &relay.status {
+                response.on_hover_text(reason);
+            }
+            ui.label(RichText::new(relay.status.as_str()).small());
+            ui.label(RichText::new(&relay.addr).small().weak());
+        });
+    }
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut forms.relay).hint_text("/ip4/…/tcp/4001/p2p/12D3Koo…"),
+        );
+        if ui
+            .add_enabled(!forms.relay.trim().is_empty(), egui::Button::new("Add"))
+            .clicked()
+        {
+            actions.push(Action::Local(LocalAction::AddRelay {
+                addr: forms.relay.trim().to_owned(),
+            }));
+            forms.relay.clear();
         }
     });
 }
