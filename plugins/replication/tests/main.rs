@@ -358,3 +358,77 @@ fn every_member_ends_with_exactly_the_authoritys_state_over_1000_seeded_schedule
         failures[0]
     );
 }
+
+/// Fuzz-style: random bytes that happen to decode as session requests, and well-formed but
+/// unwelcome requests (updates, intents, resyncs), from a peer that is not a member: the host
+/// neither panics nor changes anything.
+#[test]
+fn requests_from_strangers_change_nothing_whatever_they_carry() {
+    use whatnext_network::SessionRequest;
+    use whatnext_network::protocol::{Change, Update};
+    let mut rng = StdRng::seed_from_u64(99);
+    let mut host = app(HOST);
+    let create = Intent {
+        id: IntentId {
+            author: PeerId::new(HOST),
+            counter: 0,
+        },
+        action: Action::Local(LocalAction::CreateSession {
+            session_id: SessionId("F".into()),
+            name: "Fuzz".into(),
+        }),
+    };
+    apply_intent(host.world_mut(), &create).expect("create");
+    host.update();
+    let before = state(&mut host);
+    let mut asked = 0;
+    for i in 0..3_000u64 {
+        let request = match i % 4 {
+            0 => {
+                let bytes: Vec<u8> = (0..rng.gen_range(0..48)).map(|_| rng.r#gen()).collect();
+                match postcard::from_bytes::<SessionRequest>(&bytes) {
+                    Ok(request) => request,
+                    Err(_) => continue, // undecodable frames never reach the handler
+                }
+            }
+            1 => SessionRequest::Update(Update {
+                epoch: rng.r#gen(),
+                seq: rng.r#gen(),
+                changes: vec![Change::Despawn {
+                    net_id: rng.r#gen(),
+                }],
+            }),
+            2 => SessionRequest::Intent(Intent {
+                id: IntentId {
+                    author: PeerId::new("stranger"),
+                    counter: i,
+                },
+                action: Action::Session(SessionAction::AddTrack {
+                    track_id: TrackId(i),
+                    title: "sneaky".into(),
+                    artist: String::new(),
+                    duration_ms: 1,
+                    path: None,
+                }),
+            }),
+            _ => SessionRequest::Resync {
+                epoch: rng.r#gen(),
+                after: rng.r#gen(),
+            },
+        };
+        asked += 1;
+        host.world_mut().write_message(NetEvent::Request {
+            peer: "stranger".into(),
+            reply: i,
+            request,
+        });
+        host.update();
+        let _ = host
+            .world_mut()
+            .resource_mut::<Messages<NetCommand>>()
+            .drain()
+            .count();
+    }
+    assert!(asked > 2_000);
+    assert_eq!(state(&mut host), before, "a stranger changed the session");
+}
