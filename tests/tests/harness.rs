@@ -15,6 +15,23 @@ pub const LOOPBACK: &[&str] = &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]
 /// Generous: these wait for a reply that normally takes milliseconds.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Reads a child's output on a thread, a line at a time, through `parse`.
+pub fn read_lines<T: Send + 'static>(
+    output: impl std::io::Read + Send + 'static,
+    parse: impl Fn(String) -> T + Send + 'static,
+) -> Receiver<T> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(parse(line)).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// The `whatnext` binary built next to this test.
 pub fn binary() -> PathBuf {
     sibling_binary("whatnext")
@@ -84,16 +101,9 @@ impl Headless {
             .spawn()
             .expect("start whatnext --headless");
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let value: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
+        let rx = read_lines(stdout, |line| {
+            serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"))
         });
         Self {
             stdin: child.stdin.take(),
@@ -188,5 +198,31 @@ impl Drop for Headless {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Polls `session.state` until `check` holds, returning the state and how long it took.
+pub fn wait_state(
+    app: &mut Headless,
+    what: &str,
+    check: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    wait_state_for(app, what, TIMEOUT, check)
+}
+
+pub fn wait_state_for(
+    app: &mut Headless,
+    what: &str,
+    limit: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> (Value, Duration) {
+    let started = Instant::now();
+    loop {
+        let state = app.ok("session.state", json!(null));
+        if check(&state) {
+            return (state, started.elapsed());
+        }
+        assert!(started.elapsed() < limit, "never saw {what}: {state}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

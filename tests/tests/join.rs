@@ -45,22 +45,18 @@ fn participant<'a>(state: &'a Value, peer: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{peer} is not a participant: {state}"))
 }
 
+fn find_participant(state: &Value, peer: &str) -> Option<Value> {
+    state["participants"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["peer_id"] == json!(peer)).cloned())
+}
+
 fn wait_participant(app: &mut Headless, peer: &str, online: bool) -> Value {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let state = app.ok("session.state", json!(null));
-        let found = state["participants"]
-            .as_array()
-            .and_then(|ps| ps.iter().find(|p| p["peer_id"] == json!(peer)).cloned());
-        if let Some(p) = found.filter(|p| p["online"] == json!(online)) {
-            return p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{peer} never became online={online}: {state}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let what = format!("{peer} with online={online}");
+    let (state, _) = wait_state(app, &what, |s| {
+        find_participant(s, peer).is_some_and(|p| p["online"] == json!(online))
+    });
+    find_participant(&state, peer).unwrap_or_default()
 }
 
 #[test]
@@ -283,19 +279,11 @@ fn a_relayed_pair_is_upgraded_to_a_direct_connection_by_hole_punching() {
 }
 
 fn wait_connection(app: &mut Headless, peer: &str, connection: &str) -> Value {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let state = app.ok("session.state", json!(null));
-        let p = participant(&state, peer).clone();
-        if p["connection"] == json!(connection) {
-            return p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{peer} never became {connection}: {state}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let what = format!("{peer} connected {connection}");
+    let (state, _) = wait_state(app, &what, |s| {
+        find_participant(s, peer).is_some_and(|p| p["connection"] == json!(connection))
+    });
+    find_participant(&state, peer).unwrap_or_default()
 }
 
 #[test]

@@ -1,9 +1,8 @@
 //! `whatnext-relay` and the app's relay manager, with real processes on loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -30,16 +29,7 @@ impl Relay {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start whatnext-relay");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = read_lines(child.stdout.take().expect("stdout"), |line| line);
         let first = rx
             .recv_timeout(TIMEOUT)
             .expect("the relay prints its address");

@@ -1,6 +1,6 @@
 //! A live session across processes: relay + host + co-host + guest, joined through the relay.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -60,28 +60,6 @@ fn party_on_port(dir: &std::path::Path, port: u16) -> Party {
         cohost,
         guest,
         ids,
-    }
-}
-
-/// Polls `session.state` until `check` holds, returning the state and how long it took.
-fn wait_state(app: &mut Headless, what: &str, check: impl Fn(&Value) -> bool) -> (Value, Duration) {
-    wait_state_for(app, what, TIMEOUT, check)
-}
-
-fn wait_state_for(
-    app: &mut Headless,
-    what: &str,
-    limit: Duration,
-    check: impl Fn(&Value) -> bool,
-) -> (Value, Duration) {
-    let started = Instant::now();
-    loop {
-        let state = app.ok("session.state", json!(null));
-        if check(&state) {
-            return (state, started.elapsed());
-        }
-        assert!(started.elapsed() < limit, "never saw {what}: {state}");
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
