@@ -15,6 +15,21 @@ pub const LOOPBACK: &[&str] = &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"]
 /// Generous: these wait for a reply that normally takes milliseconds.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Waits, up to `TIMEOUT`, for a child process to end by itself.
+pub fn wait_for_exit(child: &mut Child, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not exit within {TIMEOUT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Reads a child's output on a thread, a line at a time, through `parse`.
 pub fn read_lines<T: Send + 'static>(
     output: impl std::io::Read + Send + 'static,
@@ -171,17 +186,7 @@ impl Headless {
 
     /// Waits for the process to end by itself.
     pub fn wait_exit(mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "whatnext did not exit within {TIMEOUT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_exit(&mut self.child, "whatnext")
     }
 
     pub fn close_stdin(&mut self) {

@@ -54,17 +54,7 @@ impl Relay {
             .status()
             .expect("kill -TERM");
         assert!(status.success());
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the relay did not stop on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_exit(&mut self.child, "the relay, after SIGTERM,")
     }
 }
 
