@@ -152,6 +152,30 @@ impl Headless {
         }
     }
 
+    /// The replies to several requests, whatever order they come in.
+    pub fn replies_to(&mut self, ids: &[Value]) -> Vec<Value> {
+        let deadline = Instant::now() + TIMEOUT;
+        let mut got: std::collections::HashMap<String, Value> = Default::default();
+        while got.len() < ids.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.get("event").is_some() => self.events.push(line),
+                Ok(line) if ids.iter().any(|id| line.get("id") == Some(id)) => {
+                    got.insert(line["id"].to_string(), line);
+                }
+                Ok(line) => panic!("a reply to another request: {line}"),
+                Err(e) => panic!(
+                    "{} of {} replies within {TIMEOUT:?}: {e}",
+                    got.len(),
+                    ids.len()
+                ),
+            }
+        }
+        ids.iter()
+            .map(|id| got.remove(&id.to_string()).expect("reply"))
+            .collect()
+    }
+
     /// Waits for the next event line and keeps it in `events`. (Used by the benchmark.)
     #[allow(dead_code)]
     pub fn pump(&mut self, timeout: Duration) {

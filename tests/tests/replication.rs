@@ -286,3 +286,55 @@ fn members_follow_the_session_after_the_host_restarts() {
         titles(s) == ["Before", "After", "Guest again"]
     });
 }
+
+/// A guest pipelines a burst of additions (more than the transport's concurrent-stream limit
+/// and more than the host's rate burst). They show in its queue at once, marked pending;
+/// every one is confirmed, none goes through the outbox, and each arrives exactly once.
+#[test]
+fn a_burst_of_guest_additions_shows_pending_then_arrives_exactly_once() {
+    const BURST: usize = 250;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut p = party(dir.path());
+    let mut lines = String::new();
+    for i in 0..BURST {
+        let request = json!({"id": format!("add{i}"), "cmd": "track.add",
+            "args": {"title": format!("B{i:03}"), "artist": "G", "duration_ms": 1000}});
+        lines.push_str(&format!("{request}\n"));
+    }
+    lines.push_str(&json!({"id": "state", "cmd": "session.state"}).to_string());
+    p.guest.send_line(&lines);
+    let mut ids: Vec<Value> = (0..BURST).map(|i| json!(format!("add{i}"))).collect();
+    ids.push(json!("state"));
+    let mut replies = p.guest.replies_to(&ids);
+    let state = replies.pop().expect("state reply");
+    let queue = state["result"]["queue"].as_array().expect("queue").clone();
+    let pending: Vec<&Value> = queue
+        .iter()
+        .filter(|t| t["pending"] == json!(true))
+        .collect();
+    assert!(!pending.is_empty(), "nothing was shown pending: {state}");
+    assert!(pending.iter().all(|t| t["added_by"] == json!(p.ids[2])));
+    for reply in &replies {
+        assert_eq!(reply["ok"], json!(true), "{reply}");
+        assert_ne!(
+            reply["result"]["pending"],
+            json!(true),
+            "went via the outbox: {reply}"
+        );
+    }
+    let want: Vec<String> = (0..BURST).map(|i| format!("B{i:03}")).collect();
+    for (name, app) in [("host", &mut p.host), ("guest", &mut p.guest)] {
+        let (state, took) = wait_state(app, "every addition, confirmed", |s| {
+            titles(s) == want
+                && s["queue"]
+                    .as_array()
+                    .is_some_and(|q| q.iter().all(|t| t["pending"] == json!(false)))
+        });
+        assert_eq!(
+            titles(&state),
+            want,
+            "exactly once, in order, on the {name}"
+        );
+        eprintln!("{name} had all {BURST} confirmed after {took:?}");
+    }
+}

@@ -157,8 +157,17 @@ fn index_track(mut world: DeferredWorld, ctx: HookContext) {
         return;
     };
     let key = world.get::<QueuePosition>(ctx.entity).map(|p| p.0.clone());
+    let confirmed = world.get::<Pending>(ctx.entity).is_none();
     let mut index = world.resource_mut::<QueueIndex>();
-    index.by_id.insert(id, ctx.entity);
+    let before = index.by_id.insert(id, ctx.entity);
+    // The authority's copy of a guest's pending addition takes its place.
+    if let Some(before) = before.filter(|e| *e != ctx.entity)
+        && confirmed
+        && world.get::<Pending>(before).is_some()
+    {
+        world.commands().entity(before).try_despawn();
+    }
+    let mut index = world.resource_mut::<QueueIndex>();
     // Components may arrive in any order (a snapshot applies them one by one): whichever
     // of Track and QueuePosition comes second puts the track in the play order.
     if let Some(key) = key
@@ -174,10 +183,11 @@ fn unindex_track(mut world: DeferredWorld, ctx: HookContext) {
         return;
     };
     let mut index = world.resource_mut::<QueueIndex>();
+    // Only when this entity stood for the track: a replaced pending copy is not a removal.
     if index.by_id.get(&id) == Some(&ctx.entity) {
         index.by_id.remove(&id);
+        world.write_message(TrackRemoved { track_id: id });
     }
-    world.write_message(TrackRemoved { track_id: id });
 }
 
 fn index_position(mut world: DeferredWorld, ctx: HookContext) {
@@ -194,7 +204,10 @@ fn index_position(mut world: DeferredWorld, ctx: HookContext) {
 
 fn unindex_position(mut world: DeferredWorld, ctx: HookContext) {
     let mut index = world.resource_mut::<QueueIndex>();
-    if let Some(slot) = index.keys.remove(&ctx.entity) {
+    // A pending copy can share its slot with the confirmed track that replaced it.
+    if let Some(slot) = index.keys.remove(&ctx.entity)
+        && index.order.get(&slot) == Some(&ctx.entity)
+    {
         index.order.remove(&slot);
     }
 }

@@ -206,37 +206,61 @@ struct Outstanding {
     /// Tokens of outbox deliveries in flight.
     delivering: std::collections::HashSet<u64>,
     resync: Option<u64>,
+    /// Live intents waiting for a free slot or for the pacer, in order.
+    queued: VecDeque<Intent>,
+    /// Paces this guest below the host's limit, so a well-behaved guest is never refused.
+    pacer: Option<RateBucket>,
 }
 
 impl Outstanding {
     fn token(&mut self) -> u64 {
-        // Tokens start high so they never meet a join token (an intent counter) in logs.
-        self.next_token += 1;
-        (1 << 62) + self.next_token
+        next_token(&mut self.next_token)
     }
+}
+
+/// Tokens start high so they never meet a join token (an intent counter) in logs.
+fn next_token(counter: &mut u64) -> u64 {
+    *counter += 1;
+    (1 << 62) + *counter
 }
 
 /// Each member may send this many intents a second, with bursts up to `INTENT_BURST`.
 pub const INTENTS_PER_SECOND: f64 = 50.0;
 pub const INTENT_BURST: f64 = 200.0;
 
+/// A guest keeps at most this many intents in flight to its host: the transport drops
+/// inbound streams beyond about a hundred, and a refused stream would send the intent
+/// through the outbox instead.
+pub const MAX_INTENTS_IN_FLIGHT: usize = 32;
+
+/// A guest sends at this share of the host's rate and burst: network jitter can bunch
+/// requests together on arrival.
+const GUEST_PACE: f64 = 0.9;
+
 /// A token bucket for one member's intents.
 struct RateBucket {
     tokens: f64,
     at: std::time::Instant,
+    /// The share of the full rate and burst this bucket allows.
+    share: f64,
 }
 
 impl RateBucket {
     fn new(now: std::time::Instant) -> Self {
+        Self::scaled(now, 1.0)
+    }
+
+    fn scaled(now: std::time::Instant, share: f64) -> Self {
         Self {
-            tokens: INTENT_BURST,
+            tokens: INTENT_BURST * share,
             at: now,
+            share,
         }
     }
 
     fn take(&mut self, now: std::time::Instant) -> bool {
-        let refill = now.duration_since(self.at).as_secs_f64() * INTENTS_PER_SECOND;
-        self.tokens = (self.tokens + refill).min(INTENT_BURST);
+        let refill = now.duration_since(self.at).as_secs_f64() * INTENTS_PER_SECOND * self.share;
+        self.tokens = (self.tokens + refill).min(INTENT_BURST * self.share);
         self.at = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -617,6 +641,7 @@ fn apply_snapshot(world: &mut World, snapshot: Snapshot) {
             apply_change(world, Change::Insert { net_id, component });
         }
     }
+    drop_settled_pending(world);
     let mut mirror = world.resource_mut::<Mirror>();
     if mirror.epoch != snapshot.epoch {
         mirror.buffer.clear();
@@ -624,6 +649,35 @@ fn apply_snapshot(world: &mut World, snapshot: Snapshot) {
     mirror.epoch = snapshot.epoch;
     mirror.last_seq = snapshot.seq;
     mirror.buffer.retain(|seq, _| *seq > snapshot.seq);
+}
+
+/// After a snapshot, a pending addition whose intent is no longer waiting anywhere was
+/// settled by the host: if the track still exists, the snapshot or a later update brings
+/// the host's copy; if not, it was refused or removed, and must go.
+fn drop_settled_pending(world: &mut World) {
+    let added = |intent: &Intent| match &intent.action {
+        Action::Session(SessionAction::AddTrack { track_id, .. }) => Some(*track_id),
+        _ => None,
+    };
+    let outstanding = world.resource::<Outstanding>();
+    let mut waiting: std::collections::HashSet<TrackId> = outstanding
+        .intents
+        .values()
+        .chain(outstanding.queued.iter())
+        .filter_map(added)
+        .collect();
+    if let Some(outbox) = world.get_resource::<Outbox>() {
+        waiting.extend(outbox.0.iter().filter_map(added));
+    }
+    let settled: Vec<Entity> = world
+        .query_filtered::<(Entity, &Track), With<Pending>>()
+        .iter(world)
+        .filter(|(_, track)| !waiting.contains(&track.id))
+        .map(|(entity, _)| entity)
+        .collect();
+    for entity in settled {
+        world.despawn(entity);
+    }
 }
 
 /// What an intent will answer once applied, for its pending reply.
@@ -639,6 +693,7 @@ fn expected_result(action: &SessionAction) -> Applied {
 fn show_pending(
     commands: &mut Commands,
     index: &QueueIndex,
+    tail: &mut Option<QueueKey>,
     author: &PeerId,
     action: &SessionAction,
 ) {
@@ -653,6 +708,8 @@ fn show_pending(
         if index.entity(*track_id).is_some() {
             return;
         }
+        let key = QueueKey::between(tail.as_ref(), None);
+        *tail = Some(key.clone());
         commands.spawn((
             Track {
                 id: *track_id,
@@ -662,7 +719,7 @@ fn show_pending(
                 path: path.clone(),
                 added_by: author.clone(),
             },
-            QueuePosition(QueueKey::between(index.last_key(), None)),
+            QueuePosition(key),
             Pending,
         ));
     }
@@ -690,9 +747,11 @@ fn track_update_acks(mut auth: ResMut<Authority>, mut events: MessageReader<NetE
     }
 }
 
-/// A guest's session intents go to the host; its answer becomes the intent's outcome. When
-/// the host cannot be reached, the intent waits in the persisted outbox and the answer says
-/// so (`pending`); the outbox is delivered, in order, once the host is back.
+/// A guest's session intents go to the host; its answer becomes the intent's outcome. Each
+/// added track shows in the guest's own queue at once, marked pending, until the host's copy
+/// replaces it (or the host refuses it and it goes). When the host cannot be reached, the
+/// intent waits in the persisted outbox and the answer says so (`pending`); the outbox is
+/// delivered, in order, once the host is back.
 #[allow(clippy::too_many_arguments)]
 fn forward_guest_intents(
     mut commands: Commands,
@@ -700,6 +759,7 @@ fn forward_guest_intents(
     hosts: Query<&Host>,
     links: Res<PeerLinks>,
     index: Res<QueueIndex>,
+    pending: Query<(), With<Pending>>,
     mut net: MessageWriter<NetCommand>,
     mut outstanding: ResMut<Outstanding>,
     mut outbox: ResMut<Outbox>,
@@ -713,28 +773,55 @@ fn forward_guest_intents(
         .map(|h| h.0.clone())
         .filter(|h| *h != local.peer);
     let reachable = host.as_ref().is_some_and(|h| links.0.contains_key(h));
+    // Pending additions of this frame go after each other, not on one key.
+    let mut tail = index.last_key().cloned();
+    // `shown`: the intent went out live and is in the queue already, or was confirmed and
+    // then removed by the host; either way it must not be shown again.
+    let to_outbox = |intent: Intent,
+                     shown: bool,
+                     commands: &mut Commands,
+                     tail: &mut Option<QueueKey>,
+                     outbox: &mut Outbox,
+                     outcomes: &mut MessageWriter<IntentOutcome>| {
+        let Action::Session(action) = &intent.action else {
+            return;
+        };
+        if !shown {
+            show_pending(commands, &index, tail, &intent.id.author, action);
+        }
+        outcomes.write(IntentOutcome {
+            id: intent.id.clone(),
+            result: Ok(Applied::Pending(Box::new(expected_result(action)))),
+        });
+        outbox.0.push(intent);
+    };
     for intent in intents.read() {
-        let (Some(host), Action::Session(action)) = (&host, &intent.action) else {
+        let (Some(_), Action::Session(action)) = (&host, &intent.action) else {
             continue;
         };
         if reachable && outbox.0.is_empty() {
-            let token = outstanding.token();
-            outstanding.intents.insert(token, intent.clone());
-            net.write(NetCommand::Send {
-                token,
-                peer: host.0.clone(),
-                request: SessionRequest::Intent(intent.clone()),
-            });
+            show_pending(&mut commands, &index, &mut tail, &intent.id.author, action);
+            outstanding.queued.push_back(intent.clone());
         } else {
-            outbox.0.push(intent.clone());
-            show_pending(&mut commands, &index, &intent.id.author, action);
-            let pending = Applied::Pending(Box::new(expected_result(action)));
-            outcomes.write(IntentOutcome {
-                id: intent.id.clone(),
-                result: Ok(pending),
-            });
+            to_outbox(
+                intent.clone(),
+                false,
+                &mut commands,
+                &mut tail,
+                &mut outbox,
+                &mut outcomes,
+            );
         }
     }
+    // A refused addition leaves the guest's queue too.
+    let drop_refused = |commands: &mut Commands, intent: &Intent| {
+        if let Action::Session(SessionAction::AddTrack { track_id, .. }) = &intent.action
+            && let Some(entity) = index.entity(*track_id)
+            && pending.contains(entity)
+        {
+            commands.entity(entity).despawn();
+        }
+    };
     for event in events.read() {
         match event {
             NetEvent::Response {
@@ -743,6 +830,9 @@ fn forward_guest_intents(
                 ..
             } => {
                 if let Some(intent) = outstanding.intents.remove(token) {
+                    if result.is_err() {
+                        drop_refused(&mut commands, &intent);
+                    }
                     if outstanding.delivering.remove(token) {
                         // Its pending reply went out long ago; the outbox entry is done.
                         outbox.0.retain(|i| i.id != intent.id);
@@ -763,35 +853,72 @@ fn forward_guest_intents(
                         continue; // stays in the outbox for the next attempt
                     }
                     tracing::info!(%error, "the host is unreachable; the intent waits in the outbox");
-                    let action = match &intent.action {
-                        Action::Session(action) => action.clone(),
-                        Action::Local(_) => continue,
-                    };
-                    show_pending(&mut commands, &index, &intent.id.author, &action);
-                    outcomes.write(IntentOutcome {
-                        id: intent.id.clone(),
-                        result: Ok(Applied::Pending(Box::new(expected_result(&action)))),
-                    });
-                    outbox.0.push(intent);
+                    let shown = true;
+                    to_outbox(
+                        intent,
+                        shown,
+                        &mut commands,
+                        &mut tail,
+                        &mut outbox,
+                        &mut outcomes,
+                    );
                 }
             }
             _ => {}
         }
     }
-    // Deliver the outbox when the host is back and nothing from it is in flight.
-    if reachable
-        && outstanding.delivering.is_empty()
-        && let Some(host) = &host
-    {
+    let Some(host) = host.filter(|_| reachable) else {
+        // Cut off: what waited for a slot waits in the outbox instead, in order.
+        while let Some(intent) = outstanding.queued.pop_front() {
+            let shown = true;
+            to_outbox(
+                intent,
+                shown,
+                &mut commands,
+                &mut tail,
+                &mut outbox,
+                &mut outcomes,
+            );
+        }
+        return;
+    };
+    let now = std::time::Instant::now();
+    let Outstanding {
+        next_token,
+        intents: in_flight,
+        delivering,
+        queued,
+        pacer,
+        ..
+    } = &mut *outstanding;
+    let pacer = pacer.get_or_insert_with(|| RateBucket::scaled(now, GUEST_PACE));
+    let mut send = |intent: &Intent, next_token: &mut u64, in_flight: &mut HashMap<u64, Intent>| {
+        let token = self::next_token(next_token);
+        in_flight.insert(token, intent.clone());
+        net.write(NetCommand::Send {
+            token,
+            peer: host.0.clone(),
+            request: SessionRequest::Intent(intent.clone()),
+        });
+        token
+    };
+    // The outbox first, when nothing from it is in flight, so intents keep their order.
+    if delivering.is_empty() {
         for intent in &outbox.0 {
-            let token = outstanding.token();
-            outstanding.intents.insert(token, intent.clone());
-            outstanding.delivering.insert(token);
-            net.write(NetCommand::Send {
-                token,
-                peer: host.0.clone(),
-                request: SessionRequest::Intent(intent.clone()),
-            });
+            if in_flight.len() >= MAX_INTENTS_IN_FLIGHT || !pacer.take(now) {
+                break;
+            }
+            let token = send(intent, next_token, in_flight);
+            delivering.insert(token);
+        }
+    }
+    if delivering.is_empty() && outbox.0.is_empty() {
+        while in_flight.len() < MAX_INTENTS_IN_FLIGHT
+            && !queued.is_empty()
+            && pacer.take(now)
+            && let Some(intent) = queued.pop_front()
+        {
+            send(&intent, next_token, in_flight);
         }
     }
 }

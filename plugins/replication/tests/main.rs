@@ -13,7 +13,7 @@ use whatnext_core::prelude::*;
 use whatnext_core::session::apply_intent;
 use whatnext_network::protocol::{Snapshot, Welcome};
 use whatnext_network::session_link::PendingWelcomes;
-use whatnext_network::{Members, NetCommand, NetEvent};
+use whatnext_network::{ConnectionKind, Members, NetCommand, NetEvent, PeerLinks};
 use whatnext_replication::ReplicationPlugin;
 
 const HOST: &str = "host-peer";
@@ -244,6 +244,30 @@ fn host_acts(host: &mut App, rng: &mut StdRng, counter: &mut u64, next_track: &m
     let _ = apply_intent(host.world_mut(), &intent);
 }
 
+/// The member adds a track now and then, and sometimes tries what a guest may not (pause):
+/// its additions show pending at once, then must end confirmed, exactly once.
+fn member_acts(member: &mut App, rng: &mut StdRng, counter: &mut u64) {
+    *counter += 1;
+    let action = if rng.gen_bool(0.8) {
+        SessionAction::AddTrack {
+            track_id: TrackId(1_000_000 + *counter),
+            title: format!("M{counter}"),
+            artist: "G".into(),
+            duration_ms: 60_000,
+            path: None,
+        }
+    } else {
+        SessionAction::Pause
+    };
+    member.world_mut().write_message(Intent {
+        id: IntentId {
+            author: PeerId::new(MEMBER),
+            counter: *counter,
+        },
+        action: Action::Session(action),
+    });
+}
+
 fn run_schedule(seed: u64) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut host = app(HOST);
@@ -278,6 +302,27 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         .resource_mut::<Members>()
         .0
         .insert(PeerId::new(MEMBER));
+    // What the network plugin does on admission: the member becomes a participant, and
+    // each side sees a link to the other.
+    host.world_mut().spawn((
+        Participant {
+            peer: PeerId::new(MEMBER),
+            display_name: "Member".into(),
+            display: false,
+        },
+        Presence {
+            online: true,
+            connection: Connection::Relayed,
+        },
+        NetId(rng.r#gen()),
+        Replicated,
+    ));
+    member
+        .world_mut()
+        .resource_mut::<PeerLinks>()
+        .0
+        .insert(PeerId::new(HOST), ConnectionKind::Relayed);
+    let mut member_counter = 0;
     let welcome = Welcome {
         session: SessionId("SIM".into()),
         name: "Sim".into(),
@@ -298,6 +343,9 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         if rng.gen_bool(0.6) {
             host_acts(&mut host, &mut rng, &mut counter, &mut next_track);
         }
+        if rng.gen_bool(0.3) {
+            member_acts(&mut member, &mut rng, &mut member_counter);
+        }
         if step % 13 == 7 && rng.gen_bool(0.3) {
             net.drop_chance = 1.0; // cut
         } else if net.drop_chance == 1.0 && rng.gen_bool(0.3) {
@@ -311,7 +359,15 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     net.max_delay = 2;
     for _ in 0..60 {
         tick(&mut host, &mut member, &mut net);
-        if net.in_flight.is_empty() && state(&mut host) == state(&mut member) {
+        let delivered = member.world().resource::<Outbox>().0.is_empty();
+        if net.in_flight.is_empty() && delivered && state(&mut host) == state(&mut member) {
+            let titles: Vec<String> = state(&mut host)
+                .map(|(s, _)| s.queue.into_iter().map(|t| t.title).collect())
+                .unwrap_or_default();
+            let unique: std::collections::HashSet<&String> = titles.iter().collect();
+            if unique.len() != titles.len() {
+                return Err(format!("seed {seed}: a track twice in {titles:?}"));
+            }
             return Ok(());
         }
     }
