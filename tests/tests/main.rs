@@ -6,6 +6,8 @@ mod harness;
 mod headless;
 mod join;
 mod lan;
+mod nat;
+mod natlab;
 mod relay;
 mod replication;
 mod window;

@@ -18,11 +18,31 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay on `tcp_port` (0 = any) with its key in `key_file`.
     pub fn start(key_file: &Path, tcp_port: u16, extra: &[&str]) -> Relay {
-        let mut child = Command::new(sibling_binary("whatnext-relay"))
+        let listen = format!("/ip4/127.0.0.1/tcp/{tcp_port}");
+        let mut args = vec!["--listen", &listen];
+        args.extend_from_slice(extra);
+        Self::spawn(
+            Command::new(sibling_binary("whatnext-relay")),
+            key_file,
+            &args,
+        )
+    }
+
+    /// Starts a relay inside a network namespace, with its own `--listen` flags in `args`.
+    #[allow(dead_code)]
+    pub fn start_in_netns(netns: &str, key_file: &Path, args: &[&str]) -> Relay {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", netns])
+            .arg(sibling_binary("whatnext-relay"));
+        Self::spawn(command, key_file, args)
+    }
+
+    fn spawn(mut command: Command, key_file: &Path, args: &[&str]) -> Relay {
+        let mut child = command
             .arg("--key-file")
             .arg(key_file)
-            .args(["--listen", &format!("/ip4/127.0.0.1/tcp/{tcp_port}")])
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

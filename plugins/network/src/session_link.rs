@@ -404,6 +404,7 @@ fn finish_joins(
     bridge: Res<NetBridge>,
     mut rejoin: ResMut<RejoinInvite>,
     mut joins: ResMut<Joins>,
+    links: Res<PeerLinks>,
     mut events: MessageReader<NetEvent>,
     mut outcomes: MessageWriter<IntentOutcome>,
 ) {
@@ -464,11 +465,20 @@ fn finish_joins(
                 let Some(join) = joins.0.get_mut(token) else {
                     continue;
                 };
-                if *code == ErrorCode::Unreachable
-                    && matches!(join.command, NetCommand::JoinViaUrl { .. })
-                {
+                // Unreachable can be passing (a connection closed under the request, say,
+                // as a relayed one does once a direct one is up): try again until the
+                // join's time is up. A bad or unknown invite is final.
+                if *code == ErrorCode::Unreachable {
                     join.last_error = Some(message.clone());
-                    join.retry_at = Some(now + JOIN_RETRY);
+                    // Still linked to the host: only one connection went (a relayed one
+                    // closed for a direct one), so ask again at once.
+                    let linked = match &join.command {
+                        NetCommand::JoinViaUrl { host, .. } => {
+                            links.0.keys().any(|peer| peer.as_str() == host)
+                        }
+                        _ => false,
+                    };
+                    join.retry_at = Some(if linked { now } else { now + JOIN_RETRY });
                 } else {
                     done.push((*token, Err(IntentError::new(*code, message.clone()))));
                 }

@@ -310,10 +310,23 @@ impl Task {
                 let kind = kind_of(&endpoint, &self.lan_peers, &peer_id);
                 debug!(%peer_id, ?kind, num_established = num_established.get(), "connected");
                 let before = self.best_link(&peer_id);
-                self.links
-                    .entry(peer_id)
-                    .or_default()
-                    .insert(connection_id, kind);
+                let links = self.links.entry(peer_id).or_default();
+                links.insert(connection_id, kind);
+                if kind != ConnectionKind::Relayed {
+                    // Requests are spread over every connection to a peer; once a direct one
+                    // is up (hole punched, or on the LAN), the relayed ones only cost the
+                    // relay's bandwidth and our latency. The peers dial the relay again if
+                    // the direct path dies.
+                    let relayed: Vec<ConnectionId> = links
+                        .iter()
+                        .filter(|(_, k)| **k == ConnectionKind::Relayed)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in relayed {
+                        info!(peer = %peer_id, ?kind, "a direct connection is up; closing the relayed one");
+                        self.swarm.close_connection(id);
+                    }
+                }
                 self.publish_link(&peer_id, before);
             }
             SwarmEvent::ConnectionClosed {
@@ -722,9 +735,24 @@ pub async fn run(
             return;
         }
     };
+    // TCP listeners on all interfaces, until they report an address other than loopback
+    // (only such an address is used for dials to other machines).
+    let mut tcp_listeners = HashSet::new();
     for addr in &config.listen {
-        if let Err(e) = swarm.listen_on(addr.clone()) {
-            let _ = events.send(NetEvent::Error(format!("cannot listen on {addr}: {e}")));
+        let wildcard_tcp = addr.iter().any(|p| matches!(p, Protocol::Tcp(_)))
+            && addr.iter().any(|p| match p {
+                Protocol::Ip4(ip) => ip.is_unspecified(),
+                Protocol::Ip6(ip) => ip.is_unspecified(),
+                _ => false,
+            });
+        match swarm.listen_on(addr.clone()) {
+            Ok(id) if wildcard_tcp => {
+                tcp_listeners.insert(id);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = events.send(NetEvent::Error(format!("cannot listen on {addr}: {e}")));
+            }
         }
     }
     let mut task = Task {
@@ -746,6 +774,33 @@ pub async fn run(
         code: None,
         code_registered_at: None,
     };
+    // A TCP dial leaves from the listening port (port reuse) only once the listener has
+    // reported its address. A relay dialled before that sees a random port, and that
+    // observed address is useless for hole punching. So relays wait for the listeners.
+    let ready_by = Instant::now() + Duration::from_secs(2);
+    while !tcp_listeners.is_empty() {
+        match tokio::time::timeout_at(ready_by.into(), task.swarm.select_next_some()).await {
+            Ok(event) => {
+                if let SwarmEvent::NewListenAddr {
+                    listener_id,
+                    address,
+                } = &event
+                    && !address.iter().any(|p| match p {
+                        Protocol::Ip4(ip) => ip.is_loopback(),
+                        Protocol::Ip6(ip) => ip.is_loopback(),
+                        _ => false,
+                    })
+                {
+                    tcp_listeners.remove(listener_id);
+                }
+                task.on_swarm_event(event);
+            }
+            Err(_) => {
+                debug!("no TCP listen address beyond loopback within 2 s");
+                break;
+            }
+        }
+    }
     loop {
         let mut next = task.drive_relays();
         if let Some(renew) = task.renew_code(Instant::now()) {

@@ -508,6 +508,15 @@ fn receive(world: &mut World, state: &mut SystemState<MessageReader<NetEvent>>) 
             _ => {}
         }
     }
+    // Whatever path brought us here (an update already applied, a resync answer that
+    // stopped short), a gap nobody is filling must be asked for.
+    let (gap, resyncing, last) = {
+        let mirror = world.resource::<Mirror>();
+        (!mirror.buffer.is_empty(), mirror.resyncing, mirror.last_seq)
+    };
+    if gap && !resyncing {
+        request_resync(world, last);
+    }
     Ok(())
 }
 
@@ -851,6 +860,13 @@ fn forward_guest_intents(
                 if let Some(intent) = outstanding.intents.remove(token) {
                     if outstanding.delivering.remove(token) {
                         continue; // stays in the outbox for the next attempt
+                    }
+                    if reachable {
+                        // Only that connection went (a relayed one replaced by a direct
+                        // one, say): send it again. The host applies an intent id once.
+                        tracing::debug!(%error, "an intent was lost on the way; sending it again");
+                        outstanding.queued.push_front(intent);
+                        continue;
                     }
                     tracing::info!(%error, "the host is unreachable; the intent waits in the outbox");
                     let shown = true;
