@@ -92,6 +92,14 @@ impl Headless {
         Self::spawn(Command::new(binary()), data_dir, flags)
     }
 
+    /// Starts with extra environment variables (e.g. a skewed test clock).
+    #[allow(dead_code)]
+    pub fn start_with_env(data_dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(binary());
+        command.envs(env.iter().copied());
+        Self::spawn(command, data_dir, flags)
+    }
+
     /// Starts inside a network namespace (`ip netns exec NS whatnext …`).
     pub fn start_in_netns(netns: &str, data_dir: &Path, flags: &[&str]) -> Self {
         let mut command = Command::new("ip");

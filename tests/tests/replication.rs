@@ -338,3 +338,53 @@ fn a_burst_of_guest_additions_shows_pending_then_arrives_exactly_once() {
         eprintln!("{name} had all {BURST} confirmed after {took:?}");
     }
 }
+
+/// A guest whose system clock is 45 s fast still sees the host's playback position: it reads
+/// the shared playback clock against the host's clock, estimated from time requests.
+#[test]
+fn a_guest_with_a_wrong_system_clock_sees_the_same_playback_position_as_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = Headless::start_with(&dir.path().join("host"), RELAY_ONLY);
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Clocks"}));
+    let url = loop {
+        let invite = host.ok("session.invite", json!(null));
+        if let Some(url) = invite["url"].as_str().filter(|u| u.contains("relay=")) {
+            break url.to_owned();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut guest = Headless::start_with_env(
+        &dir.path().join("guest"),
+        RELAY_ONLY,
+        &[("WHATNEXT_TEST_CLOCK_SKEW_MS", "45000")],
+    );
+    guest.ok("session.join", json!({"invite": url}));
+    host.ok(
+        "track.add",
+        json!({"title": "Long one", "artist": "A", "duration_ms": 600000}),
+    );
+    host.ok("playback.play", json!(null));
+    wait_state(&mut guest, "playback playing", |s| {
+        s["playback"]["state"] == json!("playing")
+    });
+    // A few time samples have come back by now (one every 200 ms after joining).
+    std::thread::sleep(Duration::from_secs(2));
+    for _ in 0..5 {
+        let on_host = host.ok("session.state", json!(null))["playback"]["position_ms"]
+            .as_i64()
+            .expect("host position");
+        let on_guest = guest.ok("session.state", json!(null))["playback"]["position_ms"]
+            .as_i64()
+            .expect("guest position");
+        eprintln!("position: host {on_host} ms, guest {on_guest} ms");
+        // Read one after the other, so a little apart; 45 s apart without the estimate.
+        assert!(
+            (on_guest - on_host).abs() < 1_000,
+            "host at {on_host} ms, guest at {on_guest} ms"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}

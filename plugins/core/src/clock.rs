@@ -92,15 +92,67 @@ impl PlaybackClock {
 
 /// Wall-clock now, in milliseconds since the Unix epoch, read once per frame so that every
 /// system in a frame agrees. Tests freeze it and move it by hand.
+///
+/// On a member it is the host's clock: the playback clock's anchors are the host's times, so
+/// reading them against a system clock that is off would put every member's position off.
 #[derive(Resource, Clone, Copy, Debug, Default)]
 pub struct WallClock {
     pub now_ms: u64,
     pub frozen: bool,
+    /// The authority's clock minus this device's, as last estimated (0 on the host).
+    pub offset_ms: i64,
+}
+
+/// Estimates the offset to the host's clock from time requests, NTP-style: a sample is
+/// `host_ms - (sent + received) / 2`, and the sample with the shortest round trip of the
+/// last few wins (its error is at most half that round trip).
+#[derive(Clone, Debug, Default)]
+pub struct OffsetEstimator {
+    samples: std::collections::VecDeque<(u64, i64)>,
+}
+
+impl OffsetEstimator {
+    pub const KEEP: usize = 8;
+
+    /// Adds one exchange (all in ms) and returns the best estimate so far.
+    pub fn add(&mut self, sent_ms: u64, host_ms: u64, received_ms: u64) -> i64 {
+        let rtt = received_ms.saturating_sub(sent_ms);
+        let midpoint = sent_ms + rtt / 2;
+        let offset = host_ms as i64 - midpoint as i64;
+        if self.samples.len() == Self::KEEP {
+            self.samples.pop_front();
+        }
+        self.samples.push_back((rtt, offset));
+        self.best().unwrap_or(offset)
+    }
+
+    pub fn best(&self) -> Option<i64> {
+        self.samples.iter().min_by_key(|(rtt, _)| *rtt).map(|s| s.1)
+    }
+
+    pub fn samples(&self) -> usize {
+        self.samples.len()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_offset_comes_from_the_exchange_with_the_shortest_round_trip() {
+        let mut estimator = OffsetEstimator::default();
+        // Host 5 s ahead; a slow exchange with an asymmetric delay gives a poor sample...
+        assert_eq!(estimator.add(1_000, 6_400, 1_600), 5_100);
+        // ...and a quick one a good one, which then wins over the slow one.
+        assert_eq!(estimator.add(2_000, 7_005, 2_010), 5_000);
+        assert_eq!(estimator.add(3_000, 8_300, 3_400), 5_000);
+        // Old samples age out.
+        for i in 0..OffsetEstimator::KEEP as u64 {
+            estimator.add(10_000 + i, 14_000 + i, 10_050 + i);
+        }
+        assert_eq!(estimator.best(), Some(3_975));
+    }
 
     #[test]
     fn playing_position_is_derived_from_the_anchor() {

@@ -123,15 +123,28 @@ pub enum SessionEvent {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now()
+    let local = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    local.saturating_add_signed(test_clock_skew_ms())
+}
+
+/// `WHATNEXT_TEST_CLOCK_SKEW_MS` moves this process's wall clock, so tests can run peers
+/// whose system clocks disagree on one machine. Read once.
+fn test_clock_skew_ms() -> i64 {
+    static SKEW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *SKEW.get_or_init(|| {
+        std::env::var("WHATNEXT_TEST_CLOCK_SKEW_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
 }
 
 fn tick_wall_clock(mut clock: ResMut<WallClock>) {
     if !clock.frozen {
-        clock.now_ms = now_ms();
+        clock.now_ms = now_ms().saturating_add_signed(clock.offset_ms);
     }
 }
 

@@ -24,6 +24,7 @@ pub fn host_app() -> App {
     app.insert_resource(WallClock {
         now_ms: 1_000_000,
         frozen: true,
+        ..Default::default()
     });
     app.update();
     app

@@ -33,6 +33,9 @@ pub enum SessionRequest {
     },
     /// Measures a round trip; answered by the network thread itself.
     Ping(u64),
+    /// Member → host: what time is it on your clock? Answered by the network thread itself,
+    /// so the answer is not delayed by a frame. (New variants go last: postcard numbers them.)
+    Time,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +67,10 @@ pub enum SessionResponse {
     /// The answer to `Resync`: the missing updates, or a whole snapshot if they are gone.
     Updates(Vec<Update>),
     Snapshot(Snapshot),
+    /// The answer to `Time`: the host's wall clock, in ms since the Unix epoch.
+    Time {
+        now_ms: u64,
+    },
 }
 
 /// One replicated component's serialized value, named by its registered name.

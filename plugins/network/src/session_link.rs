@@ -443,6 +443,7 @@ fn finish_joins(
                     }
                     // Not answers to a hello.
                     SessionResponse::Pong(_)
+                    | SessionResponse::Time { .. }
                     | SessionResponse::Ack
                     | SessionResponse::IntentResult(_)
                     | SessionResponse::Updates(_)

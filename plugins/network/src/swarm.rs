@@ -630,6 +630,23 @@ impl Task {
                     .send_response(channel, pong);
             }
             E::Message {
+                message:
+                    Message::Request {
+                        request: SessionRequest::Time,
+                        channel,
+                        ..
+                    },
+                ..
+            } => {
+                let now_ms = whatnext_core::session::now_ms();
+                let time = SessionResponse::Time { now_ms };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .session
+                    .send_response(channel, time);
+            }
+            E::Message {
                 peer,
                 message:
                     Message::Request {

@@ -288,6 +288,7 @@ impl Plugin for ReplicationPlugin {
             .init_resource::<Mirror>()
             .init_resource::<Outstanding>()
             .init_resource::<ForeignIntents>()
+            .init_resource::<ClockSync>()
             .configure_sets(
                 PostUpdate,
                 (ReplicationSet::Collect, ReplicationSet::Flush).chain(),
@@ -318,6 +319,7 @@ impl Plugin for ReplicationPlugin {
                     answer_member_requests,
                     give_presence,
                     return_ownership,
+                    sync_clock_with_host,
                 )
                     .chain()
                     .after(SessionSet::Apply),
@@ -330,6 +332,87 @@ impl Plugin for ReplicationPlugin {
             .replicate::<Participant>()
             .replicate::<Track>()
             .replicate::<QueuePosition>();
+    }
+}
+
+/// A member's estimate of the host's clock, and its time requests in flight.
+#[derive(Resource, Default)]
+struct ClockSync {
+    host: Option<PeerId>,
+    estimator: whatnext_core::clock::OffsetEstimator,
+    /// Token → local time the request left, in ms.
+    asked: HashMap<u64, u64>,
+    next_at: Option<std::time::Instant>,
+}
+
+/// Quick samples right after joining, then one now and then (clocks drift, links change).
+const CLOCK_SAMPLE_QUICK: std::time::Duration = std::time::Duration::from_millis(200);
+const CLOCK_SAMPLE_SLOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A member reads the playback clock against the host's wall clock, not its own: it asks the
+/// host for the time and keeps `WallClock::offset_ms` up to date.
+#[allow(clippy::too_many_arguments)]
+fn sync_clock_with_host(
+    local: Res<LocalPeer>,
+    hosts: Query<&Host>,
+    links: Res<PeerLinks>,
+    mut sync: ResMut<ClockSync>,
+    mut wall: ResMut<WallClock>,
+    mut outstanding: ResMut<Outstanding>,
+    mut net: MessageWriter<NetCommand>,
+    mut events: MessageReader<NetEvent>,
+) {
+    let host = hosts
+        .iter()
+        .next()
+        .map(|h| h.0.clone())
+        .filter(|h| *h != local.peer);
+    if sync.host != host {
+        *sync = ClockSync {
+            host: host.clone(),
+            ..default()
+        };
+        if wall.offset_ms != 0 {
+            wall.offset_ms = 0; // our own clock is the session's again (hosting, or none)
+        }
+    }
+    let Some(host) = host else {
+        return;
+    };
+    for event in events.read() {
+        match event {
+            NetEvent::Response {
+                token,
+                response: SessionResponse::Time { now_ms },
+                ..
+            } => {
+                if let Some(sent) = sync.asked.remove(token) {
+                    let received = whatnext_core::session::now_ms();
+                    wall.offset_ms = sync.estimator.add(sent, *now_ms, received);
+                }
+            }
+            NetEvent::SendFailed { token, .. } => {
+                sync.asked.remove(token);
+            }
+            _ => {}
+        }
+    }
+    let now = std::time::Instant::now();
+    if links.0.contains_key(&host) && sync.next_at.is_none_or(|at| at <= now) {
+        let token = outstanding.token();
+        sync.asked.insert(token, whatnext_core::session::now_ms());
+        net.write(NetCommand::Send {
+            token,
+            peer: host.0.clone(),
+            request: SessionRequest::Time,
+        });
+        let quick = sync.estimator.samples() < whatnext_core::clock::OffsetEstimator::KEEP;
+        let wait = if quick {
+            CLOCK_SAMPLE_QUICK
+        } else {
+            CLOCK_SAMPLE_SLOW
+        };
+        sync.next_at = Some(now + wait);
     }
 }
 

@@ -32,6 +32,7 @@ fn app(peer: &str) -> App {
     app.insert_resource(WallClock {
         now_ms: 5_000_000,
         frozen: true,
+        ..Default::default()
     });
     app.update();
     app
