@@ -36,6 +36,21 @@ pub enum SessionRequest {
     /// Member → host: what time is it on your clock? Answered by the network thread itself,
     /// so the answer is not delayed by a frame. (New variants go last: postcard numbers them.)
     Time,
+    /// Never on the wire: what the codec hands over for a frame that does not decode, so the
+    /// network thread can refuse it with the reason and count it against the peer.
+    #[serde(skip)]
+    Malformed(String),
+}
+
+/// A request type that can stand for a frame that did not decode.
+pub trait MalformedRequest {
+    fn malformed(reason: String) -> Self;
+}
+
+impl MalformedRequest for SessionRequest {
+    fn malformed(reason: String) -> Self {
+        SessionRequest::Malformed(reason)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +209,7 @@ impl<Req, Res> libp2p::request_response::Codec for PostcardCodec<Req, Res>
 where
     Req: Serialize + DeserializeOwned + Send + 'static,
     Res: Serialize + DeserializeOwned + Send + 'static,
+    Req: MalformedRequest,
 {
     type Protocol = StreamProtocol;
     type Request = Req;
@@ -204,7 +220,12 @@ where
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Req> {
-        read_frame(io).await
+        // libp2p drops a request that fails to read without telling anyone which peer sent
+        // it; handed over as `Malformed`, it is answered and counted.
+        match read_frame(io).await {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Req::malformed(e.to_string())),
+            other => other,
+        }
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(

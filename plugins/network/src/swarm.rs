@@ -650,6 +650,37 @@ impl Task {
                 peer,
                 message:
                     Message::Request {
+                        request: SessionRequest::Malformed(reason),
+                        channel,
+                        ..
+                    },
+                ..
+            } => {
+                warn!(%peer, %reason, "a malformed session request was refused");
+                let refusal = SessionResponse::Refused {
+                    reason: format!("malformed message: {reason}"),
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .session
+                    .send_response(channel, refusal);
+                // One bad frame is refused and the connection goes on; a peer that keeps
+                // sending garbage is cut off.
+                let now = Instant::now();
+                let strikes = self.garbage.entry(peer).or_default();
+                strikes.retain(|at| now.duration_since(*at) < GARBAGE_WINDOW);
+                strikes.push(now);
+                if strikes.len() > GARBAGE_LIMIT {
+                    warn!(%peer, "too many malformed messages; disconnecting");
+                    self.garbage.remove(&peer);
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
+            E::Message {
+                peer,
+                message:
+                    Message::Request {
                         request, channel, ..
                     },
                 ..
@@ -704,18 +735,9 @@ impl Task {
                 }
             }
             E::InboundFailure { peer, error, .. } => {
-                warn!(%peer, %error, "a session request could not be read");
-                // One bad frame is logged and the connection goes on; a peer that keeps
-                // sending garbage is cut off.
-                let now = Instant::now();
-                let strikes = self.garbage.entry(peer).or_default();
-                strikes.retain(|at| now.duration_since(*at) < GARBAGE_WINDOW);
-                strikes.push(now);
-                if strikes.len() > GARBAGE_LIMIT {
-                    warn!(%peer, "too many malformed messages; disconnecting");
-                    self.garbage.remove(&peer);
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
+                // A stream cut short by a closing connection, or a timeout. (Frames that do
+                // not decode arrive as `SessionRequest::Malformed`.)
+                debug!(%peer, %error, "a session request went unanswered");
             }
             E::ResponseSent { .. } => {}
         }

@@ -1,0 +1,197 @@
+//! The network thread against a peer that sends malformed frames on `/whatnext/session/1`:
+//! one bad frame is refused and the connection goes on; a peer that keeps at it is cut off.
+//! A real swarm on loopback, driven through `whatnext_network::swarm::run` as the app does.
+
+use std::io;
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::request_response::{self, Event as RrEvent, Message, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
+use whatnext_network::protocol::{SessionRequest, SessionResponse, encode_frame, read_frame};
+use whatnext_network::swarm::{GARBAGE_LIMIT, run};
+use whatnext_network::{NetCommand, NetConfig, NetEvent};
+
+/// Writes requests as raw bytes (well-formed or not); reads responses as whatnext does.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+#[async_trait::async_trait]
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = SessionResponse;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        Err(io::Error::other("this peer only asks"))
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<SessionResponse> {
+        read_frame(io).await
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&bytes).await?;
+        io.close().await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        _: SessionResponse,
+    ) -> io::Result<()> {
+        Err(io::Error::other("this peer only asks"))
+    }
+}
+
+type Raw = request_response::Behaviour<RawCodec>;
+
+fn raw_peer() -> Swarm<Raw> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                RawCodec,
+                [(
+                    StreamProtocol::new("/whatnext/session/1"),
+                    ProtocolSupport::Outbound,
+                )],
+                request_response::Config::default(),
+            )
+        })
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+/// A frame with a valid length prefix and a body no session message decodes from.
+fn garbage() -> Vec<u8> {
+    let body = [0xFF, 0xFF, 0xFF, 0xFF, 0x0F];
+    let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// What came of one request: its response, or the connection closing.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Answered(SessionResponse),
+    Failed,
+    Disconnected,
+}
+
+async fn ask(swarm: &mut Swarm<Raw>, host: PeerId, bytes: Vec<u8>) -> Outcome {
+    swarm.behaviour_mut().send_request(&host, bytes);
+    loop {
+        match swarm.select_next_some().await {
+            SwarmEvent::Behaviour(RrEvent::Message {
+                message: Message::Response { response, .. },
+                ..
+            }) => return Outcome::Answered(response),
+            SwarmEvent::Behaviour(RrEvent::OutboundFailure { .. }) => return Outcome::Failed,
+            SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == host => {
+                return Outcome::Disconnected;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `ask`, with a generous timeout so a hung exchange fails the test instead of hanging it.
+async fn ask_in_time(swarm: &mut Swarm<Raw>, host: PeerId, bytes: Vec<u8>) -> Outcome {
+    tokio::time::timeout(Duration::from_secs(30), ask(swarm, host, bytes))
+        .await
+        .expect("an answer, a failure or a hang-up within 30 s")
+}
+
+fn is_refused_as_malformed(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Answered(SessionResponse::Refused { reason }) if reason.starts_with("malformed message"))
+}
+
+#[test]
+fn one_malformed_frame_is_refused_and_a_peer_that_keeps_sending_them_is_cut_off() {
+    // The host: whatnext's own network thread, listening on loopback only.
+    let keypair = identity::Keypair::generate_ed25519();
+    let host = keypair.public().to_peer_id();
+    let mut config = NetConfig::new(keypair);
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
+    config.mdns = false;
+    config.hole_punch = false;
+    let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel::<NetCommand>();
+    let (event_tx, events) = crossbeam_channel::unbounded::<NetEvent>();
+    let host_thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(run(config, command_rx, event_tx, Box::new(|| {})));
+    });
+    let addr: Multiaddr = loop {
+        match events.recv_timeout(Duration::from_secs(30)) {
+            Ok(NetEvent::Listening(addr)) => break addr.parse().expect("listen addr"),
+            Ok(_) => {}
+            Err(e) => panic!("the host never listened: {e}"),
+        }
+    };
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let mut peer = raw_peer();
+        peer.dial(addr.with(libp2p::multiaddr::Protocol::P2p(host)))
+            .expect("dial");
+        let ping = || encode_frame(&SessionRequest::Ping(7)).expect("ping frame");
+
+        assert_eq!(
+            ask_in_time(&mut peer, host, ping()).await,
+            Outcome::Answered(SessionResponse::Pong(7))
+        );
+        // One bad frame: refused with the reason, and the same connection still answers.
+        let refused = ask_in_time(&mut peer, host, garbage()).await;
+        assert!(is_refused_as_malformed(&refused), "{refused:?}");
+        assert_eq!(
+            ask_in_time(&mut peer, host, ping()).await,
+            Outcome::Answered(SessionResponse::Pong(7))
+        );
+        // Keep at it: past the limit, the host hangs up.
+        let mut outcomes = Vec::new();
+        for _ in 0..GARBAGE_LIMIT + 5 {
+            let outcome = ask_in_time(&mut peer, host, garbage()).await;
+            let done = outcome != Outcome::Disconnected && !is_refused_as_malformed(&outcome);
+            outcomes.push(outcome);
+            if done || outcomes.last() == Some(&Outcome::Disconnected) {
+                break;
+            }
+        }
+        let refusals = outcomes.iter().filter(|o| is_refused_as_malformed(o)).count();
+        // The answer to the last straw and the hang-up race; either way the count holds.
+        assert!(
+            outcomes.contains(&Outcome::Disconnected) || outcomes.last() == Some(&Outcome::Failed),
+            "never cut off: {outcomes:?}"
+        );
+        assert!(
+            (GARBAGE_LIMIT - 1..=GARBAGE_LIMIT).contains(&refusals),
+            "cut off after {refusals} more refusals (limit {GARBAGE_LIMIT} in a minute, one sent before): {outcomes:?}"
+        );
+        assert!(!peer.is_connected(&host), "still connected");
+    });
+    let _ = commands.send(NetCommand::Shutdown);
+    host_thread.join().expect("host thread");
+}
