@@ -1,5 +1,6 @@
 //! The `whatnext` binary: command line, modes (desktop window, headless), app assembly.
 
+mod demo;
 mod headless;
 mod window;
 
@@ -52,11 +53,16 @@ struct Cli {
     /// Work offline: no network thread at all.
     #[arg(long)]
     offline: bool,
+
+    /// Show a made-up party (a dozen tracks, three people, a co-host playing), offline and
+    /// in a throwaway data directory, so nothing of yours is touched.
+    #[arg(long, conflicts_with = "data_dir")]
+    demo: bool,
 }
 
 impl Cli {
     fn net_config(&self, storage: &StoragePlugin) -> Option<NetConfig> {
-        if self.offline {
+        if self.offline || self.demo {
             return None;
         }
         let identity = storage.identity()?;
@@ -76,9 +82,12 @@ impl Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs();
-    let Some(data_dir) = cli
-        .data_dir
+    let demo_dir = cli
+        .demo
+        .then(|| std::env::temp_dir().join(format!("whatnext-demo-{}", std::process::id())));
+    let Some(data_dir) = demo_dir
         .clone()
+        .or_else(|| cli.data_dir.clone())
         .or_else(|| dirs::data_dir().map(|d| d.join("whatnext")))
     else {
         eprintln!("whatnext: this platform has no data directory; pass --data-dir DIR");
@@ -93,10 +102,13 @@ fn main() -> ExitCode {
     };
     let network = cli.net_config(&storage);
     let exit = if cli.headless {
-        headless::run(storage, network)
+        headless::run(storage, network, cli.demo)
     } else {
-        window::run(storage, network, cli.screenshot)
+        window::run(storage, network, cli.screenshot, cli.demo)
     };
+    if let Some(dir) = demo_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     match exit {
         bevy::app::AppExit::Success => ExitCode::SUCCESS,
         bevy::app::AppExit::Error(code) => ExitCode::from(code.get()),
@@ -115,10 +127,18 @@ fn init_logs() {
 }
 
 /// The plugins every mode shares, in dependency order. Call after any `AppWaker` is set.
-fn add_core_plugins(app: &mut bevy::app::App, storage: StoragePlugin, network: Option<NetConfig>) {
+fn add_core_plugins(
+    app: &mut bevy::app::App,
+    storage: StoragePlugin,
+    network: Option<NetConfig>,
+    demo: bool,
+) {
     app.add_plugins(SessionPlugin).add_plugins(storage);
     if let Some(config) = network {
         app.add_plugins(NetworkPlugin::new(config))
             .add_plugins(ReplicationPlugin);
+    }
+    if demo {
+        app.add_plugins(demo::DemoPlugin);
     }
 }

@@ -20,6 +20,7 @@ pub fn run(
     storage: StoragePlugin,
     network: Option<NetConfig>,
     screenshot: Option<PathBuf>,
+    demo: bool,
 ) -> AppExit {
     let mut app = App::new();
     app.add_plugins(
@@ -43,7 +44,7 @@ pub fn run(
             let _ = proxy.send_event(WinitUserEvent::WakeUp);
         }));
     }
-    crate::add_core_plugins(&mut app, storage, network);
+    crate::add_core_plugins(&mut app, storage, network, demo);
     app.add_plugins(UiPlugin);
     // A desktop app redraws on input, and a few times a second for the progress bar.
     app.insert_resource(WinitSettings {

@@ -1,21 +1,20 @@
 //! The desktop window renders through the real renderer under Xvfb.
 
+use std::path::Path;
 use std::process::Command;
 
 use crate::harness::binary;
 
+/// Runs `whatnext ARGS --screenshot` under Xvfb and returns the frame's RGB pixels.
+///
 /// Needs `xvfb-run` and a Vulkan driver (Mesa's lavapipe); the README's test command
 /// installs both. Without them this fails rather than pretending to pass.
-#[test]
-fn the_desktop_window_renders_a_non_blank_screenshot() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let shot = dir.path().join("window.png");
+fn screenshot(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let shot = dir.join("window.png");
     let status = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x720x24"])
         .arg(binary())
-        .arg("--offline")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
+        .args(args)
         .arg("--screenshot")
         .arg(&shot)
         .env("RUST_LOG", "warn")
@@ -31,11 +30,45 @@ fn the_desktop_window_renders_a_non_blank_screenshot() {
     let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
     let info = reader.next_frame(&mut pixels).expect("pixels");
     assert_eq!((info.width, info.height), (1280, 720));
-    let bytes = &pixels[..info.buffer_size()];
-    let distinct: std::collections::HashSet<&[u8]> = bytes.chunks(3).collect();
+    pixels.truncate(info.buffer_size());
+    pixels
+}
+
+fn distinct_colours(pixels: &[u8]) -> usize {
+    pixels
+        .chunks(3)
+        .collect::<std::collections::HashSet<&[u8]>>()
+        .len()
+}
+
+#[test]
+fn the_desktop_window_renders_a_non_blank_screenshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    let pixels = screenshot(dir.path(), &["--offline", "--data-dir", data]);
+    let colours = distinct_colours(&pixels);
     assert!(
-        distinct.len() > 16,
-        "the frame is blank: {} distinct colours",
-        distinct.len()
+        colours > 16,
+        "the frame is blank: {colours} distinct colours"
+    );
+}
+
+/// `--demo --screenshot`: the fixture party through the real renderer, with its invite's QR
+/// code (white quiet zone and black modules) on the dark theme.
+#[test]
+fn the_demo_party_renders_with_its_qr_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pixels = screenshot(dir.path(), &["--demo"]);
+    let colours = distinct_colours(&pixels);
+    assert!(
+        colours > 16,
+        "the frame is blank: {colours} distinct colours"
+    );
+    let white = pixels.chunks(3).filter(|p| *p == [255, 255, 255]).count();
+    // The QR code is 180 points square; about half of it is white.
+    assert!(
+        white > 180 * 180 / 4,
+        "no QR code on screen: {white} white pixels"
     );
 }

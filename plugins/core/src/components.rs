@@ -283,6 +283,24 @@ pub struct SessionInvite {
     pub problem: Option<String>,
 }
 
+/// Where this device's join stands, for front ends (written by the network plugin).
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum JoinProgress {
+    #[default]
+    Idle,
+    /// Looking a short code up on the relay.
+    LookingUpCode,
+    /// Reaching the host (through the relay, or directly).
+    ConnectingToHost,
+    /// Knocked: the host or a co-host has to approve.
+    WaitingForApproval,
+}
+
+/// Whether this device's user ever chose a display name (front ends ask on first run).
+/// Inserted by storage; absent means "do not ask".
+#[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DisplayNameChosen(pub bool);
+
 /// People who knocked with a short code, waiting for the host or a co-host.
 #[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Knocks(pub Vec<Knock>);

@@ -235,6 +235,9 @@ fn apply_local(world: &mut World, action: &LocalAction) -> Result<Applied, Inten
             let name = clean_text("a display name", name)?;
             let me = world.resource::<LocalPeer>().peer.clone();
             world.resource_mut::<LocalPeer>().display_name = name.clone();
+            if let Some(mut chosen) = world.get_resource_mut::<DisplayNameChosen>() {
+                chosen.0 = true;
+            }
             let mut participants = world.query::<&mut Participant>();
             for mut p in participants.iter_mut(world) {
                 if p.peer == me {

@@ -27,6 +27,7 @@ pub struct SessionLinkPlugin;
 impl Plugin for SessionLinkPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<Joins>()
+            .init_resource::<JoinProgress>()
             .init_resource::<Members>()
             .init_resource::<PendingWelcomes>()
             .add_systems(
@@ -405,6 +406,7 @@ fn finish_joins(
     mut rejoin: ResMut<RejoinInvite>,
     mut joins: ResMut<Joins>,
     links: Res<PeerLinks>,
+    mut progress: ResMut<JoinProgress>,
     mut events: MessageReader<NetEvent>,
     mut outcomes: MessageWriter<IntentOutcome>,
 ) {
@@ -523,6 +525,16 @@ fn finish_joins(
             });
         }
     }
+    let now_at = match joins.0.values().next() {
+        None => JoinProgress::Idle,
+        Some(join) if join.knocked => JoinProgress::WaitingForApproval,
+        Some(Join {
+            command: NetCommand::JoinViaCode { .. },
+            ..
+        }) => JoinProgress::LookingUpCode,
+        Some(_) => JoinProgress::ConnectingToHost,
+    };
+    progress.set_if_neq(now_at);
 }
 
 /// How often a guest cut off from its host tries to get back in.

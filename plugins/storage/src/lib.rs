@@ -232,6 +232,7 @@ impl Plugin for StoragePlugin {
             "Listener {}",
             &peer.as_str()[peer.as_str().len().saturating_sub(4)..]
         );
+        app.insert_resource(DisplayNameChosen(loaded.display_name.is_some()));
         let local = LocalPeer {
             peer,
             display_name: loaded.display_name.unwrap_or(default_name),
@@ -430,7 +431,7 @@ fn flush(
     let txn = store.db.begin_write()?;
     {
         let mut settings = txn.open_table(SETTINGS)?;
-        if local.is_changed() {
+        if local.is_changed() && !local.is_added() {
             settings.insert("display_name", local.display_name.as_str())?;
         }
         if relays_changed {

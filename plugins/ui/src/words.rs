@@ -1,0 +1,71 @@
+//! What the user reads when something goes wrong: a sentence a person understands, with the
+//! technical detail kept for a click away.
+
+use whatnext_core::prelude::*;
+
+/// An error as the UI shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub sentence: String,
+    pub detail: String,
+}
+
+impl Problem {
+    pub fn from_error(error: &IntentError) -> Self {
+        Self {
+            sentence: sentence_for(error.code).to_owned(),
+            detail: match error.rule {
+                Some(rule) => format!("{} (rule {rule:?})", error.message),
+                None => error.message.clone(),
+            },
+        }
+    }
+
+    /// An invite that does not even parse, caught before anything is sent.
+    pub fn bad_invite(detail: String) -> Self {
+        Self {
+            sentence: sentence_for(ErrorCode::InvalidInvite).to_owned(),
+            detail,
+        }
+    }
+}
+
+pub fn sentence_for(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidInvite => {
+            "That invite doesn't work. Check the link, or the 6-character code the host shows, and try again."
+        }
+        ErrorCode::Unreachable => {
+            "We couldn't reach the host. They may be offline, or the relay may be down: check the relay dots."
+        }
+        ErrorCode::Denied => "The host said no to your request to join.",
+        ErrorCode::NotPermitted => "Your role in this party doesn't allow that.",
+        ErrorCode::NotFound => "That is no longer there; someone may have just changed it.",
+        ErrorCode::BadRequest => "That doesn't look right; check what you typed.",
+        ErrorCode::NotInSession => "You're not in a party right now.",
+        ErrorCode::Internal => "Something went wrong inside whatnext.",
+    }
+}
+
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Host => "host",
+        Role::CoHost => "co-host",
+        Role::Guest => "guest",
+        Role::Display => "party screen",
+    }
+}
+
+pub fn connection_name(connection: Connection) -> &'static str {
+    match connection {
+        Connection::Myself => "this device",
+        Connection::Direct => "direct",
+        Connection::Relayed => "via relay",
+        Connection::Lan => "LAN",
+    }
+}
+
+pub fn format_ms(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}:{:02}", s / 60, s % 60)
+}

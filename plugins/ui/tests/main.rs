@@ -1,0 +1,314 @@
+//! The panels without a window: egui_kittest drives `draw` through its accessibility tree,
+//! the way a user would (find by label, click, hover), and checks what it asks for.
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use whatnext_core::prelude::*;
+use whatnext_core::view::{ParticipantView, PlaybackView, TrackView};
+use whatnext_ui::{Forms, Screen, draw};
+
+struct State {
+    screen: Screen,
+    forms: Forms,
+    actions: Vec<Action>,
+}
+
+fn peer(name: &str) -> PeerId {
+    PeerId::new(format!("12D3KooW{name}"))
+}
+
+fn person(name: &str, role: Role) -> ParticipantView {
+    ParticipantView {
+        peer_id: peer(name),
+        display_name: name.into(),
+        role,
+        online: true,
+        connection: Connection::Relayed,
+    }
+}
+
+/// Hana hosts and plays; Cole is a co-host; Gus a guest. Seen by `me`.
+fn party(me: &str) -> Screen {
+    let session = SessionSnapshot {
+        session_id: SessionId("S".into()),
+        name: "Friday".into(),
+        host: peer("Hana"),
+        cohosts: vec![peer("Cole")],
+        playback_owner: peer("Hana"),
+        participants: vec![
+            person("Hana", Role::Host),
+            person("Cole", Role::CoHost),
+            person("Gus", Role::Guest),
+        ],
+        queue: (1..=3)
+            .map(|i| TrackView {
+                track_id: TrackId(i),
+                title: format!("Song {i}"),
+                artist: "Band".into(),
+                duration_ms: 180_000,
+                added_by: peer("Gus"),
+                pending: false,
+            })
+            .collect(),
+        playback: PlaybackView {
+            state: PlayState::Playing,
+            track_id: Some(TrackId(1)),
+            position_ms: 30_000,
+        },
+    };
+    let role = session
+        .participants
+        .iter()
+        .find(|p| p.display_name == me)
+        .map(|p| p.role);
+    let mut screen = Screen::new(LocalPeer {
+        peer: peer(me),
+        display_name: me.into(),
+    });
+    screen.my_role = role;
+    screen.session = Some(session);
+    screen.invite = SessionInvite {
+        url: Some("whtnxt://connect/12D3KooWHana?session=S&key=00".into()),
+        short_code: Some("ABC234".into()),
+        problem: None,
+    };
+    screen
+}
+
+fn harness(screen: Screen) -> Harness<'static, State> {
+    let state = State {
+        screen,
+        forms: Forms::default(),
+        actions: Vec::new(),
+    };
+    Harness::builder()
+        .with_size([1280.0, 720.0])
+        .build_ui_state(
+            |ui, state: &mut State| {
+                let actions = draw(ui, &state.screen, &mut state.forms);
+                state.actions.extend(actions);
+            },
+            state,
+        )
+}
+
+fn is_disabled(harness: &Harness<'_, State>, label: &str) -> bool {
+    harness.get_by_label(label).accesskit_node().is_disabled()
+}
+
+#[test]
+fn take_playback_is_enabled_for_a_cohost_and_disabled_for_a_guest() {
+    let cole = harness(party("Cole"));
+    assert!(!is_disabled(&cole, "Take playback"));
+    let gus = harness(party("Gus"));
+    assert!(is_disabled(&gus, "Take playback"));
+}
+
+#[test]
+fn clicking_take_playback_emits_the_take_intent() {
+    let mut cole = harness(party("Cole"));
+    cole.get_by_label("Take playback").click();
+    cole.run();
+    assert_eq!(
+        cole.state().actions,
+        [Action::Session(SessionAction::TakePlayback)]
+    );
+}
+
+#[test]
+fn playback_controls_are_disabled_for_others_and_name_the_owner() {
+    let mut gus = harness(party("Gus"));
+    assert!(is_disabled(&gus, "Pause"));
+    assert!(is_disabled(&gus, "Next"));
+    let owner_named = |h: &Harness<'_, State>| {
+        h.query_all_by_label_contains("Hana controls playback")
+            .count()
+    };
+    let before = owner_named(&gus);
+    gus.get_by_label("Pause").hover();
+    gus.run();
+    assert_eq!(owner_named(&gus), before + 1, "a tooltip names the owner");
+    let hana = harness(party("Hana"));
+    assert!(!is_disabled(&hana, "Pause"));
+}
+
+#[test]
+fn the_owner_hands_off_to_a_cohost_only() {
+    let mut hana = harness(party("Hana"));
+    hana.get_by_label("Hand off to…").click();
+    hana.run();
+    assert!(hana.query_by_label_contains("Gus (guest)").is_none());
+    hana.get_by_label("Cole (co-host)").click();
+    hana.run();
+    assert_eq!(
+        hana.state().actions,
+        [Action::Session(SessionAction::HandOff { to: peer("Cole") })]
+    );
+}
+
+#[test]
+fn only_the_host_promotes_and_demotes_cohosts() {
+    let mut hana = harness(party("Hana"));
+    hana.get_by_label("Make co-host").click();
+    hana.run();
+    assert_eq!(
+        hana.state().actions,
+        [Action::Session(SessionAction::AddCohost {
+            peer: peer("Gus")
+        })]
+    );
+    assert!(hana.query_by_label("Remove co-host").is_some());
+    let cole = harness(party("Cole"));
+    assert!(cole.query_by_label("Make co-host").is_none());
+}
+
+#[test]
+fn a_knock_is_a_prompt_with_approve_and_deny() {
+    let mut screen = party("Cole");
+    screen.knocks = vec![Knock {
+        peer: peer("Dee"),
+        display_name: "Dee".into(),
+        display: false,
+        decision: None,
+    }];
+    let mut cole = harness(screen.clone());
+    assert!(cole.query_by_label("Dee wants to join").is_some());
+    cole.get_by_label("Let in").click();
+    cole.run();
+    assert_eq!(
+        cole.state().actions,
+        [Action::Session(SessionAction::ApproveKnock {
+            peer: peer("Dee")
+        })]
+    );
+    let gus = harness({
+        let mut s = party("Gus");
+        s.knocks = screen.knocks;
+        s
+    });
+    assert!(
+        gus.query_by_label("Let in").is_none(),
+        "guests don't answer knocks"
+    );
+}
+
+#[test]
+fn the_join_panel_shows_a_sentence_for_an_invalid_code_and_sends_nothing() {
+    let me = LocalPeer {
+        peer: peer("Gus"),
+        display_name: "Gus".into(),
+    };
+    let mut join = harness(Screen::new(me));
+    join.state_mut().forms.invite = "OOPS1".into();
+    join.run();
+    join.get_by_label("Join").click();
+    join.run();
+    assert!(join.state().actions.is_empty());
+    assert!(
+        join.query_by_label_contains("That invite doesn't work")
+            .is_some()
+    );
+    // The technical detail is one click away.
+    join.get_by_label("Details").click();
+    join.run();
+    assert!(
+        join.query_by_label_contains("neither an invite link nor a short code")
+            .is_some()
+    );
+}
+
+#[test]
+fn the_relay_list_shows_failed_with_its_reason() {
+    let mut screen = party("Hana");
+    screen.relays = vec![
+        RelayEntry {
+            addr: "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWRelayA".into(),
+            status: RelayStatus::Failed {
+                reason: "cannot connect: connection refused".into(),
+            },
+        },
+        RelayEntry {
+            addr: "/ip4/10.0.0.2/tcp/4001/p2p/12D3KooWRelayB".into(),
+            status: RelayStatus::Reserved,
+        },
+    ];
+    let mut hana = harness(screen);
+    assert!(
+        hana.query_by_label("in use").is_some(),
+        "the active relay is marked"
+    );
+    hana.get_by_label("failed").hover();
+    hana.run();
+    assert!(
+        hana.query_by_label_contains("cannot connect: connection refused")
+            .is_some()
+    );
+}
+
+#[test]
+fn the_share_panel_shows_the_code_and_a_qr_code_of_the_link() {
+    let hana = harness(party("Hana"));
+    assert!(hana.query_by_label("ABC234").is_some());
+    assert!(hana.query_by_label("Copy invite link").is_some());
+    let url = party("Hana").invite.url.expect("url");
+    let modules = whatnext_ui::qr::modules(&url).expect("a QR code");
+    assert!(
+        modules.len() >= 21 && modules.len() % 4 == 1,
+        "a QR version's size"
+    );
+    assert!(modules.iter().flatten().any(|dark| *dark));
+}
+
+#[test]
+fn on_first_run_the_app_asks_for_a_name() {
+    let mut screen = Screen::new(LocalPeer {
+        peer: peer("New"),
+        display_name: "Listener abcd".into(),
+    });
+    screen.ask_name = true;
+    let mut first = harness(screen);
+    assert!(
+        first
+            .query_by_label("What should people call you?")
+            .is_some()
+    );
+    first.state_mut().forms.display_name = "Robin".into();
+    first.run();
+    first.get_by_label("Save").click();
+    first.run();
+    assert_eq!(
+        first.state().actions,
+        [Action::Local(LocalAction::SetDisplayName {
+            name: "Robin".into()
+        })]
+    );
+    assert!(
+        first
+            .query_by_label("What should people call you?")
+            .is_none()
+    );
+}
+
+#[test]
+fn a_guest_removes_only_its_own_tracks_and_cannot_drag() {
+    let mut screen = party("Cole");
+    if let Some(s) = screen.session.as_mut() {
+        s.queue[0].added_by = peer("Hana");
+    }
+    let cole = harness(screen.clone());
+    assert_eq!(cole.query_all_by_label("Remove").count(), 3);
+    assert!(
+        cole.query_by_label("Drag a track by its handle to move it.")
+            .is_some()
+    );
+    let gus = harness({
+        let mut s = party("Gus");
+        s.session = screen.session;
+        s
+    });
+    assert_eq!(gus.query_all_by_label("Remove").count(), 2);
+    assert!(
+        gus.query_by_label("Drag a track by its handle to move it.")
+            .is_none()
+    );
+}
