@@ -20,6 +20,11 @@ use whatnext_storage::StoragePlugin;
 #[derive(Parser, Debug)]
 #[command(name = "whatnext", version, about, long_about)]
 struct Cli {
+    /// An invite link (whtnxt://… or whatnext://…) to join at once, as the desktop's link
+    /// handler passes it (see packaging/whatnext.desktop).
+    #[arg(value_name = "INVITE")]
+    invite: Option<String>,
+
     /// Run without a window; read JSON requests on stdin, write replies and events on stdout.
     #[arg(long)]
     headless: bool,
@@ -104,7 +109,7 @@ fn main() -> ExitCode {
     let exit = if cli.headless {
         headless::run(storage, network, cli.demo)
     } else {
-        window::run(storage, network, cli.screenshot, cli.demo)
+        window::run(storage, network, cli.screenshot, cli.demo, cli.invite)
     };
     if let Some(dir) = demo_dir {
         let _ = std::fs::remove_dir_all(dir);

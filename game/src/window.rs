@@ -11,7 +11,7 @@ use bevy::winit::{EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEve
 use whatnext_core::prelude::AppWaker;
 use whatnext_network::NetConfig;
 use whatnext_storage::StoragePlugin;
-use whatnext_ui::UiPlugin;
+use whatnext_ui::{OpenedWith, UiPlugin};
 
 /// Frames to render before a screenshot, so fonts and layout have settled.
 const SCREENSHOT_AFTER_FRAMES: u32 = 8;
@@ -21,6 +21,7 @@ pub fn run(
     network: Option<NetConfig>,
     screenshot: Option<PathBuf>,
     demo: bool,
+    invite: Option<String>,
 ) -> AppExit {
     let mut app = App::new();
     app.add_plugins(
@@ -46,6 +47,9 @@ pub fn run(
     }
     crate::add_core_plugins(&mut app, storage, network, demo);
     app.add_plugins(UiPlugin);
+    if let Some(invite) = invite {
+        app.insert_resource(OpenedWith(invite));
+    }
     // A desktop app redraws on input, and a few times a second for the progress bar.
     app.insert_resource(WinitSettings {
         focused_mode: UpdateMode::reactive(Duration::from_millis(250)),

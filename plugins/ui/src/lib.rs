@@ -95,6 +95,11 @@ impl Screen {
     }
 }
 
+/// The app was opened with an invite link (the desktop's `whtnxt://` handler): the first
+/// frame joins it, as if the user had pasted it and pressed Join.
+#[derive(Resource, Clone, Debug)]
+pub struct OpenedWith(pub String);
+
 /// The window title names the session, as desktop apps do.
 fn window_title(reader: SessionReader, mut window: Single<&mut Window, With<PrimaryWindow>>) {
     let title = match reader.snapshot() {
@@ -154,6 +159,8 @@ fn draw_screen(
     network: Option<Res<NetworkPresent>>,
     chosen: Option<Res<DisplayNameChosen>>,
     progress: Option<Res<JoinProgress>>,
+    opened: Option<Res<OpenedWith>>,
+    mut commands: Commands,
     mut forms: ResMut<Forms>,
     mut intents: IntentSender,
 ) -> Result {
@@ -180,7 +187,17 @@ fn draw_screen(
             .layer_id(LayerId::background())
             .max_rect(ctx.viewport_rect()),
     );
-    let actions = draw(&mut root, &screen, &mut forms);
+    let mut actions = draw(&mut root, &screen, &mut forms);
+    if let Some(opened) = opened {
+        commands.remove_resource::<OpenedWith>();
+        forms.invite = opened.0.clone();
+        match opened.0.parse::<whatnext_core::invite::Invite>() {
+            Ok(_) => actions.push(Action::Local(LocalAction::JoinSession {
+                invite: opened.0.clone(),
+            })),
+            Err(bad) => forms.problem = Some(Problem::bad_invite(bad.to_string())),
+        }
+    }
     for action in actions {
         let is_join = matches!(action, Action::Local(LocalAction::JoinSession { .. }));
         let id = intents.send(action);
