@@ -138,7 +138,9 @@ fn add_core_plugins(
     network: Option<NetConfig>,
     demo: bool,
 ) {
-    app.add_plugins(SessionPlugin).add_plugins(storage);
+    app.add_plugins(SessionPlugin)
+        .add_plugins(storage)
+        .add_plugins(whatnext_library::LibraryPlugin);
     if let Some(config) = network {
         app.add_plugins(NetworkPlugin::new(config))
             .add_plugins(ReplicationPlugin);

@@ -6,6 +6,7 @@ mod harness;
 mod headless;
 mod join;
 mod lan;
+mod library;
 mod nat;
 mod natlab;
 mod relay;

@@ -190,7 +190,21 @@ fn intent_for(command: &Command) -> Option<Action> {
         C::CohostRemove { peer_id } => session(SessionAction::RemoveCohost { peer: peer_id }),
         C::KnockApprove { peer_id } => session(SessionAction::ApproveKnock { peer: peer_id }),
         C::KnockDeny { peer_id } => session(SessionAction::DenyKnock { peer: peer_id }),
+        C::LibraryAdd {
+            title,
+            artist,
+            duration_ms,
+            path,
+        } => local(LocalAction::AddToLibrary {
+            track_id: TrackId::random(&mut rng),
+            title,
+            artist,
+            duration_ms,
+            path,
+        }),
+        C::LibraryImport { path } => local(LocalAction::ImportFolder { path }),
         C::Identity
+        | C::LibraryList { .. }
         | C::RelayList
         | C::SessionInvite
         | C::SessionState
@@ -202,6 +216,7 @@ fn intent_for(command: &Command) -> Option<Action> {
 /// Device and session state that queries read besides the session itself.
 #[derive(bevy::ecs::system::SystemParam)]
 struct SharedState<'w> {
+    library: Res<'w, Library>,
     relays: Res<'w, Relays>,
     invite: Res<'w, SessionInvite>,
     knocks: Res<'w, Knocks>,
@@ -249,6 +264,16 @@ fn answer_query(
                 )),
             }
         }
+        Command::LibraryList { query } => Ok(Value::Array(
+            shared
+                .library
+                .search(query)
+                .map(|t| {
+                    json!({"track_id": t.id.to_string(), "title": t.title, "artist": t.artist,
+                        "duration_ms": t.duration_ms, "path": t.path})
+                })
+                .collect(),
+        )),
         Command::KnockList => Ok(Value::Array(
             shared
                 .knocks
@@ -281,6 +306,7 @@ fn applied_json(applied: &Applied) -> Value {
         }
         Applied::TrackAdded(track_id) => json!({"track_id": track_id.to_string()}),
         Applied::Done => json!({}),
+        Applied::Imported { added, skipped } => json!({"added": added, "skipped": skipped}),
         Applied::Pending(inner) => {
             let mut result = applied_json(inner);
             result["pending"] = json!(true);

@@ -79,6 +79,18 @@ pub enum Command {
     KnockDeny {
         peer_id: PeerId,
     },
+    LibraryAdd {
+        title: String,
+        artist: String,
+        duration_ms: u64,
+        path: Option<String>,
+    },
+    LibraryImport {
+        path: String,
+    },
+    LibraryList {
+        query: String,
+    },
     Quit,
 }
 
@@ -108,6 +120,9 @@ pub const COMMANDS: &[&str] = &[
     "knock.list",
     "knock.approve",
     "knock.deny",
+    "library.add",
+    "library.import",
+    "library.list",
     "quit",
 ];
 
@@ -138,6 +153,15 @@ struct TrackIdArgs {
 struct TrackMoveArgs {
     track_id: String,
     after: Option<String>,
+}
+#[derive(Deserialize)]
+struct PathArgs {
+    path: String,
+}
+#[derive(Deserialize)]
+struct QueryArgs {
+    #[serde(default)]
+    query: String,
 }
 #[derive(Deserialize)]
 struct SeekArgs {
@@ -235,6 +259,21 @@ fn command(cmd: &str, raw: Value) -> Result<Command, String> {
                 path: a.path,
             }
         }
+        "library.add" => {
+            let a: TrackAddArgs = args(cmd, raw)?;
+            C::LibraryAdd {
+                title: a.title,
+                artist: a.artist,
+                duration_ms: a.duration_ms,
+                path: a.path,
+            }
+        }
+        "library.import" => C::LibraryImport {
+            path: args::<PathArgs>(cmd, raw)?.path,
+        },
+        "library.list" => C::LibraryList {
+            query: args::<QueryArgs>(cmd, raw)?.query,
+        },
         "track.remove" => C::TrackRemove {
             track_id: track_id(cmd, &args::<TrackIdArgs>(cmd, raw)?.track_id)?,
         },

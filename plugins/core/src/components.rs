@@ -283,6 +283,42 @@ pub struct SessionInvite {
     pub problem: Option<String>,
 }
 
+/// One track in this device's library: what can be added to a session's queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibraryTrack {
+    pub id: TrackId,
+    pub title: String,
+    pub artist: String,
+    pub duration_ms: u64,
+    /// The audio file, when the track came from one.
+    pub path: Option<String>,
+}
+
+/// This device's library, in the order tracks were added. Local: never replicated.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Library(pub Vec<LibraryTrack>);
+
+impl Library {
+    /// Tracks whose title, artist or file name contains every word of `query`, ignoring case.
+    pub fn search<'a>(&'a self, query: &str) -> impl Iterator<Item = &'a LibraryTrack> + 'a {
+        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        self.0.iter().filter(move |t| {
+            let text = format!(
+                "{} {} {}",
+                t.title,
+                t.artist,
+                t.path.as_deref().unwrap_or("")
+            )
+            .to_lowercase();
+            words.iter().all(|w| text.contains(w.as_str()))
+        })
+    }
+}
+
+/// Present when a plugin scans folders for `ImportFolder` (the library plugin).
+#[derive(Resource, Clone, Copy, Debug, Default)]
+pub struct FolderImporter;
+
 /// Where this device's join stands, for front ends (written by the network plugin).
 #[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum JoinProgress {

@@ -26,12 +26,36 @@ pub enum Action {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LocalAction {
-    SetDisplayName { name: String },
-    AddRelay { addr: String },
-    RemoveRelay { addr: String },
-    CreateSession { session_id: SessionId, name: String },
-    JoinSession { invite: String },
+    SetDisplayName {
+        name: String,
+    },
+    AddRelay {
+        addr: String,
+    },
+    RemoveRelay {
+        addr: String,
+    },
+    CreateSession {
+        session_id: SessionId,
+        name: String,
+    },
+    JoinSession {
+        invite: String,
+    },
     LeaveSession,
+    /// Adds a track to this device's library (not to a session).
+    AddToLibrary {
+        track_id: TrackId,
+        title: String,
+        artist: String,
+        duration_ms: u64,
+        path: Option<String>,
+    },
+    /// Reads the audio files under a folder into the library (tags and durations); answered
+    /// by the library plugin once the scan is done.
+    ImportFolder {
+        path: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,6 +149,11 @@ pub enum Applied {
     /// result once delivered.
     Pending(Box<Applied>),
     TrackAdded(TrackId),
+    /// A folder import: files added to the library, and files that could not be read.
+    Imported {
+        added: u32,
+        skipped: u32,
+    },
 }
 
 /// Why an intent changed nothing. The codes are those of CONTROL.md.

@@ -31,6 +31,7 @@ impl Plugin for SessionPlugin {
     fn build(&self, app: &mut App) {
         app.init_resource::<QueueIndex>()
             .init_resource::<WallClock>()
+            .init_resource::<Library>()
             .init_resource::<AppliedIntents>()
             .init_resource::<IntentCounter>()
             .init_resource::<SessionInvite>()
@@ -163,6 +164,14 @@ fn apply_intents(world: &mut World, reader: &mut SystemState<MessageReader<Inten
         if network && (joining || guest_session_intent) {
             continue;
         }
+        // Scanning a folder is I/O: the library plugin answers it.
+        let importing = matches!(
+            intent.action,
+            Action::Local(LocalAction::ImportFolder { .. })
+        );
+        if importing && world.contains_resource::<FolderImporter>() {
+            continue;
+        }
         let result = apply_intent(world, &intent);
         if let Err(error) = &result {
             tracing::debug!(intent = ?intent.action, %error, "intent changed nothing");
@@ -282,6 +291,31 @@ fn apply_local(world: &mut World, action: &LocalAction) -> Result<Applied, Inten
         LocalAction::JoinSession { .. } => Err(IntentError::new(
             ErrorCode::Unreachable,
             "whatnext is offline (started with --offline, or the network failed to start), so it cannot join",
+        )),
+        LocalAction::AddToLibrary {
+            track_id,
+            title,
+            artist,
+            duration_ms,
+            path,
+        } => {
+            let track = LibraryTrack {
+                id: *track_id,
+                title: clean_text("a track title", title)?,
+                artist: artist.trim().chars().take(MAX_TEXT_CHARS).collect(),
+                duration_ms: *duration_ms,
+                path: path.clone(),
+            };
+            let mut library = world.get_resource_or_insert_with(Library::default);
+            if library.0.iter().any(|t| t.id == track.id) {
+                return Err(bad("that track is in the library already"));
+            }
+            library.0.push(track);
+            Ok(Applied::Done)
+        }
+        LocalAction::ImportFolder { .. } => Err(IntentError::new(
+            ErrorCode::Internal,
+            "this build of whatnext cannot import folders (no library plugin)",
         )),
         LocalAction::LeaveSession => {
             if session_entity(world).is_none() {

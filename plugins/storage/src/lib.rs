@@ -88,6 +88,7 @@ pub struct Loaded {
     pub rejoin_invite: Option<String>,
     pub intent_counter: u64,
     pub session: Option<StoredSession>,
+    pub library: Vec<LibraryTrack>,
 }
 
 impl Store {
@@ -155,6 +156,11 @@ impl Store {
                 decode(id.value(), "applied intent id")?,
                 decode(applied.value(), "applied intent")?,
             ));
+        }
+        for row in txn.open_table(LIBRARY)?.iter()? {
+            loaded
+                .library
+                .push(decode(row?.1.value(), "library track")?);
         }
         for row in txn.open_table(OUTBOX)?.iter()? {
             loaded.outbox.push(decode(row?.1.value(), "outbox intent")?);
@@ -233,6 +239,7 @@ impl Plugin for StoragePlugin {
             &peer.as_str()[peer.as_str().len().saturating_sub(4)..]
         );
         app.insert_resource(DisplayNameChosen(loaded.display_name.is_some()));
+        app.insert_resource(Library(loaded.library.clone()));
         let local = LocalPeer {
             peer,
             display_name: loaded.display_name.unwrap_or(default_name),
@@ -399,6 +406,7 @@ fn flush(
     >,
     outbox: Res<Outbox>,
     rejoin: Res<RejoinInvite>,
+    library: Res<Library>,
     mut applied: ResMut<AppliedIntents>,
     mut removed_tracks: MessageReader<TrackRemoved>,
 ) -> Result {
@@ -415,7 +423,9 @@ fn flush(
     let relays_changed = written.relays != relay_addrs;
     let outbox_changed = outbox.is_changed() && !outbox.is_added();
     let rejoin_changed = rejoin.is_changed() && !rejoin.is_added();
+    let library_changed = library.is_changed() && !library.is_added();
     let dirty = local.is_changed() && !local.is_added()
+        || library_changed
         || !applied.unsaved.is_empty()
         || outbox_changed
         || rejoin_changed
@@ -433,6 +443,14 @@ fn flush(
         let mut settings = txn.open_table(SETTINGS)?;
         if local.is_changed() && !local.is_added() {
             settings.insert("display_name", local.display_name.as_str())?;
+        }
+        if library_changed {
+            // Rewritten whole: imports append thousands at once, edits are rare.
+            let mut table = txn.open_table(LIBRARY)?;
+            table.retain(|_, _| false)?;
+            for (i, track) in library.0.iter().enumerate() {
+                table.insert(i as u64, encode(track)?.as_slice())?;
+            }
         }
         if relays_changed {
             let mut table = txn.open_table(RELAYS)?;

@@ -16,6 +16,7 @@ use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass};
 use whatnext_core::prelude::*;
 
 pub use screen::draw;
+pub mod library;
 pub use words::Problem;
 
 pub struct UiPlugin;
@@ -59,6 +60,21 @@ pub struct Forms {
     pub focus_join: bool,
     /// The join window is open over a session.
     pub join_open: bool,
+    /// Which page of the central panel shows.
+    pub page: Page,
+    pub library_query: String,
+    pub import_folder: String,
+    /// The folder import in progress, if any, and how the last one went.
+    pub importing: Option<IntentId>,
+    pub import_result: Option<String>,
+}
+
+/// The central panel's pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Page {
+    #[default]
+    Party,
+    Library,
 }
 
 /// Everything one frame of the screen shows.
@@ -76,6 +92,9 @@ pub struct Screen {
     pub ask_name: bool,
     /// A join of ours in progress, and how far it has got.
     pub join: Option<JoinProgress>,
+    /// The library tracks matching the search (filled only while the library page shows).
+    pub library: Vec<LibraryTrack>,
+    pub library_size: usize,
 }
 
 impl Screen {
@@ -91,6 +110,8 @@ impl Screen {
             network: true,
             ask_name: false,
             join: None,
+            library: Vec::new(),
+            library_size: 0,
         }
     }
 }
@@ -116,6 +137,16 @@ fn remember_outcomes(mut forms: ResMut<Forms>, mut outcomes: MessageReader<Inten
         if let Some(i) = forms.sent.iter().position(|id| *id == outcome.id) {
             forms.sent.swap_remove(i);
             forms.problem = outcome.result.as_ref().err().map(Problem::from_error);
+        }
+        if forms.importing.as_ref() == Some(&outcome.id) {
+            forms.importing = None;
+            forms.import_result = outcome.result.as_ref().ok().map(|applied| match applied {
+                Applied::Imported { added, skipped: 0 } => format!("Added {added} tracks."),
+                Applied::Imported { added, skipped } => format!(
+                    "Added {added} tracks; {skipped} files could not be read (see the log)."
+                ),
+                _ => "Done.".to_owned(),
+            });
         }
         if forms.joining.as_ref() == Some(&outcome.id) {
             forms.joining = None;
@@ -159,6 +190,7 @@ fn draw_screen(
     network: Option<Res<NetworkPresent>>,
     chosen: Option<Res<DisplayNameChosen>>,
     progress: Option<Res<JoinProgress>>,
+    library: Res<Library>,
     opened: Option<Res<OpenedWith>>,
     mut commands: Commands,
     mut forms: ResMut<Forms>,
@@ -179,6 +211,12 @@ fn draw_screen(
         network: network.is_some(),
         ask_name: chosen.is_some_and(|c| !c.0) && !forms.name_prompt_done,
         join,
+        library: if forms.page == Page::Library {
+            library.search(&forms.library_query).cloned().collect()
+        } else {
+            Vec::new()
+        },
+        library_size: library.0.len(),
     };
     let mut root = egui::Ui::new(
         ctx.clone(),
@@ -200,9 +238,14 @@ fn draw_screen(
     }
     for action in actions {
         let is_join = matches!(action, Action::Local(LocalAction::JoinSession { .. }));
+        let is_import = matches!(action, Action::Local(LocalAction::ImportFolder { .. }));
         let id = intents.send(action);
         if is_join {
             forms.joining = Some(id.clone());
+        }
+        if is_import {
+            forms.importing = Some(id.clone());
+            forms.import_result = None;
         }
         forms.sent.push(id);
     }

@@ -8,7 +8,7 @@ use whatnext_core::relay::validate_relay_addr;
 use whatnext_core::view::{ParticipantView, PlaybackView, TrackView};
 
 use crate::words::{Problem, connection_name, format_ms, role_name};
-use crate::{Forms, Screen};
+use crate::{Forms, Page, Screen};
 
 pub const ACCENT: Color32 = Color32::from_rgb(120, 140, 250);
 const GOOD: Color32 = Color32::from_rgb(90, 200, 120);
@@ -50,8 +50,16 @@ pub fn draw(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) -> Vec<Action
                 relays(ui, &screen.relays, forms, &mut actions);
             });
         });
+    if forms.page == Page::Library {
+        egui::CentralPanel::default().show(ui, |ui| {
+            pages(ui, screen, forms);
+            crate::library::page(ui, screen, forms, &mut actions);
+        });
+        return actions;
+    }
     let Some(session) = &screen.session else {
         egui::CentralPanel::default().show(ui, |ui| {
+            pages(ui, screen, forms);
             start_session(ui, forms, &mut actions);
             ui.add_space(24.0);
             join_session(ui, screen, forms, &mut actions);
@@ -67,6 +75,7 @@ pub fn draw(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) -> Vec<Action
         forms.join_open &= open;
     }
     egui::CentralPanel::default().show(ui, |ui| {
+        pages(ui, screen, forms);
         ui.horizontal(|ui| {
             ui.heading(&session.name);
             if ui.small_button("Leave").clicked() {
@@ -85,6 +94,24 @@ pub fn draw(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) -> Vec<Action
     actions
 }
 
+/// The tabs over the central panel: the party, and this device's library.
+fn pages(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) {
+    ui.horizontal(|ui| {
+        let party = if screen.session.is_some() {
+            "Party"
+        } else {
+            "Start or join"
+        };
+        ui.selectable_value(&mut forms.page, Page::Party, party);
+        ui.selectable_value(
+            &mut forms.page,
+            Page::Library,
+            format!("Library ({})", screen.library_size),
+        );
+    });
+    ui.separator();
+}
+
 /// Space toggles playback for its owner; Ctrl+L goes to the join field.
 fn shortcuts(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &mut Vec<Action>) {
     let typing = ui.ctx().memory(|m| m.focused().is_some());
@@ -97,6 +124,7 @@ fn shortcuts(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &mu
     if ctrl_l {
         forms.focus_join = true;
         forms.join_open = screen.session.is_some();
+        forms.page = Page::Party;
     }
     if space
         && !typing
@@ -581,12 +609,7 @@ fn add_track_form(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut Vec<Action
         ui.add(egui::TextEdit::singleline(&mut forms.track_artist).desired_width(140.0));
         ui.label("Minutes");
         ui.add(egui::TextEdit::singleline(&mut forms.track_minutes).desired_width(40.0));
-        let minutes: Option<f64> = forms
-            .track_minutes
-            .trim()
-            .parse()
-            .ok()
-            .filter(|m: &f64| *m > 0.0);
+        let minutes = minutes(&forms.track_minutes);
         let ready = !forms.track_title.trim().is_empty() && minutes.is_some();
         if ui
             .add_enabled(ready, egui::Button::new("Add to queue"))
@@ -602,6 +625,14 @@ fn add_track_form(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut Vec<Action
             forms.track_title.clear();
         }
     });
+}
+
+/// A duration typed in minutes ("3.5"), if it is one.
+pub fn minutes(text: &str) -> Option<f64> {
+    text.trim()
+        .parse()
+        .ok()
+        .filter(|m: &f64| m.is_finite() && *m > 0.0)
 }
 
 fn name_of(session: &SessionSnapshot, peer: &PeerId) -> String {

@@ -312,3 +312,66 @@ fn a_guest_removes_only_its_own_tracks_and_cannot_drag() {
             .is_none()
     );
 }
+
+fn library_tracks() -> Vec<LibraryTrack> {
+    ["Harbour Lights", "Night Bus Home"]
+        .iter()
+        .enumerate()
+        .map(|(i, title)| LibraryTrack {
+            id: TrackId(100 + i as u64),
+            title: (*title).into(),
+            artist: "Band".into(),
+            duration_ms: 200_000,
+            path: Some(format!("/music/{i}.flac")),
+        })
+        .collect()
+}
+
+#[test]
+fn a_library_track_goes_to_the_queue_with_its_file() {
+    let mut screen = party("Gus");
+    screen.library = library_tracks();
+    screen.library_size = 2;
+    let mut gus = harness(screen);
+    gus.state_mut().forms.page = whatnext_ui::Page::Library;
+    gus.run();
+    let buttons: Vec<_> = gus.get_all_by_label("Add to queue").collect();
+    assert_eq!(buttons.len(), 2);
+    buttons[1].click();
+    gus.run();
+    match gus.state().actions.as_slice() {
+        [Action::Session(SessionAction::AddTrack { title, path, .. })] => {
+            assert_eq!(title, "Night Bus Home");
+            assert_eq!(path.as_deref(), Some("/music/1.flac"));
+        }
+        other => panic!("expected one AddTrack, got {other:?}"),
+    }
+}
+
+#[test]
+fn without_a_party_the_library_can_import_but_not_queue() {
+    let mut screen = Screen::new(LocalPeer {
+        peer: peer("Gus"),
+        display_name: "Gus".into(),
+    });
+    screen.library = library_tracks();
+    screen.library_size = 2;
+    let mut alone = harness(screen);
+    alone.state_mut().forms.page = whatnext_ui::Page::Library;
+    alone.run();
+    assert!(
+        alone
+            .get_all_by_label("Add to queue")
+            .all(|b| b.accesskit_node().is_disabled())
+    );
+    alone.state_mut().forms.import_folder = "/home/gus/Music".into();
+    alone.run();
+    alone.get_by_label("Import").click();
+    alone.run();
+    assert_eq!(
+        alone.state().actions,
+        [Action::Local(LocalAction::ImportFolder {
+            path: "/home/gus/Music".into()
+        })]
+    );
+}
