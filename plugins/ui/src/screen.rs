@@ -44,7 +44,13 @@ pub fn draw(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) -> Vec<Action
                     knock_prompts(ui, screen, &mut actions);
                     participants(ui, screen, session, &mut actions);
                     ui.separator();
-                    share(ui, &screen.invite);
+                    // The host's relay holds the code; members pass the host's invite on.
+                    if session.host == screen.me.peer {
+                        share(ui, &screen.invite);
+                    } else {
+                        ui.heading("Invite");
+                        ui.weak("Ask the host for the code or link to invite more people.");
+                    }
                     ui.separator();
                 }
                 relays(ui, &screen.relays, forms, &mut actions);
