@@ -13,7 +13,12 @@ use whatnext_storage::StoragePlugin;
 /// happens within this.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
-pub fn run(storage: StoragePlugin, network: Option<NetConfig>, demo: bool) -> AppExit {
+pub fn run(
+    storage: StoragePlugin,
+    network: Option<NetConfig>,
+    demo: bool,
+    extend: crate::Extend,
+) -> AppExit {
     // Producers wake the loop through this channel instead of it polling at a fixed tick.
     let (wake_tx, wake_rx) = crossbeam_channel::bounded::<()>(1);
     let waker = AppWaker::new(move || {
@@ -27,7 +32,7 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, demo: bool) -> Ap
     // The waker goes in first: the network plugin hands it to its thread.
     app.add_plugins(MinimalPlugins.build().disable::<ScheduleRunnerPlugin>())
         .insert_resource(waker);
-    crate::add_core_plugins(&mut app, storage, network, demo);
+    crate::add_core_plugins(&mut app, storage, network, demo, extend);
     app.add_plugins(ControlPlugin::new(io));
     app.set_runner(move |mut app: App| {
         if app.plugins_state() != PluginsState::Cleaned {

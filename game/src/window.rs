@@ -7,6 +7,7 @@ use bevy::app::AppExit;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::window::{CursorOptions, MonitorSelection, WindowMode};
 use bevy::winit::{EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
 use whatnext_core::prelude::AppWaker;
 use whatnext_network::NetConfig;
@@ -16,14 +17,31 @@ use whatnext_ui::{OpenedWith, UiPlugin};
 /// Frames to render before a screenshot, so fonts and layout have settled.
 const SCREENSHOT_AFTER_FRAMES: u32 = 8;
 
-pub fn run(
-    storage: StoragePlugin,
-    network: Option<NetConfig>,
-    screenshot: Option<PathBuf>,
-    demo: bool,
-    invite: Option<String>,
-) -> AppExit {
+/// How the window runs.
+pub struct Options {
+    pub screenshot: Option<PathBuf>,
+    pub demo: bool,
+    /// An invite link to join at start.
+    pub invite: Option<String>,
+    /// The party screen, with reduced motion or not.
+    pub kiosk: Option<bool>,
+    pub extend: crate::Extend,
+}
+
+pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options) -> AppExit {
+    let Options {
+        screenshot,
+        demo,
+        invite,
+        kiosk,
+        extend,
+    } = options;
     let mut app = App::new();
+    let mode = if kiosk.is_some() {
+        WindowMode::BorderlessFullscreen(MonitorSelection::Primary)
+    } else {
+        WindowMode::Windowed
+    };
     app.add_plugins(
         DefaultPlugins
             .build()
@@ -32,6 +50,12 @@ pub fn run(
                 primary_window: Some(Window {
                     title: "whatnext".into(),
                     resolution: (1280, 720).into(),
+                    mode,
+                    ..default()
+                }),
+                // A party screen shows no cursor.
+                primary_cursor_options: Some(CursorOptions {
+                    visible: kiosk.is_none(),
                     ..default()
                 }),
                 ..default()
@@ -45,8 +69,16 @@ pub fn run(
             let _ = proxy.send_event(WinitUserEvent::WakeUp);
         }));
     }
-    crate::add_core_plugins(&mut app, storage, network, demo);
-    app.add_plugins(UiPlugin);
+    crate::add_core_plugins(&mut app, storage, network, demo, extend);
+    match kiosk {
+        Some(reduce_motion) => {
+            app.add_plugins(whatnext_kiosk::KioskPlugin { reduce_motion });
+            app.insert_resource(whatnext_core::prelude::JoinAsDisplay);
+        }
+        None => {
+            app.add_plugins(UiPlugin);
+        }
+    }
     if let Some(invite) = invite {
         app.insert_resource(OpenedWith(invite));
     }

@@ -72,3 +72,16 @@ fn the_demo_party_renders_with_its_qr_code() {
         "no QR code on screen: {white} white pixels"
     );
 }
+
+/// `--kiosk --demo --screenshot`: the party screen through the real renderer: the
+/// visualizer's coloured bars, the text, and the join QR code.
+#[test]
+fn the_party_screen_renders_its_visualizer_and_join_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pixels = screenshot(dir.path(), &["--kiosk", "--demo"]);
+    let colours = distinct_colours(&pixels);
+    // Bars in dozens of hues, and anti-aliased text: far more than a blank or flat frame.
+    assert!(colours > 200, "too few colours for a visualizer: {colours}");
+    let white = pixels.chunks(3).filter(|p| *p == [255, 255, 255]).count();
+    assert!(white > 100 * 100 / 4, "no QR code: {white} white pixels");
+}

@@ -392,6 +392,9 @@ fn push_events(
             SessionEvent::TrackRemoved { track_id } => {
                 ("track.removed", json!({"track_id": track_id.to_string()}))
             }
+            SessionEvent::TrackStarted { track_id } => {
+                ("track.started", json!({"track_id": track_id.to_string()}))
+            }
             SessionEvent::QueueChanged => ("queue.changed", json!({"length": reader.queue_len()})),
             SessionEvent::PlaybackChanged => (
                 "playback.changed",

@@ -332,6 +332,10 @@ pub enum JoinProgress {
     WaitingForApproval,
 }
 
+/// This device is a party screen: it joins sessions as the read-only `display` role.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JoinAsDisplay;
+
 /// Whether this device's user ever chose a display name (front ends ask on first run).
 /// Inserted by storage; absent means "do not ask".
 #[derive(Resource, Clone, Copy, Debug, PartialEq, Eq)]

@@ -111,16 +111,34 @@ impl IntentSender<'_> {
 /// changes, so it reports the same facts whatever caused them.
 #[derive(Message, Clone, Debug, PartialEq, Eq)]
 pub enum SessionEvent {
-    SessionJoined { session_id: SessionId },
-    SessionLeft { session_id: SessionId },
-    ParticipantJoined { peer: PeerId },
-    ParticipantLeft { peer: PeerId },
-    TrackAdded { track_id: TrackId },
-    TrackRemoved { track_id: TrackId },
+    SessionJoined {
+        session_id: SessionId,
+    },
+    SessionLeft {
+        session_id: SessionId,
+    },
+    ParticipantJoined {
+        peer: PeerId,
+    },
+    ParticipantLeft {
+        peer: PeerId,
+    },
+    TrackAdded {
+        track_id: TrackId,
+    },
+    TrackRemoved {
+        track_id: TrackId,
+    },
     QueueChanged,
     PlaybackChanged,
-    OwnerChanged { owner: PeerId },
+    OwnerChanged {
+        owner: PeerId,
+    },
     CohostsChanged,
+    /// A track began playing (a new current track, while playing).
+    TrackStarted {
+        track_id: TrackId,
+    },
 }
 
 pub fn now_ms() -> u64 {
@@ -695,7 +713,8 @@ fn emit_session_events(
     new_tracks: Query<&Track, (Added<Track>, Without<Restored>)>,
     mut removed_tracks: MessageReader<TrackRemoved>,
     moved: Query<(), (Changed<QueuePosition>, Without<Restored>)>,
-    clocks: Query<(), (Changed<PlaybackClock>, Without<Restored>)>,
+    clocks: Query<&PlaybackClock, (Changed<PlaybackClock>, Without<Restored>)>,
+    mut started: Local<Option<TrackId>>,
     owners: Query<&PlaybackOwner, (Changed<PlaybackOwner>, Without<Restored>)>,
     cohosts: Query<(), (Changed<CoHosts>, Without<Restored>)>,
 ) {
@@ -738,8 +757,17 @@ fn emit_session_events(
     if queue_changed {
         out.write(SessionEvent::QueueChanged);
     }
-    if !clocks.is_empty() {
+    for clock in &clocks {
         out.write(SessionEvent::PlaybackChanged);
+        if clock.state == PlayState::Playing
+            && *started != clock.track
+            && let Some(track_id) = clock.track
+        {
+            out.write(SessionEvent::TrackStarted { track_id });
+        }
+        if clock.state != PlayState::Playing || *started != clock.track {
+            *started = clock.track.filter(|_| clock.state == PlayState::Playing);
+        }
     }
     for owner in &owners {
         out.write(SessionEvent::OwnerChanged {

@@ -329,6 +329,7 @@ struct Join {
 fn start_joins(
     bridge: Res<NetBridge>,
     local: Res<LocalPeer>,
+    as_display: Option<Res<JoinAsDisplay>>,
     sessions: Query<(), With<Session>>,
     mut joins: ResMut<Joins>,
     mut intents: MessageReader<Intent>,
@@ -362,7 +363,7 @@ fn start_joins(
             key,
             code,
             display_name: local.display_name.clone(),
-            display: false,
+            display: as_display.is_some(),
         };
         let command = match parsed {
             Invite::Url(url) => {
@@ -542,11 +543,13 @@ const REJOIN_EVERY: Duration = Duration::from_secs(2);
 
 /// A guest whose host link is gone (the relay restarted, or this app did) says hello again
 /// with the invite it was given, until the host welcomes it back.
+#[allow(clippy::too_many_arguments)]
 fn rejoin_when_cut_off(
     bridge: Res<NetBridge>,
     local: Res<LocalPeer>,
     links: Res<PeerLinks>,
     rejoin: Res<RejoinInvite>,
+    as_display: Option<Res<JoinAsDisplay>>,
     hosts: Query<&Host>,
     mut last_try: Local<Option<Instant>>,
     mut token: Local<u64>,
@@ -575,7 +578,7 @@ fn rejoin_when_cut_off(
             key: url.key,
             code: None,
             display_name: local.display_name.clone(),
-            display: false,
+            display: as_display.is_some(),
         },
     });
 }

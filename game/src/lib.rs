@@ -1,0 +1,187 @@
+//! whatnext's app assembly: command line, modes (desktop window, kiosk, headless), and the
+//! extension point. The `whatnext` binary is `run_with(|_| {})`; an extension is a crate with
+//! its own `main` that calls `run_with` and adds its Bevy plugin (see docs/extensions.md).
+
+mod demo;
+mod headless;
+mod window;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use whatnext_core::prelude::SessionPlugin;
+use whatnext_network::{NetConfig, NetworkPlugin};
+use whatnext_replication::ReplicationPlugin;
+use whatnext_storage::StoragePlugin;
+
+/// whatnext: a local-first, peer-to-peer listening party.
+///
+/// Without flags it opens the desktop window. With --headless it speaks the JSON-lines
+/// control protocol (docs/control-protocol.md) on stdin and stdout, and logs to stderr.
+#[derive(Parser, Debug)]
+#[command(name = "whatnext", version, about, long_about)]
+struct Cli {
+    /// An invite link (whtnxt://… or whatnext://…) to join at once, as the desktop's link
+    /// handler passes it (see packaging/whatnext.desktop).
+    #[arg(value_name = "INVITE")]
+    invite: Option<String>,
+
+    /// Run without a window; read JSON requests on stdin, write replies and events on stdout.
+    #[arg(long)]
+    headless: bool,
+
+    /// Where the identity key and the database live [default: the platform's data
+    /// directory, e.g. ~/.local/share/whatnext].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Render the window, save a PNG of it to PATH, and exit.
+    #[arg(long, value_name = "PATH", conflicts_with = "headless")]
+    screenshot: Option<PathBuf>,
+
+    /// An address to accept direct connections on (repeatable) [default: a free TCP and a
+    /// free QUIC port on all interfaces].
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<libp2p::Multiaddr>,
+
+    /// Accept no direct connections: be reachable only through the relay.
+    #[arg(long, conflicts_with = "listen")]
+    no_direct: bool,
+
+    /// Do not look for peers on the local network (mDNS).
+    #[arg(long)]
+    no_mdns: bool,
+
+    /// Do not try to upgrade relayed connections to direct ones (DCUtR hole punching).
+    #[arg(long)]
+    no_hole_punch: bool,
+
+    /// Work offline: no network thread at all.
+    #[arg(long)]
+    offline: bool,
+
+    /// Show a made-up party (a dozen tracks, three people, a co-host playing), offline and
+    /// in a throwaway data directory, so nothing of yours is touched.
+    #[arg(long, conflicts_with = "data_dir")]
+    demo: bool,
+
+    /// The party screen: full screen, no cursor, an animated visualizer with now playing,
+    /// up next and the join code. Hosts a party, or joins INVITE as a read-only screen.
+    #[arg(long, conflicts_with = "headless")]
+    kiosk: bool,
+
+    /// Calmer motion and no flashes (with --kiosk).
+    #[arg(long)]
+    reduce_motion: bool,
+}
+
+impl Cli {
+    fn net_config(&self, storage: &StoragePlugin) -> Option<NetConfig> {
+        if self.offline || self.demo {
+            return None;
+        }
+        let identity = storage.identity()?;
+        let mut config = NetConfig::new(identity.libp2p_keypair());
+        if !self.listen.is_empty() {
+            config.listen = self.listen.clone();
+        }
+        if self.no_direct {
+            config.listen.clear();
+        }
+        config.mdns = !self.no_mdns;
+        config.hole_punch = !self.no_hole_punch;
+        Some(config)
+    }
+}
+
+/// Adds an extension's plugins to the app, after whatnext's own core plugins.
+pub type Extend = fn(&mut bevy::app::App);
+
+/// What an extension needs: whatnext's components, messages and events, the replication
+/// extension trait, and the party screen's visualizer frame.
+pub mod prelude {
+    pub use bevy::prelude::*;
+    pub use whatnext_core::prelude::*;
+    pub use whatnext_kiosk::VisualizerFrame;
+    pub use whatnext_replication::AppReplicationExt;
+}
+
+/// Parses the command line and runs whatnext, with `extend` adding an extension's plugins.
+pub fn run_with(extend: Extend) -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let demo_dir = cli
+        .demo
+        .then(|| std::env::temp_dir().join(format!("whatnext-demo-{}", std::process::id())));
+    let Some(data_dir) = demo_dir
+        .clone()
+        .or_else(|| cli.data_dir.clone())
+        .or_else(|| dirs::data_dir().map(|d| d.join("whatnext")))
+    else {
+        eprintln!("whatnext: this platform has no data directory; pass --data-dir DIR");
+        return ExitCode::FAILURE;
+    };
+    let storage = match StoragePlugin::open(&data_dir) {
+        Ok(storage) => storage,
+        Err(error) => {
+            eprintln!("whatnext: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let network = cli.net_config(&storage);
+    let exit = if cli.headless {
+        headless::run(storage, network, cli.demo, extend)
+    } else {
+        window::run(
+            storage,
+            network,
+            window::Options {
+                screenshot: cli.screenshot,
+                demo: cli.demo,
+                invite: cli.invite,
+                kiosk: cli.kiosk.then_some(cli.reduce_motion),
+                extend,
+            },
+        )
+    };
+    if let Some(dir) = demo_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    match exit {
+        bevy::app::AppExit::Success => ExitCode::SUCCESS,
+        bevy::app::AppExit::Error(code) => ExitCode::from(code.get()),
+    }
+}
+
+/// Logs go to stderr (stdout belongs to the control protocol); RUST_LOG filters them.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wgpu=error,naga=warn,bevy_render=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// The plugins every mode shares, in dependency order. Call after any `AppWaker` is set.
+pub(crate) fn add_core_plugins(
+    app: &mut bevy::app::App,
+    storage: StoragePlugin,
+    network: Option<NetConfig>,
+    demo: bool,
+    extend: Extend,
+) {
+    app.add_plugins(SessionPlugin)
+        .add_plugins(storage)
+        .add_plugins(whatnext_library::LibraryPlugin);
+    if let Some(config) = network {
+        app.add_plugins(NetworkPlugin::new(config))
+            .add_plugins(ReplicationPlugin);
+    }
+    if demo {
+        app.add_plugins(demo::DemoPlugin);
+    }
+    extend(app);
+}

@@ -1,0 +1,175 @@
+//! `KioskPlugin`: the party screen. A full-screen visualizer drawn with Bevy meshes (bars
+//! that move with the shared playback clock and flash on the beat, at most 3 times a
+//! second), with an egui overlay sized from the screen: now playing, up next, and the join
+//! code with its QR code. It hosts a party of its own unless it was given one to join, which
+//! it joins as the read-only `display` role.
+
+pub mod view;
+pub mod visualizer;
+
+use bevy::prelude::*;
+use bevy::window::PrimaryWindow;
+use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
+use whatnext_core::prelude::*;
+
+use crate::visualizer::{BARS, Drive, FlashLimiter, beat_index, levels};
+
+/// The party screen. `reduce_motion` keeps the bars gentle and turns flashes off.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KioskPlugin {
+    pub reduce_motion: bool,
+}
+
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct KioskSettings {
+    pub reduce_motion: bool,
+}
+
+/// Where an extension can hang its own visual layer: the visualizer's root entity, and the
+/// levels and beat of this frame.
+#[derive(Resource, Clone, Debug, Default)]
+pub struct VisualizerFrame {
+    pub levels: Vec<f32>,
+    /// 1 at a (permitted) flash, decaying to 0.
+    pub flash: f32,
+    pub playing: bool,
+}
+
+impl Plugin for KioskPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins(EguiPlugin::default())
+            .insert_resource(KioskSettings {
+                reduce_motion: self.reduce_motion,
+            })
+            .insert_resource(ClearColor(Color::srgb(0.02, 0.02, 0.05)))
+            .init_resource::<VisualizerFrame>()
+            .add_systems(Startup, spawn_visualizer)
+            .add_systems(Update, (host_or_join, animate).after(SessionSet::Apply))
+            .add_systems(EguiPrimaryContextPass, view::draw_overlay);
+    }
+}
+
+#[derive(Component)]
+struct Bar(usize);
+
+#[derive(Component)]
+struct Glow;
+
+fn spawn_visualizer(
+    mut commands: Commands,
+    mut meshes: ResMut<Assets<Mesh>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+) {
+    commands.spawn(Camera2d);
+    commands.spawn((
+        Glow,
+        Mesh2d(meshes.add(Circle::new(1.0))),
+        MeshMaterial2d(materials.add(Color::srgb(0.06, 0.05, 0.16))),
+        Transform::from_xyz(0.0, 0.0, -1.0),
+    ));
+    let bar = meshes.add(Rectangle::new(1.0, 1.0));
+    for i in 0..BARS {
+        commands.spawn((
+            Bar(i),
+            Mesh2d(bar.clone()),
+            MeshMaterial2d(materials.add(Color::hsl(230.0, 0.7, 0.6))),
+            Transform::default(),
+        ));
+    }
+}
+
+/// The kiosk hosts a party of its own, unless it was opened with an invite to join.
+fn host_or_join(
+    reader: SessionReader,
+    opened: Option<Res<whatnext_ui::OpenedWith>>,
+    progress: Option<Res<JoinProgress>>,
+    mut commands: Commands,
+    mut intents: IntentSender,
+    mut asked: Local<bool>,
+) {
+    if *asked || reader.in_session() {
+        return;
+    }
+    if progress.is_some_and(|p| *p != JoinProgress::Idle) {
+        return;
+    }
+    *asked = true;
+    match opened {
+        Some(invite) => {
+            commands.remove_resource::<whatnext_ui::OpenedWith>();
+            intents.send(Action::Local(LocalAction::JoinSession {
+                invite: invite.0.clone(),
+            }));
+        }
+        None => {
+            intents.send(Action::Local(LocalAction::CreateSession {
+                session_id: SessionId::random(&mut rand::thread_rng()),
+                name: "Party".into(),
+            }));
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn animate(
+    reader: SessionReader,
+    settings: Res<KioskSettings>,
+    window: Single<&Window, With<PrimaryWindow>>,
+    time: Res<Time>,
+    mut frame: ResMut<VisualizerFrame>,
+    mut limiter: Local<FlashLimiter>,
+    mut last_beat: Local<Option<u64>>,
+    mut bars: Query<(&Bar, &mut Transform, &MeshMaterial2d<ColorMaterial>), Without<Glow>>,
+    mut glow: Query<(&mut Transform, &MeshMaterial2d<ColorMaterial>), With<Glow>>,
+    mut materials: ResMut<Assets<ColorMaterial>>,
+) {
+    let snapshot = reader.snapshot();
+    let drive = snapshot
+        .as_ref()
+        .and_then(|s| {
+            Some(Drive {
+                seed: s.playback.track_id?.0,
+                position_ms: s.playback.position_ms,
+                playing: s.playback.state == PlayState::Playing,
+            })
+        })
+        .unwrap_or_default();
+    let now = levels(&drive, settings.reduce_motion);
+    let beat = beat_index(&drive);
+    let mut flash = (frame.flash - time.delta_secs() * 4.0).max(0.0);
+    if drive.playing && *last_beat != Some(beat) {
+        *last_beat = Some(beat);
+        let wall = (time.elapsed_secs_f64() * 1000.0) as u64;
+        if !settings.reduce_motion && limiter.allow(wall) {
+            flash = 1.0;
+        }
+    }
+    frame.levels = now.to_vec();
+    frame.flash = flash;
+    frame.playing = drive.playing;
+
+    let (w, h) = (window.width(), window.height());
+    let slot = w / BARS as f32;
+    let hue_shift = drive.position_ms as f32 / 1000.0 * 6.0;
+    for (bar, mut transform, material) in &mut bars {
+        let height = (now[bar.0] * h * 0.5).max(2.0);
+        transform.translation = Vec3::new(
+            -w / 2.0 + slot * (bar.0 as f32 + 0.5),
+            -h / 2.0 + height / 2.0,
+            0.0,
+        );
+        transform.scale = Vec3::new(slot * 0.7, height, 1.0);
+        if let Some(mut m) = materials.get_mut(&material.0) {
+            let hue = (200.0 + bar.0 as f32 / BARS as f32 * 120.0 + hue_shift) % 360.0;
+            m.color = Color::hsl(hue, 0.75, 0.45 + 0.25 * now[bar.0]);
+        }
+    }
+    if let Ok((mut transform, material)) = glow.single_mut() {
+        let radius = h * (0.35 + 0.05 * flash + 0.1 * now[0]);
+        transform.scale = Vec3::new(radius, radius, 1.0);
+        if let Some(mut m) = materials.get_mut(&material.0) {
+            // Opaque on the dark background: a flash lifts its brightness.
+            m.color = Color::srgb(0.06 + 0.14 * flash, 0.05 + 0.1 * flash, 0.16 + 0.3 * flash);
+        }
+    }
+}
