@@ -366,7 +366,8 @@ mod tests {
         for cmd in COMMANDS {
             let args = serde_json::json!({
                 "name": "n", "addr": "a", "invite": "i", "title": "t", "artist": "a",
-                "duration_ms": 1, "track_id": tid, "after": tid, "position_ms": 1, "peer_id": "p"
+                "duration_ms": 1, "track_id": tid, "after": tid, "position_ms": 1, "peer_id": "p",
+                "path": "/music", "query": "q"
             });
             let line = serde_json::json!({"id": 1, "cmd": cmd, "args": args}).to_string();
             assert!(parse_line(&line).is_ok(), "{cmd}");
