@@ -82,11 +82,23 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
     if let Some(invite) = invite {
         app.insert_resource(OpenedWith(invite));
     }
-    // A desktop app redraws on input, and a few times a second for the progress bar.
-    app.insert_resource(WinitSettings {
-        focused_mode: UpdateMode::reactive(Duration::from_millis(250)),
-        unfocused_mode: UpdateMode::reactive_low_power(Duration::from_secs(1)),
-    });
+    if kiosk.is_some() {
+        // The party screen animates: every frame, focused or not.
+        app.insert_resource(WinitSettings::game());
+    } else {
+        // A desktop app redraws on input, and a few times a second for the progress bar.
+        app.insert_resource(WinitSettings {
+            focused_mode: UpdateMode::reactive(Duration::from_millis(250)),
+            unfocused_mode: UpdateMode::reactive_low_power(Duration::from_secs(1)),
+        });
+    }
+    // WHATNEXT_DIAGNOSTICS=1 logs frame times (the kiosk benchmark reads them).
+    if std::env::var_os("WHATNEXT_DIAGNOSTICS").is_some() {
+        app.add_plugins((
+            bevy::diagnostic::FrameTimeDiagnosticsPlugin::default(),
+            bevy::diagnostic::LogDiagnosticsPlugin::default(),
+        ));
+    }
     if let Some(path) = screenshot {
         app.insert_resource(WinitSettings::game())
             .insert_resource(ScreenshotTo(path))

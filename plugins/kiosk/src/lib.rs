@@ -43,8 +43,14 @@ impl Plugin for KioskPlugin {
             })
             .insert_resource(ClearColor(Color::srgb(0.02, 0.02, 0.05)))
             .init_resource::<VisualizerFrame>()
+            .init_resource::<Analyses>()
             .add_systems(Startup, spawn_visualizer)
-            .add_systems(Update, (host_or_join, animate).after(SessionSet::Apply))
+            .add_systems(
+                Update,
+                (host_or_join, analyse_current_track, animate)
+                    .chain()
+                    .after(SessionSet::Apply),
+            )
             .add_systems(EguiPrimaryContextPass, view::draw_overlay);
     }
 }
@@ -110,6 +116,85 @@ fn host_or_join(
     }
 }
 
+/// Analyses of tracks with a local file, made on a thread of their own when the track
+/// becomes current: `None` while in progress or when the file could not be read.
+#[derive(Resource)]
+struct Analyses {
+    by_track: std::collections::HashMap<TrackId, Option<std::sync::Arc<whatnext_audio::Analysis>>>,
+    done_tx: crossbeam_channel::Sender<(TrackId, Result<whatnext_audio::Analysis, String>)>,
+    done_rx: crossbeam_channel::Receiver<(TrackId, Result<whatnext_audio::Analysis, String>)>,
+}
+
+impl Default for Analyses {
+    fn default() -> Self {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        Self {
+            by_track: Default::default(),
+            done_tx,
+            done_rx,
+        }
+    }
+}
+
+fn analyse_current_track(
+    reader: SessionReader,
+    tracks: Query<&Track>,
+    mut analyses: ResMut<Analyses>,
+) {
+    while let Ok((id, result)) = analyses.done_rx.try_recv() {
+        match result {
+            Ok(analysis) => {
+                analyses
+                    .by_track
+                    .insert(id, Some(std::sync::Arc::new(analysis)));
+            }
+            Err(why) => {
+                tracing::warn!(%why, "no spectrum for this track; the clock drives the picture")
+            }
+        }
+    }
+    let Some(current) = reader.playback().and_then(|p| p.track_id) else {
+        return;
+    };
+    if analyses.by_track.contains_key(&current) {
+        return;
+    }
+    let Some(path) = tracks
+        .iter()
+        .find(|t| t.id == current)
+        .and_then(|t| t.path.clone())
+    else {
+        return;
+    };
+    analyses.by_track.insert(current, None);
+    let tx = analyses.done_tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("spectrum".into())
+        .spawn(move || {
+            let result = whatnext_audio::analyze_file(std::path::Path::new(&path));
+            let _ = tx.send((current, result));
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the spectrum analysis");
+    }
+}
+
+/// Bar levels from the track's spectrum at this position, and whether a beat starts now.
+fn from_spectrum(
+    analysis: &whatnext_audio::Analysis,
+    position_ms: u64,
+    since_ms: u64,
+) -> Option<([f32; BARS], bool)> {
+    let bands = analysis.bands_at(position_ms)?;
+    let mut out = [0.0; BARS];
+    for (i, level) in out.iter_mut().enumerate() {
+        let band = i * whatnext_audio::BANDS / BARS;
+        // Energy is a square: its root reads as loudness on screen.
+        *level = bands[band].sqrt().clamp(0.0, 1.0);
+    }
+    Some((out, analysis.onset_between(since_ms, position_ms)))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn animate(
     reader: SessionReader,
@@ -117,8 +202,10 @@ fn animate(
     window: Single<&Window, With<PrimaryWindow>>,
     time: Res<Time>,
     mut frame: ResMut<VisualizerFrame>,
+    analyses: Res<Analyses>,
     mut limiter: Local<FlashLimiter>,
     mut last_beat: Local<Option<u64>>,
+    mut last_position: Local<u64>,
     mut bars: Query<(&Bar, &mut Transform, &MeshMaterial2d<ColorMaterial>), Without<Glow>>,
     mut glow: Query<(&mut Transform, &MeshMaterial2d<ColorMaterial>), With<Glow>>,
     mut materials: ResMut<Assets<ColorMaterial>>,
@@ -134,11 +221,25 @@ fn animate(
             })
         })
         .unwrap_or_default();
-    let now = levels(&drive, settings.reduce_motion);
-    let beat = beat_index(&drive);
+    // The track's own spectrum when this device has its file; otherwise the clock's beat.
+    let spectrum = analyses
+        .by_track
+        .get(&TrackId(drive.seed))
+        .and_then(|a| a.as_deref())
+        .filter(|_| drive.playing)
+        .and_then(|a| from_spectrum(a, drive.position_ms, *last_position));
+    let (now, beat_now) = match spectrum {
+        Some((levels, onset)) => (levels, onset),
+        None => {
+            let beat = beat_index(&drive);
+            let new_beat = *last_beat != Some(beat);
+            *last_beat = Some(beat);
+            (levels(&drive, settings.reduce_motion), new_beat)
+        }
+    };
+    *last_position = drive.position_ms;
     let mut flash = (frame.flash - time.delta_secs() * 4.0).max(0.0);
-    if drive.playing && *last_beat != Some(beat) {
-        *last_beat = Some(beat);
+    if drive.playing && beat_now {
         let wall = (time.elapsed_secs_f64() * 1000.0) as u64;
         if !settings.reduce_motion && limiter.allow(wall) {
             flash = 1.0;

@@ -1,0 +1,226 @@
+//! Audio for the party screen: decode a file to mono samples (symphonia), then analyse it
+//! off the render thread into what the visualizer draws: band energies per frame (FFT with
+//! rustfft, on a log frequency scale) and onset times (spectral flux peaks), i.e. the beats.
+//! No Bevy here: the kiosk runs `analyze_file` on a thread of its own.
+
+use std::path::Path;
+
+use rustfft::FftPlanner;
+use rustfft::num_complex::Complex;
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::DecoderOptions;
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+/// Samples per analysis frame, and the hop between frames.
+pub const FRAME: usize = 1024;
+pub const HOP: usize = 512;
+/// Frequency bands, log-spaced from `LOW_HZ` to `HIGH_HZ`.
+pub const BANDS: usize = 16;
+pub const LOW_HZ: f32 = 40.0;
+pub const HIGH_HZ: f32 = 8_000.0;
+/// Onsets closer together than this are one onset.
+pub const MIN_ONSET_GAP_MS: u64 = 100;
+/// A file longer than this is analysed up to here only (memory stays bounded: 10 min of
+/// mono f32 at 48 kHz is 110 MiB before the analysis drops it).
+pub const MAX_SECONDS: u64 = 600;
+
+/// Mono samples and their rate.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    pub sample_rate: u32,
+    pub samples: Vec<f32>,
+}
+
+/// Decodes the first audio track of a file into mono f32 samples.
+pub fn decode(path: &Path) -> Result<Decoded, String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let stream = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            stream,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| {
+            format!(
+                "{} is not an audio file whatnext can read: {e}",
+                path.display()
+            )
+        })?;
+    let mut format = probed.format;
+    let track = format
+        .default_track()
+        .ok_or_else(|| format!("{} has no audio track", path.display()))?;
+    let track_id = track.id;
+    let sample_rate = track
+        .codec_params
+        .sample_rate
+        .ok_or_else(|| format!("{} does not say its sample rate", path.display()))?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&track.codec_params, &DecoderOptions::default())
+        .map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+    let limit = sample_rate as usize * MAX_SECONDS as usize;
+    let mut samples = Vec::new();
+    while samples.len() < limit {
+        let packet = match format.next_packet() {
+            Ok(packet) => packet,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break;
+            }
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(e) => return Err(format!("{} is damaged: {e}", path.display())),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(decoded) => decoded,
+            // A bad packet is skipped, as players do.
+            Err(SymphoniaError::DecodeError(_)) => continue,
+            Err(e) => return Err(format!("cannot decode {}: {e}", path.display())),
+        };
+        let spec = *decoded.spec();
+        let channels = spec.channels.count().max(1);
+        let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+        buffer.copy_interleaved_ref(decoded);
+        samples.extend(
+            buffer
+                .samples()
+                .chunks(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        );
+    }
+    Ok(Decoded {
+        sample_rate,
+        samples,
+    })
+}
+
+/// What the visualizer draws from a track.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Analysis {
+    /// Milliseconds between frames.
+    pub frame_ms: f32,
+    /// Per frame, the energy of each band, normalised so the loudest band of the track is 1.
+    pub bands: Vec<[f32; BANDS]>,
+    /// When something starts (a beat, a note), in ms from the start.
+    pub onsets_ms: Vec<u64>,
+}
+
+impl Analysis {
+    /// The bands at a playback position.
+    pub fn bands_at(&self, position_ms: u64) -> Option<&[f32; BANDS]> {
+        let frame = (position_ms as f32 / self.frame_ms) as usize;
+        self.bands.get(frame)
+    }
+
+    /// Whether an onset falls in `[from_ms, to_ms)`.
+    pub fn onset_between(&self, from_ms: u64, to_ms: u64) -> bool {
+        let i = self.onsets_ms.partition_point(|t| *t < from_ms);
+        self.onsets_ms.get(i).is_some_and(|t| *t < to_ms)
+    }
+}
+
+/// The lower edge of band `b` (the top edge is the next band's lower edge).
+pub fn band_edge_hz(b: usize) -> f32 {
+    LOW_HZ * (HIGH_HZ / LOW_HZ).powf(b as f32 / BANDS as f32)
+}
+
+/// The band a frequency falls in, if any.
+pub fn band_of(hz: f32) -> Option<usize> {
+    (0..BANDS).find(|b| hz >= band_edge_hz(*b) && hz < band_edge_hz(b + 1))
+}
+
+/// Band energies per frame (Hann window, FFT) and onsets by spectral flux.
+pub fn analyze(decoded: &Decoded) -> Analysis {
+    let rate = decoded.sample_rate as f32;
+    let samples = &decoded.samples;
+    let fft = FftPlanner::<f32>::new().plan_fft_forward(FRAME);
+    let window: Vec<f32> = (0..FRAME)
+        .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / FRAME as f32).cos())
+        .collect();
+    let bin_band: Vec<Option<usize>> = (0..FRAME / 2)
+        .map(|bin| band_of(bin as f32 * rate / FRAME as f32))
+        .collect();
+    let mut bands = Vec::new();
+    let mut flux = Vec::new();
+    let mut previous = vec![0.0f32; FRAME / 2];
+    let mut buffer = vec![Complex::new(0.0, 0.0); FRAME];
+    let mut start = 0;
+    while start + FRAME <= samples.len() {
+        for (i, slot) in buffer.iter_mut().enumerate() {
+            *slot = Complex::new(samples[start + i] * window[i], 0.0);
+        }
+        fft.process(&mut buffer);
+        let mut energy = [0.0f32; BANDS];
+        let mut rise = 0.0;
+        for (bin, value) in buffer[..FRAME / 2].iter().enumerate() {
+            let magnitude = value.norm();
+            if let Some(b) = bin_band[bin] {
+                energy[b] += magnitude * magnitude;
+            }
+            rise += (magnitude - previous[bin]).max(0.0);
+            previous[bin] = magnitude;
+        }
+        bands.push(energy);
+        flux.push(rise);
+        start += HOP;
+    }
+    let loudest = bands
+        .iter()
+        .flat_map(|b| b.iter())
+        .fold(0.0f32, |a, b| a.max(*b));
+    if loudest > 0.0 {
+        for frame in &mut bands {
+            for e in frame.iter_mut() {
+                *e /= loudest;
+            }
+        }
+    }
+    let frame_ms = HOP as f32 * 1000.0 / rate;
+    // A frame's flux belongs to the middle of its window.
+    let centre_ms = FRAME as f32 / 2.0 * 1000.0 / rate;
+    Analysis {
+        frame_ms,
+        onsets_ms: onsets(&flux, frame_ms, centre_ms),
+        bands,
+    }
+}
+
+/// Peaks of the spectral flux that stand out from their neighbourhood.
+fn onsets(flux: &[f32], frame_ms: f32, centre_ms: f32) -> Vec<u64> {
+    let peak = flux.iter().fold(0.0f32, |a, b| a.max(*b));
+    if peak <= 0.0 {
+        return Vec::new();
+    }
+    let reach = ((300.0 / frame_ms) as usize).max(1);
+    let mut out: Vec<u64> = Vec::new();
+    for i in 0..flux.len() {
+        let (lo, hi) = (i.saturating_sub(reach), (i + reach + 1).min(flux.len()));
+        let local = &flux[lo..hi];
+        let mean = local.iter().sum::<f32>() / local.len() as f32;
+        let is_max = flux[i] >= local.iter().fold(0.0f32, |a, b| a.max(*b));
+        if is_max && flux[i] > 1.5 * mean && flux[i] > 0.1 * peak {
+            let at = (i as f32 * frame_ms + centre_ms) as u64;
+            if out.last().is_none_or(|last| at - last >= MIN_ONSET_GAP_MS) {
+                out.push(at);
+            }
+        }
+    }
+    out
+}
+
+/// Decodes and analyses a file: what the kiosk runs on its own thread.
+pub fn analyze_file(path: &Path) -> Result<Analysis, String> {
+    decode(path).map(|d| analyze(&d))
+}
