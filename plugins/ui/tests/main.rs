@@ -375,3 +375,32 @@ fn without_a_party_the_library_can_import_but_not_queue() {
         })]
     );
 }
+
+#[test]
+fn dragging_a_track_onto_another_moves_it_there() {
+    let mut hana = harness(party("Hana"));
+    let handle = hana
+        .get_all_by_label("=")
+        .next()
+        .expect("a handle")
+        .rect()
+        .center();
+    let target = hana.get_by_label("Song 3").rect().center();
+    hana.hover_at(handle);
+    hana.run();
+    hana.drag_at(handle);
+    hana.run();
+    for step in 1..=5 {
+        hana.hover_at(handle + (target - handle) * (step as f32 / 5.0));
+        hana.run();
+    }
+    hana.drop_at(target);
+    hana.run();
+    assert_eq!(
+        hana.state().actions,
+        [Action::Session(SessionAction::MoveTrack {
+            track_id: TrackId(1),
+            after: Some(TrackId(3)),
+        })]
+    );
+}
