@@ -5,6 +5,7 @@
 mod harness;
 mod headless;
 mod join;
+mod kiosk;
 mod lan;
 mod library;
 mod nat;

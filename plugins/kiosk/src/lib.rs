@@ -47,7 +47,7 @@ impl Plugin for KioskPlugin {
             .add_systems(Startup, spawn_visualizer)
             .add_systems(
                 Update,
-                (host_or_join, analyse_current_track, animate)
+                (host_or_join, analyse_current_track, animate, report_screen)
                     .chain()
                     .after(SessionSet::Apply),
             )
@@ -114,6 +114,59 @@ fn host_or_join(
             }));
         }
     }
+}
+
+/// Logs what the screen says whenever it changes (the invite to read out, what is up next):
+/// for whoever set the screen up, and for tests, which cannot read pixels.
+fn report_screen(
+    reader: SessionReader,
+    invite: Res<SessionInvite>,
+    progress: Option<Res<JoinProgress>>,
+    mut last: Local<Option<view::PartyScreen>>,
+) {
+    let now = view::party_screen(
+        reader.snapshot(),
+        &invite,
+        progress.map(|p| *p).unwrap_or_default(),
+        reader.local_peer(),
+    );
+    // Progress through the song is not news.
+    let comparable = |screen: &view::PartyScreen| match screen {
+        view::PartyScreen::Party {
+            now,
+            next,
+            code,
+            url,
+        } => view::PartyScreen::Party {
+            now: now
+                .as_ref()
+                .map(|(line, _, duration, playing)| (line.clone(), 0, *duration, *playing)),
+            next: next.clone(),
+            code: code.clone(),
+            url: url.clone(),
+        },
+        other => other.clone(),
+    };
+    if last.as_ref().map(comparable) == Some(comparable(&now)) {
+        return;
+    }
+    match &now {
+        view::PartyScreen::Party {
+            now: current,
+            next,
+            code,
+            url,
+        } => {
+            let up_next: Vec<&str> = next.iter().map(|l| l.title.as_str()).collect();
+            let playing = current.as_ref().map(|c| c.0.title.as_str());
+            tracing::info!(?playing, ?up_next, ?code, ?url, "party screen");
+        }
+        view::PartyScreen::Empty { code, url } => {
+            tracing::info!(?code, ?url, "party screen: the queue is empty");
+        }
+        other => tracing::info!(state = ?other, "party screen"),
+    }
+    *last = Some(now);
 }
 
 /// Analyses of tracks with a local file, made on a thread of their own when the track

@@ -1,0 +1,87 @@
+//! The party screen hosts a party through a relay; a guest joins with the link the screen
+//! announces and adds a track; the screen shows it in "up next" on its next frames. The
+//! kiosk runs in a real window under Xvfb and reports what it shows in its log.
+
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::harness::*;
+use crate::relay::Relay;
+
+const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
+
+#[test]
+fn a_guests_track_shows_in_up_next_on_the_kiosk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let data = dir.path().join("kiosk");
+    // The screen's relay is set up beforehand, as its owner would in the window.
+    let mut setup = Headless::start(&data);
+    setup.ok("relay.add", json!({"addr": relay.addr()}));
+    setup.ok("identity.set_name", json!({"name": "Party screen"}));
+    setup.ok("quit", json!(null));
+    assert!(setup.wait_exit().success());
+
+    let mut kiosk = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x720x24"])
+        .arg(binary())
+        .arg("--kiosk")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(RELAY_ONLY)
+        .env("RUST_LOG", "warn,whatnext_kiosk=info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("xvfb-run is needed for this test");
+    let log = read_lines(kiosk.stderr.take().expect("stderr"), |line| line);
+    let wait_for = |what: &str, found: &dyn Fn(&str) -> bool| -> String {
+        let deadline = Instant::now() + TIMEOUT * 2;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match log.recv_timeout(left) {
+                Ok(line) if found(&line) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("the kiosk never showed {what}: {e}"),
+            }
+        }
+    };
+    let announced = wait_for("an invite link", &|l| {
+        l.contains("party screen") && l.contains("whtnxt://") && l.contains("relay=")
+    });
+    let url = announced
+        .split('"')
+        .find(|part| part.starts_with("whtnxt://"))
+        .expect("the link")
+        .to_owned();
+
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    guest.ok("identity.set_name", json!({"name": "Gus"}));
+    guest.ok("session.join", json!({"invite": url}));
+    let started = Instant::now();
+    guest.ok(
+        "track.add",
+        json!({"title": "Harbour Lights", "artist": "The Quiet Tides", "duration_ms": 214000}),
+    );
+    guest.ok(
+        "track.add",
+        json!({"title": "Night Bus Home", "artist": "The Late Shift", "duration_ms": 198000}),
+    );
+    let shown = wait_for("the guest's second track in up next", &|l| {
+        l.contains("up_next") && l.contains("Night Bus Home")
+    });
+    eprintln!(
+        "the kiosk showed it {:?} after the add: {shown}",
+        started.elapsed()
+    );
+    // End the app itself (xvfb-run's child named whatnext); xvfb-run then stops its X server
+    // and exits. Killing xvfb-run instead would leave both behind.
+    let _ = Command::new("pkill")
+        .args(["-TERM", "-P", &kiosk.id().to_string(), "-x", "whatnext"])
+        .status();
+    wait_for_exit(&mut kiosk, "xvfb-run, after the kiosk ended,");
+}
