@@ -362,11 +362,7 @@ fn sync_clock_with_host(
     mut net: MessageWriter<NetCommand>,
     mut events: MessageReader<NetEvent>,
 ) {
-    let host = hosts
-        .iter()
-        .next()
-        .map(|h| h.0.clone())
-        .filter(|h| *h != local.peer);
+    let host = remote_host(&local, &hosts);
     if sync.host != host {
         *sync = ClockSync {
             host: host.clone(),
@@ -414,6 +410,15 @@ fn sync_clock_with_host(
         };
         sync.next_at = Some(now + wait);
     }
+}
+
+/// The current session's host, when it is another device (so this one is a member).
+fn remote_host(local: &LocalPeer, hosts: &Query<&Host>) -> Option<PeerId> {
+    hosts
+        .iter()
+        .next()
+        .map(|h| h.0.clone())
+        .filter(|h| *h != local.peer)
 }
 
 /// This device hosts the current session.
@@ -859,11 +864,7 @@ fn forward_guest_intents(
     mut events: MessageReader<NetEvent>,
     mut outcomes: MessageWriter<IntentOutcome>,
 ) {
-    let host = hosts
-        .iter()
-        .next()
-        .map(|h| h.0.clone())
-        .filter(|h| *h != local.peer);
+    let host = remote_host(&local, &hosts);
     let reachable = host.as_ref().is_some_and(|h| links.0.contains_key(h));
     // Pending additions of this frame go after each other, not on one key.
     let mut tail = index.last_key().cloned();

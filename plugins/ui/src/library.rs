@@ -98,26 +98,16 @@ pub fn page(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &mut
 
 fn add_by_hand(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        ui.label("Add by hand: title");
-        ui.add(egui::TextEdit::singleline(&mut forms.track_title).desired_width(160.0));
-        ui.label("artist");
-        ui.add(egui::TextEdit::singleline(&mut forms.track_artist).desired_width(120.0));
-        ui.label("minutes");
-        ui.add(egui::TextEdit::singleline(&mut forms.track_minutes).desired_width(40.0));
-        let minutes = crate::screen::minutes(&forms.track_minutes);
-        let ready = !forms.track_title.trim().is_empty() && minutes.is_some();
-        if ui
-            .add_enabled(ready, egui::Button::new("Add to library"))
-            .clicked()
-        {
+        ui.label("Add by hand:");
+        let typed = crate::screen::track_fields(ui, forms, "Add to library");
+        if let Some((title, artist, duration_ms)) = typed {
             actions.push(Action::Local(LocalAction::AddToLibrary {
                 track_id: TrackId::random(&mut rand::thread_rng()),
-                title: forms.track_title.trim().to_owned(),
-                artist: forms.track_artist.trim().to_owned(),
-                duration_ms: (minutes.unwrap_or(0.0) * 60_000.0) as u64,
+                title,
+                artist,
+                duration_ms,
                 path: None,
             }));
-            forms.track_title.clear();
         }
     });
 }

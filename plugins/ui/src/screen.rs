@@ -609,28 +609,43 @@ fn hand_off_menu(
 
 fn add_track_form(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
-        ui.label("Title");
-        ui.add(egui::TextEdit::singleline(&mut forms.track_title).desired_width(180.0));
-        ui.label("Artist");
-        ui.add(egui::TextEdit::singleline(&mut forms.track_artist).desired_width(140.0));
-        ui.label("Minutes");
-        ui.add(egui::TextEdit::singleline(&mut forms.track_minutes).desired_width(40.0));
-        let minutes = minutes(&forms.track_minutes);
-        let ready = !forms.track_title.trim().is_empty() && minutes.is_some();
-        if ui
-            .add_enabled(ready, egui::Button::new("Add to queue"))
-            .clicked()
-        {
+        if let Some((title, artist, duration_ms)) = track_fields(ui, forms, "Add to queue") {
             actions.push(Action::Session(SessionAction::AddTrack {
                 track_id: TrackId::random(&mut rand::thread_rng()),
-                title: forms.track_title.trim().to_owned(),
-                artist: forms.track_artist.trim().to_owned(),
-                duration_ms: (minutes.unwrap_or(0.0) * 60_000.0) as u64,
+                title,
+                artist,
+                duration_ms,
                 path: None,
             }));
-            forms.track_title.clear();
         }
     });
+}
+
+/// Title, artist and minutes fields with a button: the typed track once the button is
+/// clicked with valid input (the title field is then cleared for the next one).
+pub fn track_fields(
+    ui: &mut egui::Ui,
+    forms: &mut Forms,
+    button: &str,
+) -> Option<(String, String, u64)> {
+    ui.label("Title");
+    ui.add(egui::TextEdit::singleline(&mut forms.track_title).desired_width(180.0));
+    ui.label("Artist");
+    ui.add(egui::TextEdit::singleline(&mut forms.track_artist).desired_width(140.0));
+    ui.label("Minutes");
+    ui.add(egui::TextEdit::singleline(&mut forms.track_minutes).desired_width(40.0));
+    let minutes = minutes(&forms.track_minutes);
+    let ready = !forms.track_title.trim().is_empty() && minutes.is_some();
+    if !ui.add_enabled(ready, egui::Button::new(button)).clicked() {
+        return None;
+    }
+    let track = (
+        forms.track_title.trim().to_owned(),
+        forms.track_artist.trim().to_owned(),
+        (minutes.unwrap_or(0.0) * 60_000.0) as u64,
+    );
+    forms.track_title.clear();
+    Some(track)
 }
 
 /// A duration typed in minutes ("3.5"), if it is one.
