@@ -175,7 +175,8 @@ pub(crate) fn add_core_plugins(
 ) {
     app.add_plugins(SessionPlugin)
         .add_plugins(storage)
-        .add_plugins(whatnext_library::LibraryPlugin);
+        .add_plugins(whatnext_library::LibraryPlugin)
+        .add_plugins(whatnext_playback::PlaybackPlugin);
     if let Some(config) = network {
         app.add_plugins(NetworkPlugin::new(config))
             .add_plugins(ReplicationPlugin);

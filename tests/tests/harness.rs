@@ -107,7 +107,30 @@ impl Headless {
         Self::spawn(command, data_dir, flags)
     }
 
-    fn spawn(mut command: Command, data_dir: &Path, flags: &[&str]) -> Self {
+    fn spawn(command: Command, data_dir: &Path, flags: &[&str]) -> Self {
+        Self::spawn_with_stderr(command, data_dir, flags, Stdio::inherit())
+    }
+
+    /// Starts with extra environment variables, its log (stderr) read line by line.
+    #[allow(dead_code)]
+    pub fn start_reading_log(
+        data_dir: &Path,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Self, Receiver<String>) {
+        let mut command = Command::new(binary());
+        command.envs(env.iter().copied());
+        let mut app = Self::spawn_with_stderr(command, data_dir, flags, Stdio::piped());
+        let log = read_lines(app.child.stderr.take().expect("stderr"), |line| line);
+        (app, log)
+    }
+
+    fn spawn_with_stderr(
+        mut command: Command,
+        data_dir: &Path,
+        flags: &[&str],
+        stderr: Stdio,
+    ) -> Self {
         let mut child = command
             .arg("--headless")
             .arg("--data-dir")
@@ -120,7 +143,7 @@ impl Headless {
             )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start whatnext --headless");
         let stdout = child.stdout.take().expect("stdout");

@@ -1,0 +1,171 @@
+//! `PlaybackPlugin`: on the playback owner's device, the current track's local file plays
+//! through the default audio output, and follows the shared playback clock: play, pause,
+//! seek and track changes. The sound lives on a thread of its own (rodio's stream is not
+//! `Send`), started at the first track to play; without an audio device (a server, CI) it
+//! warns once and playback goes on silently, since the clock, not the sound, is the truth.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use crossbeam_channel::Sender;
+use whatnext_core::prelude::*;
+
+/// How far the sound may drift from the shared clock before it is moved back.
+pub const MAX_DRIFT_MS: u64 = 500;
+
+pub struct PlaybackPlugin;
+
+impl Plugin for PlaybackPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Output>()
+            .add_systems(Update, follow_the_clock.after(SessionSet::Apply));
+    }
+}
+
+/// What the sound thread is asked to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Command {
+    /// Play `path` from `from_ms` (loading it if it is not the file already loaded).
+    Play {
+        path: String,
+        from_ms: u64,
+    },
+    Pause,
+    Stop,
+}
+
+/// The sound thread (once started) and what it was last told.
+#[derive(Resource, Default)]
+struct Output {
+    commands: Option<Sender<Command>>,
+    /// The last `Play`, and the wall-clock time it was sent, to notice seeks and drift.
+    playing: Option<(String, u64, u64)>,
+    paused: bool,
+}
+
+impl Output {
+    fn send(&mut self, command: Command) {
+        let sender = self.commands.get_or_insert_with(start_sound_thread);
+        let _ = sender.send(command);
+    }
+}
+
+fn start_sound_thread() -> Sender<Command> {
+    let (tx, rx) = crossbeam_channel::unbounded::<Command>();
+    let spawned = std::thread::Builder::new()
+        .name("sound".into())
+        .spawn(move || {
+            let (_stream, handle) = match rodio::OutputStream::try_default() {
+                Ok(pair) => pair,
+                Err(error) => {
+                    tracing::warn!("no audio output ({error}); playback goes on silently");
+                    // Keep draining so senders never block or fail.
+                    while rx.recv().is_ok() {}
+                    return;
+                }
+            };
+            let mut sink: Option<rodio::Sink> = None;
+            let mut loaded: Option<String> = None;
+            let mut unreadable: Option<String> = None;
+            while let Ok(command) = rx.recv() {
+                match command {
+                    Command::Play { path, from_ms } => {
+                        if loaded.as_deref() != Some(path.as_str()) {
+                            sink = None;
+                            loaded = None;
+                            match open(&handle, &path) {
+                                Ok(new) => {
+                                    sink = Some(new);
+                                    loaded = Some(path.clone());
+                                }
+                                Err(error) => {
+                                    // Once per file: the clock goes on without sound.
+                                    if unreadable.as_deref() != Some(path.as_str()) {
+                                        tracing::warn!(%path, %error, "cannot play this track's file");
+                                        unreadable = Some(path);
+                                    }
+                                    continue;
+                                }
+                            }
+                        }
+                        if let Some(sink) = &sink {
+                            if let Err(error) = sink.try_seek(Duration::from_millis(from_ms)) {
+                                tracing::debug!(%error, "cannot seek; playing from where it is");
+                            }
+                            sink.play();
+                        }
+                    }
+                    Command::Pause => {
+                        if let Some(sink) = &sink {
+                            sink.pause();
+                        }
+                    }
+                    Command::Stop => {
+                        sink = None;
+                        loaded = None;
+                    }
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the sound thread; playback goes on silently");
+    }
+    tx
+}
+
+fn open(handle: &rodio::OutputStreamHandle, path: &str) -> Result<rodio::Sink, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let source = rodio::Decoder::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
+    let sink = rodio::Sink::try_new(handle).map_err(|e| e.to_string())?;
+    sink.pause();
+    sink.append(source);
+    Ok(sink)
+}
+
+/// What this device should be doing, from the session: only the owner plays, and only a
+/// current track with a file.
+fn follow_the_clock(
+    reader: SessionReader,
+    tracks: Query<&Track>,
+    wall: Res<WallClock>,
+    mut output: ResMut<Output>,
+) {
+    let snapshot = reader.snapshot();
+    let me = reader.local_peer().peer.clone();
+    let wanted = snapshot.as_ref().and_then(|s| {
+        let id = s.playback.track_id.filter(|_| s.playback_owner == me)?;
+        let path = tracks.iter().find(|t| t.id == id)?.path.clone()?;
+        Some((path, s.playback.position_ms, s.playback.state))
+    });
+    match wanted {
+        Some((path, position, PlayState::Playing)) => {
+            // Where the sound should be now, if it has been playing since the last command.
+            let in_step = output.playing.as_ref().is_some_and(|(p, from, at)| {
+                *p == path && !output.paused && {
+                    let expected = from + wall.now_ms.saturating_sub(*at);
+                    expected.abs_diff(position) <= MAX_DRIFT_MS
+                }
+            });
+            if !in_step {
+                output.send(Command::Play {
+                    path: path.clone(),
+                    from_ms: position,
+                });
+                output.playing = Some((path, position, wall.now_ms));
+                output.paused = false;
+            }
+        }
+        Some(_) => {
+            if !output.paused && output.playing.is_some() {
+                output.send(Command::Pause);
+                output.paused = true;
+            }
+        }
+        None => {
+            if output.playing.take().is_some() {
+                output.send(Command::Stop);
+                output.paused = false;
+            }
+        }
+    }
+}
