@@ -56,13 +56,7 @@ fn one_run(variant: &str, i: usize) -> Run {
         .as_str()
         .expect("id")
         .to_owned();
-    let url = loop {
-        let invite = host.ok("session.invite", json!(null));
-        if let Some(url) = invite["url"].as_str().filter(|u| u.contains("relay=")) {
-            break url.to_owned();
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let url = host.relayed_invite_url();
     let mut guest = Headless::start_in_netns(&lab.ns("b"), &dir.path().join("guest"), FLAGS);
     let started = Instant::now();
     guest.ok("session.join", json!({"invite": url}));

@@ -20,19 +20,6 @@ use serde_json::{Value, json};
 
 const INTENTS: usize = 1_000;
 
-fn invite(host: &mut Headless) -> String {
-    loop {
-        let reply = host.call("session.invite", json!(null));
-        if let Some(url) = reply["result"]["url"]
-            .as_str()
-            .filter(|u| u.contains("relay="))
-        {
-            return url.to_owned();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// Waits for the `track.added` event of `track_id` on `app`.
 fn wait_added(app: &mut Headless, track_id: &Value) {
     loop {
@@ -60,7 +47,7 @@ fn latency(label: &str, flags: &[&str]) {
     host.ok("relay.add", json!({"addr": relay.addr()}));
     wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
     host.ok("session.create", json!({"name": "Bench"}));
-    let url = invite(&mut host);
+    let url = host.relayed_invite_url();
     let mut a = Headless::start_with(&dir.path().join("a"), flags);
     let mut b = Headless::start_with(&dir.path().join("b"), flags);
     a.ok("session.join", json!({"invite": url}));
@@ -108,7 +95,7 @@ fn join_big_session() {
     for i in 0..10_000 {
         host.reply_to(&json!(format!("t{i}")));
     }
-    let url = invite(&mut host);
+    let url = host.relayed_invite_url();
     let mut guest = Headless::start_with(&dir.path().join("guest"), flags);
     let started = Instant::now();
     guest.ok("session.join", json!({"invite": url}));

@@ -225,6 +225,36 @@ impl Headless {
         self.reply_to(&id)
     }
 
+    /// Polls `session.invite` until its link goes through a relay (and, with `code`, the
+    /// short code is registered); returns the invite.
+    #[allow(dead_code)]
+    pub fn relayed_invite(&mut self, code: bool) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let reply = self.call("session.invite", json!(null));
+            let invite = &reply["result"];
+            let relayed = invite["url"].as_str().is_some_and(|u| u.contains("relay="));
+            if reply["ok"] == json!(true) && relayed && (!code || invite["short_code"].is_string())
+            {
+                return invite.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no invite through a relay: {reply}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The link of `relayed_invite`.
+    #[allow(dead_code)]
+    pub fn relayed_invite_url(&mut self) -> String {
+        self.relayed_invite(false)["url"]
+            .as_str()
+            .expect("url")
+            .to_owned()
+    }
+
     /// Sends a command that must succeed and returns its result.
     pub fn ok(&mut self, cmd: &str, args: Value) -> Value {
         let reply = self.call(cmd, args);

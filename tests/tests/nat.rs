@@ -40,22 +40,10 @@ fn host_session(lab: &Lab, dir: &Path, relay: &str) -> (Headless, String, String
     host.ok("relay.add", json!({"addr": relay}));
     wait_relay_status(&mut host, relay, "reserved", TIMEOUT);
     host.ok("session.create", json!({"name": "Behind NAT"}));
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let invite = host.ok("session.invite", json!(null));
-        if let (Some(url), Some(code)) = (
-            invite["url"].as_str().filter(|u| u.contains("relay=")),
-            invite["short_code"].as_str(),
-        ) {
-            let (url, code) = (url.to_owned(), code.to_owned());
-            return (host, url, code);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no invite with a relay: {invite}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let invite = host.relayed_invite(true);
+    let url = invite["url"].as_str().expect("url").to_owned();
+    let code = invite["short_code"].as_str().expect("code").to_owned();
+    (host, url, code)
 }
 
 /// A guest in home network B, given only the relay's address.

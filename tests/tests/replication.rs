@@ -35,17 +35,7 @@ fn party_on_port(dir: &std::path::Path, port: u16) -> Party {
     host.ok("relay.add", json!({"addr": relay.addr()}));
     wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
     host.ok("session.create", json!({"name": "Live"}));
-    let url = loop {
-        let reply = host.call("session.invite", json!(null));
-        if reply["ok"] == json!(true)
-            && reply["result"]["url"]
-                .as_str()
-                .is_some_and(|u| u.contains("relay="))
-        {
-            break reply["result"]["url"].as_str().expect("url").to_owned();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let url = host.relayed_invite_url();
     let mut cohost = Headless::start_with(&dir.join("cohost"), RELAY_ONLY);
     cohost.ok("identity.set_name", json!({"name": "Cole"}));
     cohost.ok("session.join", json!({"invite": url}));
@@ -349,13 +339,7 @@ fn a_guest_with_a_wrong_system_clock_sees_the_same_playback_position_as_the_host
     host.ok("relay.add", json!({"addr": relay.addr()}));
     wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
     host.ok("session.create", json!({"name": "Clocks"}));
-    let url = loop {
-        let invite = host.ok("session.invite", json!(null));
-        if let Some(url) = invite["url"].as_str().filter(|u| u.contains("relay=")) {
-            break url.to_owned();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let url = host.relayed_invite_url();
     let mut guest = Headless::start_with_env(
         &dir.path().join("guest"),
         RELAY_ONLY,
