@@ -17,7 +17,7 @@ use libp2p::request_response::{Event as RrEvent, Message};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identity, relay};
 use whatnext_network::NetConfig;
-use whatnext_network::protocol::{SessionRequest, SessionResponse};
+use whatnext_network::transport::{Request, Response};
 use whatnext_network::swarm::{Behaviour, BehaviourEvent, build_swarm};
 
 const ROUND_TRIPS: usize = 1_000;
@@ -72,13 +72,13 @@ async fn ping(swarm: &mut Swarm<Behaviour>, to: PeerId, addrs: Vec<Multiaddr>, n
     swarm
         .behaviour_mut()
         .session
-        .send_request_with_addresses(&to, SessionRequest::Ping(n), addrs);
+        .send_request_with_addresses(&to, Request::Ping(n), addrs);
     loop {
         match swarm.select_next_some().await {
             SwarmEvent::Behaviour(BehaviourEvent::Session(RrEvent::Message {
                 message:
                     Message::Response {
-                        response: SessionResponse::Pong(m),
+                        response: Response::Pong(m),
                         ..
                     },
                 ..
@@ -145,11 +145,11 @@ fn main() {
         tokio::spawn(async move {
             loop {
                 if let SwarmEvent::Behaviour(BehaviourEvent::Session(RrEvent::Message {
-                    message: Message::Request { request: SessionRequest::Ping(n), channel, .. },
+                    message: Message::Request { request: Request::Ping(n), channel, .. },
                     ..
                 })) = host.select_next_some().await
                 {
-                    let _ = host.behaviour_mut().session.send_response(channel, SessionResponse::Pong(n));
+                    let _ = host.behaviour_mut().session.send_response(channel, Response::Pong(n));
                 }
             }
         });

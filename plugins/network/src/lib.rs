@@ -1,33 +1,48 @@
-//! `NetworkPlugin`: libp2p on its own thread, bridged to Bevy by two crossbeam channels.
+//! `NetworkPlugin`: libp2p on its own thread, bridged to Bevy by two channels. A transport:
+//! it carries bytes and link events, and knows nothing of sessions.
 //!
-//! - `NetCommand` goes in: the relay list today; dials and session traffic next.
-//! - `NetEvent` comes out, drained every frame into Bevy messages, and wakes the app loop
+//! - [`NetCommand`] goes in: the relay list, the short code to keep registered, hellos and
+//!   requests to peers (opaque payloads), answers to their requests.
+//! - [`NetEvent`] comes out, drained every frame into Bevy messages, and wakes the app loop
 //!   through `AppWaker`, so a network event costs no frame of latency.
 //!
-//! No Bevy system blocks on I/O, and the swarm never touches the `World`.
+//! No Bevy system blocks on I/O, and the swarm never touches the `World`. The session
+//! protocol that rides on this transport lives in `whatnext-replication`.
 
 pub mod backoff;
-pub mod protocol;
+mod bridge;
+mod links;
 pub mod relays;
-pub mod session_link;
 pub mod swarm;
-
-use std::sync::Mutex;
-use std::thread::JoinHandle;
+pub mod transport;
 
 use bevy::prelude::*;
-use crossbeam_channel::{Receiver, Sender};
 use libp2p::Multiaddr;
 use whatnext_core::prelude::*;
 
-pub use protocol::{Hello, SessionRequest, SessionResponse};
+pub use bridge::{NetBridge, NetworkPlugin};
+pub use links::{PeerLinks, connection_of};
 pub use relays::Status as LinkStatus;
-pub use session_link::{Members, PeerLinks};
 pub use swarm::HEARTBEAT;
+pub use transport::{Request, Response};
+
+/// A peer id as the network knows it: parsed once, where it enters.
+pub type NetPeerId = libp2p::PeerId;
+
+/// The core's text form of a network peer id.
+pub fn peer_of(net: &NetPeerId) -> PeerId {
+    PeerId::new(net.to_base58())
+}
+
+/// A core peer id as the network's, or `None` when the text is not a peer id.
+pub fn net_peer(peer: &PeerId) -> Option<NetPeerId> {
+    peer.as_str().parse().ok()
+}
 
 /// How the network thread is set up.
 #[derive(Clone)]
 pub struct NetConfig {
+    /// This device's key; its peer id comes from it.
     pub keypair: libp2p::identity::Keypair,
     /// Direct listen addresses; empty for a peer reachable only through its relay.
     pub listen: Vec<Multiaddr>,
@@ -53,258 +68,189 @@ impl NetConfig {
     }
 }
 
-/// Into the network thread. Systems write these as Bevy messages; `forward_net_commands`
-/// hands them to the thread at the end of each frame.
+/// The network's place in the frame. Readers of [`NetEvent`] run after `NetSet::Receive`
+/// (replication reads them in `Update`); writers of [`NetCommand`] run before `NetSet::Send`.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NetSet {
+    /// `PreUpdate`: the network thread's events become [`NetEvent`] messages, and
+    /// [`PeerLinks`] and the relay statuses follow them.
+    Receive,
+    /// `Last`, after `PersistSet`: this frame's [`NetCommand`] messages go to the network
+    /// thread, so an answer that confirms a change leaves only once the change is on disk.
+    Send,
+}
+
+/// Into the network thread. Systems write these as Bevy messages; they leave in
+/// [`NetSet::Send`] at the end of the frame.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
 pub enum NetCommand {
     /// The user's relays, in order. The relay manager works through them.
     SetRelays(Vec<String>),
     /// Say hello to a host from an invite link: through its relay if given, else by any
-    /// address known (LAN).
+    /// address known (LAN). The answer is [`NetEvent::JoinAnswer`] or [`NetEvent::JoinFailed`].
     JoinViaUrl {
+        /// Matches the answer; from [`RequestTokens`].
         token: u64,
-        host: String,
-        relay: Option<String>,
-        hello: Hello,
+        /// The host.
+        host: NetPeerId,
+        /// The relay the host is reachable through.
+        relay: Option<Multiaddr>,
+        /// The hello, encoded by the session protocol.
+        hello: Vec<u8>,
     },
     /// Resolve a short code through our reserved relay, then say hello to whoever holds it.
     JoinViaCode {
+        /// Matches the answer; from [`RequestTokens`].
         token: u64,
+        /// The short code, as typed.
         code: String,
-        hello: Hello,
+        /// The hello, encoded by the session protocol.
+        hello: Vec<u8>,
     },
-    /// Answer an inbound request.
+    /// Answer an inbound [`NetEvent::Request`].
     Respond {
+        /// The request's `reply`.
         reply: u64,
-        response: SessionResponse,
+        /// The answer.
+        response: Response,
     },
     /// The short code to keep registered on our relay (`None`: none).
     SetCode(Option<String>),
     /// Send a request to a connected (or reachable) peer; the answer comes back as
-    /// `NetEvent::Response` or `NetEvent::SendFailed` with the same token.
+    /// [`NetEvent::Response`] or [`NetEvent::SendFailed`] with the same token.
     Send {
+        /// Matches the answer; from [`RequestTokens`].
         token: u64,
-        peer: String,
-        request: SessionRequest,
+        /// To whom.
+        peer: NetPeerId,
+        /// What.
+        request: Request,
     },
+    /// A payload from this peer did not decode: count it like a malformed frame (a peer that
+    /// keeps sending them is cut off).
+    Strike {
+        /// Who sent it.
+        peer: NetPeerId,
+    },
+    /// Stop the network thread.
     Shutdown,
 }
 
+/// How a connection to a peer goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionKind {
+    /// Straight to the peer (hole punched, or reachable).
     Direct,
+    /// Through a relay's circuit.
     Relayed,
+    /// Straight to a peer found on the local network by mDNS.
     Lan,
 }
 
-/// Out of the network thread, as a Bevy message.
+/// Out of the network thread, as a Bevy message (written in [`NetSet::Receive`]).
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
 pub enum NetEvent {
+    /// A new listen address (a circuit address once a relay reserved a slot for us).
     Listening(String),
+    /// Every relay's status, when one changed.
     RelayStatus(Vec<(String, LinkStatus)>),
     /// How we are connected to a peer now; `None` when no connection is left.
     PeerLink {
-        peer: String,
+        /// The peer.
+        peer: NetPeerId,
+        /// The best connection left.
         kind: Option<ConnectionKind>,
     },
+    /// mDNS found a peer on the local network.
     LanPeer {
-        peer: String,
+        /// The peer.
+        peer: NetPeerId,
+        /// One of its addresses.
         addr: String,
     },
     /// A host answered our hello.
     JoinAnswer {
+        /// The join's token.
         token: u64,
-        host: String,
-        response: SessionResponse,
+        /// The host that answered (found through the code, for a code join).
+        host: NetPeerId,
+        /// Its answer.
+        response: Response,
     },
+    /// A join could not be delivered.
     JoinFailed {
+        /// The join's token.
         token: u64,
+        /// `Unreachable` (may pass) or `InvalidInvite` (final).
         code: ErrorCode,
+        /// What went wrong, as a sentence.
         message: String,
     },
-    /// A peer asked us something; answer with `NetCommand::Respond`.
+    /// A peer sent us a session payload; answer with [`NetCommand::Respond`].
     Request {
-        peer: String,
+        /// Who asked.
+        peer: NetPeerId,
+        /// Goes back in the answer.
         reply: u64,
-        request: SessionRequest,
+        /// The session message, undecoded.
+        payload: Vec<u8>,
     },
+    /// The answer to one of our [`NetCommand::Send`]s.
     Response {
+        /// The send's token.
         token: u64,
-        peer: String,
-        response: SessionResponse,
+        /// Who answered.
+        peer: NetPeerId,
+        /// The answer.
+        response: Response,
     },
+    /// One of our [`NetCommand::Send`]s got no answer.
     SendFailed {
+        /// The send's token.
         token: u64,
-        peer: String,
+        /// To whom it went.
+        peer: NetPeerId,
+        /// Why, as a sentence.
         error: String,
     },
+    /// The short code is registered on the relay.
     CodeRegistered(String),
+    /// The short code could not be registered or renewed, and why.
     CodeProblem(String),
     /// Something the user should know went wrong.
     Error(String),
 }
 
-pub struct NetworkPlugin {
-    config: Mutex<Option<NetConfig>>,
+/// Tokens for requests this device sends, one counter for every kind (joins, updates,
+/// intents, clock readings), so an answer is never mistaken for another's.
+#[derive(Resource, Debug, Default)]
+pub struct RequestTokens(u64);
+
+impl RequestTokens {
+    /// A token no other request of this run has.
+    pub fn next(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
 }
 
-impl NetworkPlugin {
-    pub fn new(config: NetConfig) -> Self {
-        Self {
-            config: Mutex::new(Some(config)),
+/// This device's network key: the invite secret is derived from it.
+#[derive(Resource, Clone)]
+pub struct NetKeys(pub libp2p::identity::Keypair);
+
+impl From<ConnectionKind> for Connection {
+    fn from(kind: ConnectionKind) -> Self {
+        match kind {
+            ConnectionKind::Direct => Connection::Direct,
+            ConnectionKind::Lan => Connection::Lan,
+            ConnectionKind::Relayed => Connection::Relayed,
         }
     }
 }
 
-/// Bevy's ends of the channels, and the thread, joined on exit.
-#[derive(Resource)]
-pub struct NetBridge {
-    commands: Sender<NetCommand>,
-    events: Receiver<NetEvent>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl NetBridge {
-    pub fn send(&self, command: NetCommand) {
-        if self.commands.send(command).is_err() {
-            tracing::warn!("the network thread has stopped; a command was dropped");
-        }
-    }
-}
-
-impl Drop for NetBridge {
-    fn drop(&mut self) {
-        let _ = self.commands.send(NetCommand::Shutdown);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Plugin for NetworkPlugin {
-    fn build(&self, app: &mut App) {
-        let Some(config) = self.config.lock().ok().and_then(|mut c| c.take()) else {
-            tracing::error!("NetworkPlugin was added twice; the second copy does nothing");
-            return;
-        };
-        let waker = app
-            .world()
-            .get_resource::<AppWaker>()
-            .cloned()
-            .unwrap_or_else(AppWaker::none);
-        let config_keypair = config.keypair.clone();
-        let (command_tx, command_rx) = crossbeam_channel::unbounded::<NetCommand>();
-        let (event_tx, event_rx) = crossbeam_channel::unbounded::<NetEvent>();
-        let thread = std::thread::Builder::new()
-            .name("network".into())
-            .spawn(move || run_network_thread(config, command_rx, event_tx, waker))
-            .map_err(|e| tracing::error!("cannot start the network thread: {e}"))
-            .ok();
-        app.insert_resource(session_link::NetKeys(config_keypair))
-            .insert_resource(NetworkPresent)
-            .init_resource::<session_link::PeerLinks>();
-        app.insert_resource(NetBridge {
-            commands: command_tx,
-            events: event_rx,
-            thread,
-        })
-        .add_message::<NetEvent>()
-        .add_message::<NetCommand>()
-        .add_systems(PreUpdate, drain_net_events)
-        .add_systems(Last, forward_net_commands)
-        .add_systems(
-            Update,
-            (send_relay_list, apply_relay_statuses).after(SessionSet::Apply),
-        )
-        .add_plugins(session_link::SessionLinkPlugin);
-    }
-}
-
-fn run_network_thread(
-    config: NetConfig,
-    commands: Receiver<NetCommand>,
-    events: Sender<NetEvent>,
-    waker: AppWaker,
-) {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = events.send(NetEvent::Error(format!(
-                "cannot start the network runtime: {e}"
-            )));
-            return;
-        }
-    };
-    // crossbeam at the Bevy boundary; a forwarding thread feeds the async loop without polling.
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::Builder::new()
-        .name("network-commands".into())
-        .spawn(move || {
-            for command in commands {
-                if tx.send(command).is_err() {
-                    break;
-                }
-            }
-        })
-        .ok();
-    runtime.block_on(swarm::run(
-        config,
-        rx,
-        events,
-        Box::new(move || waker.wake()),
-    ));
-}
-
-fn forward_net_commands(bridge: Res<NetBridge>, mut commands: MessageReader<NetCommand>) {
-    for command in commands.read() {
-        bridge.send(command.clone());
-    }
-}
-
-fn drain_net_events(bridge: Res<NetBridge>, mut out: MessageWriter<NetEvent>) {
-    out.write_batch(bridge.events.try_iter());
-}
-
-/// Sends the relay list to the network when the user edits it.
-fn send_relay_list(
-    bridge: Res<NetBridge>,
-    relays: Res<Relays>,
-    mut sent: Local<Option<Vec<String>>>,
-) {
-    let addrs: Vec<String> = relays.0.iter().map(|r| r.addr.clone()).collect();
-    if sent.as_ref() != Some(&addrs) {
-        bridge.send(NetCommand::SetRelays(addrs.clone()));
-        *sent = Some(addrs);
-    }
-}
-
-/// Copies the relay manager's statuses into the `Relays` resource.
-fn apply_relay_statuses(mut events: MessageReader<NetEvent>, mut relays: ResMut<Relays>) {
-    for event in events.read() {
-        let NetEvent::RelayStatus(statuses) = event else {
-            continue;
-        };
-        for (addr, status) in statuses {
-            let status = match status {
-                LinkStatus::Connecting => RelayStatus::Connecting,
-                LinkStatus::Reserved => RelayStatus::Reserved,
-                LinkStatus::Failed(reason) => RelayStatus::Failed {
-                    reason: reason.clone(),
-                },
-                LinkStatus::Disconnected => RelayStatus::Disconnected,
-            };
-            // Only a real change marks `Relays` changed, so listeners are not woken for nothing.
-            let index = relays
-                .0
-                .iter()
-                .position(|r| r.addr == *addr && r.status != status);
-            if let Some(i) = index {
-                relays.0[i].status = status;
-            }
-        }
+impl NetKeys {
+    /// Signs `message` with this device's key (empty if the key cannot sign).
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.0.sign(message).unwrap_or_default()
     }
 }

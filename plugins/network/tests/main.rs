@@ -1,4 +1,4 @@
-//! The network thread against a peer that sends malformed frames on `/whatnext/session/1`:
+//! The network thread against a peer that sends malformed frames on `/whatnext/session/2`:
 //! one bad frame is refused and the connection goes on; a peer that keeps at it is cut off.
 //! A real swarm on loopback, driven through `whatnext_network::swarm::run` as the app does.
 
@@ -9,7 +9,7 @@ use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, Event as RrEvent, Message, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
-use whatnext_network::protocol::{SessionRequest, SessionResponse, encode_frame, read_frame};
+use whatnext_network::transport::{Request, Response, SESSION_PROTOCOL, encode_frame, read_frame};
 use whatnext_network::swarm::{GARBAGE_LIMIT, run};
 use whatnext_network::{NetCommand, NetConfig, NetEvent};
 
@@ -21,7 +21,7 @@ struct RawCodec;
 impl request_response::Codec for RawCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
-    type Response = SessionResponse;
+    type Response = Response;
 
     async fn read_request<T: AsyncRead + Unpin + Send>(
         &mut self,
@@ -35,7 +35,7 @@ impl request_response::Codec for RawCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-    ) -> io::Result<SessionResponse> {
+    ) -> io::Result<Response> {
         read_frame(io).await
     }
 
@@ -53,7 +53,7 @@ impl request_response::Codec for RawCodec {
         &mut self,
         _: &StreamProtocol,
         _: &mut T,
-        _: SessionResponse,
+        _: Response,
     ) -> io::Result<()> {
         Err(io::Error::other("this peer only asks"))
     }
@@ -73,10 +73,7 @@ fn raw_peer() -> Swarm<Raw> {
         .with_behaviour(|_| {
             request_response::Behaviour::with_codec(
                 RawCodec,
-                [(
-                    StreamProtocol::new("/whatnext/session/1"),
-                    ProtocolSupport::Outbound,
-                )],
+                [(SESSION_PROTOCOL, ProtocolSupport::Outbound)],
                 request_response::Config::default(),
             )
         })
@@ -96,7 +93,7 @@ fn garbage() -> Vec<u8> {
 /// What came of one request: its response, or the connection closing.
 #[derive(Debug, PartialEq)]
 enum Outcome {
-    Answered(SessionResponse),
+    Answered(Response),
     Failed,
     Disconnected,
 }
@@ -126,7 +123,7 @@ async fn ask_in_time(swarm: &mut Swarm<Raw>, host: PeerId, bytes: Vec<u8>) -> Ou
 }
 
 fn is_refused_as_malformed(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Answered(SessionResponse::Refused { reason }) if reason.starts_with("malformed message"))
+    matches!(outcome, Outcome::Answered(Response::Refused { reason }) if reason.starts_with("malformed message"))
 }
 
 #[test]
@@ -157,18 +154,18 @@ fn one_malformed_frame_is_refused_and_a_peer_that_keeps_sending_them_is_cut_off(
         let mut peer = raw_peer();
         peer.dial(addr.with(libp2p::multiaddr::Protocol::P2p(host)))
             .expect("dial");
-        let ping = || encode_frame(&SessionRequest::Ping(7)).expect("ping frame");
+        let ping = || encode_frame(&Request::Ping(7)).expect("ping frame");
 
         assert_eq!(
             ask_in_time(&mut peer, host, ping()).await,
-            Outcome::Answered(SessionResponse::Pong(7))
+            Outcome::Answered(Response::Pong(7))
         );
         // One bad frame: refused with the reason, and the same connection still answers.
         let refused = ask_in_time(&mut peer, host, garbage()).await;
         assert!(is_refused_as_malformed(&refused), "{refused:?}");
         assert_eq!(
             ask_in_time(&mut peer, host, ping()).await,
-            Outcome::Answered(SessionResponse::Pong(7))
+            Outcome::Answered(Response::Pong(7))
         );
         // Keep at it: past the limit, the host hangs up.
         let mut outcomes = Vec::new();
