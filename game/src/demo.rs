@@ -6,6 +6,8 @@ use bevy::prelude::*;
 use whatnext_core::prelude::*;
 use whatnext_core::session::{apply_intent, now_ms};
 
+/// Fills the app with the demo party: one system in `Startup` that applies the party's
+/// intents directly (no resources or messages of its own).
 pub struct DemoPlugin;
 
 impl Plugin for DemoPlugin {

@@ -13,6 +13,8 @@ use whatnext_storage::StoragePlugin;
 /// happens within this.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
 
+/// Runs the app headless until `quit` or the end of standard input, sleeping between frames
+/// until something wakes it (or [`IDLE_WAIT`] passes).
 pub fn run(
     storage: StoragePlugin,
     network: Option<NetConfig>,

@@ -19,15 +19,19 @@ const SCREENSHOT_AFTER_FRAMES: u32 = 8;
 
 /// How the window runs.
 pub struct Options {
+    /// Save one rendered frame to this PNG and exit (`--screenshot`).
     pub screenshot: Option<PathBuf>,
+    /// Start with the demo party (`--demo`).
     pub demo: bool,
     /// An invite link to join at start.
     pub invite: Option<String>,
     /// The party screen, with reduced motion or not.
     pub kiosk: Option<bool>,
+    /// Adds an extension's plugins after whatnext's own.
     pub extend: crate::Extend,
 }
 
+/// Opens the window (or the full-screen party screen) and runs the app until it is closed.
 pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options) -> AppExit {
     let Options {
         screenshot,

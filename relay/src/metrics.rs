@@ -22,14 +22,17 @@ struct Counters {
 pub struct Stats(Arc<Counters>);
 
 impl Stats {
+    /// Counts a newly established connection to the relay.
     pub fn connection_opened(&self) {
         self.0.connections.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a closed connection.
     pub fn connection_closed(&self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Updates the reservation and circuit gauges and totals from one relay behaviour event.
     pub fn relay_event(&self, event: &relay::Event) {
         let c = &self.0;
         match event {

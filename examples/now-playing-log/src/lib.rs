@@ -9,8 +9,12 @@ use std::path::PathBuf;
 
 use whatnext::prelude::*;
 
-/// Appends "now playing" lines to `path`.
+/// Appends a "now playing" line to `path` whenever a track starts.
+///
+/// Adds a `LogFile` resource and one system in `Update`, after `SessionSet::Events`, that
+/// reads `SessionEvent::TrackStarted` messages.
 pub struct NowPlayingLog {
+    /// The log file; created on the first line, then appended to.
     pub path: PathBuf,
 }
 

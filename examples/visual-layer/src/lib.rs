@@ -4,6 +4,10 @@
 
 use whatnext::prelude::*;
 
+/// Draws a ring of dots over the party screen's visualizer that pulses with the music.
+///
+/// Adds one system in `Startup` that spawns the dots and one in `Update` that moves and sizes
+/// them from the `VisualizerFrame` resource (it does nothing when there is none).
 pub struct VisualLayer;
 
 /// Dots in the ring.

@@ -15,38 +15,61 @@ use whatnext_core::prelude::*;
 use schema::*;
 pub use whatnext_identity::{self as identity, Identity, IdentityError};
 
-/// File names inside the data directory.
+/// The identity key file's name inside the data directory.
 pub const KEY_FILE: &str = "identity.key";
+/// The redb database's name inside the data directory.
 pub const DB_FILE: &str = "whatnext.redb";
 
+/// Why the data directory could not be opened, read or written. Each message tells the user
+/// what to do, because opening errors are shown before any window.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// The identity key file could not be read or created.
     #[error(transparent)]
     Identity(#[from] IdentityError),
+    /// The database was written by a newer build; it is refused without being touched.
     #[error(
         "the database {path} was written by a newer whatnext (schema version {found}; this build \
          reads up to version {supported}). It was left untouched: run a newer whatnext, or pass \
          another --data-dir"
     )]
     NewerSchema {
+        /// The database file that was refused.
         path: PathBuf,
+        /// The schema version written in it.
         found: u64,
+        /// The newest schema version this build reads ([`schema::SCHEMA_VERSION`]).
         supported: u64,
     },
+    /// Another whatnext process holds the database's lock.
     #[error(
         "the database {path} is open in another whatnext; close that one, or pass another --data-dir"
     )]
-    AlreadyOpen { path: PathBuf },
+    AlreadyOpen {
+        /// The database file that is locked.
+        path: PathBuf,
+    },
+    /// redb refused the file for another reason; nothing was written to it.
     #[error("the database {path} cannot be opened ({reason}); it was left as it is")]
-    Unreadable { path: PathBuf, reason: String },
+    Unreadable {
+        /// The database file that was refused.
+        path: PathBuf,
+        /// redb's explanation.
+        reason: String,
+    },
+    /// A record could not be decoded (or encoded) with postcard; says which kind of record.
     #[error("a stored record cannot be read: {0}")]
     CorruptRecord(String),
+    /// The data directory does not exist and could not be created.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
+        /// The directory that was asked for.
         path: PathBuf,
+        /// The file-system error.
         #[source]
         source: std::io::Error,
     },
+    /// Any other redb failure while reading or writing.
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
 }
@@ -70,8 +93,11 @@ via_redb_error!(
 /// The open database and identity of one data directory.
 #[derive(Resource)]
 pub struct Store {
+    /// The migrated database, open for the whole run.
     pub db: Database,
+    /// The data directory it lives in.
     pub dir: PathBuf,
+    /// This device's key pair, loaded from (or first written to) [`KEY_FILE`].
     pub identity: Identity,
 }
 
@@ -81,13 +107,21 @@ pub type StoredSession = (SessionId, SessionRecord, Vec<(TrackId, TrackRecord)>)
 /// What the database held at start.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// Intents this device already applied as an authority, so a redelivered one applies once.
     pub applied: Vec<(IntentId, Applied)>,
+    /// The name the user chose; `None` until they choose one.
     pub display_name: Option<String>,
+    /// The user's relays as multiaddrs, in their order.
     pub relays: Vec<String>,
+    /// Intents waiting for an unreachable authority, oldest first.
     pub outbox: Vec<Intent>,
+    /// The link to rejoin the last session as a guest, if any.
     pub rejoin_invite: Option<String>,
+    /// The next counter for this device's intent ids, so ids stay unique across restarts.
     pub intent_counter: u64,
+    /// The session that was active when the app last ran.
     pub session: Option<StoredSession>,
+    /// The tracks imported on this machine.
     pub library: Vec<LibraryTrack>,
 }
 
@@ -205,7 +239,14 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T,
     postcard::from_bytes(bytes).map_err(|e| StorageError::CorruptRecord(format!("{what}: {e}")))
 }
 
-/// Opens storage before the app is built, so errors reach the user before any window.
+/// Persists the app in the data directory. It is opened with [`StoragePlugin::open`] before
+/// the app is built, so errors reach the user before any window.
+///
+/// On build it inserts the restored resources (`LocalPeer`, `DisplayNameChosen`, `Library`,
+/// `Relays`, `Outbox`, `RejoinInvite`, `AppliedIntents`, `IntentCounter`, `QueueIndex`) and
+/// the [`Store`], and spawns the stored session's entities marked `Restored`. It adds one
+/// system, `flush`, in `Last` in `PersistSet`: it writes everything that changed that frame
+/// (reading `TrackRemoved` messages) in one transaction.
 pub struct StoragePlugin {
     store: Mutex<Option<(Store, Loaded)>>,
 }
@@ -217,6 +258,7 @@ impl StoragePlugin {
         store.as_ref().map(|(s, _)| s.identity.clone())
     }
 
+    /// Opens the data directory and reads what the app restores; the plugin inserts it on build.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         let store = Store::open(dir)?;
         let loaded = store.load()?;
@@ -363,7 +405,6 @@ struct Written {
 }
 
 /// Writes everything that changed this frame in one transaction. Runs in `Last`.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn flush(
     store: Res<Store>,
     local: Res<LocalPeer>,

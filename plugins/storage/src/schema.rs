@@ -30,34 +30,52 @@ pub const APPLIED_INTENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new(
 /// Intents not yet confirmed by an unreachable authority: sequence → postcard `Intent`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// A session member as stored inside a [`SessionRecord`] (unchanged since version 1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantRecord {
+    /// The member's peer id.
     pub peer: PeerId,
+    /// The name the member chose.
     pub display_name: String,
+    /// Whether the member joined as a party screen (the read-only `display` role).
     pub display: bool,
+    /// The replicated entity's id, so it matches the same entity on other machines.
     pub net_id: u64,
 }
 
 /// A session as stored since version 2.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
+    /// The session's name.
     pub name: String,
+    /// The replicated entity's id, so it matches the same entity on other machines.
     pub net_id: u64,
+    /// The session's authority.
     pub host: PeerId,
+    /// Whose device plays the sound.
     pub playback_owner: PeerId,
+    /// The shared playback clock as last written.
     pub clock: PlaybackClock,
+    /// Everyone who was in the session.
     pub participants: Vec<ParticipantRecord>,
     /// Added in version 2, as the original app added its co-host list.
     pub cohosts: Vec<PeerId>,
 }
 
+/// A queued track of a session, stored under (session id, track id).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackRecord {
+    /// The track's title.
     pub title: String,
+    /// The track's artist.
     pub artist: String,
+    /// Its length in milliseconds.
     pub duration_ms: u64,
+    /// The audio file on the machine of whoever added it, if known.
     pub path: Option<String>,
+    /// Who added it to the queue.
     pub added_by: PeerId,
+    /// Its fractional-index position in the queue, as text.
     pub queue_key: String,
 }
 
@@ -68,11 +86,17 @@ pub mod v1 {
     /// A session as stored in version 1: no co-hosts.
     #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
     pub struct SessionRecord {
+        /// The session's name.
         pub name: String,
+        /// The replicated entity's id.
         pub net_id: u64,
+        /// The session's authority.
         pub host: PeerId,
+        /// Whose device plays the sound.
         pub playback_owner: PeerId,
+        /// The shared playback clock as last written.
         pub clock: PlaybackClock,
+        /// Everyone who was in the session.
         pub participants: Vec<ParticipantRecord>,
     }
 
@@ -149,6 +173,7 @@ fn add_cohost_list(txn: &WriteTransaction) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Serializes a record with postcard, the format of every stored value.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
     postcard::to_allocvec(value).map_err(|e| StorageError::CorruptRecord(e.to_string()))
 }
