@@ -3,7 +3,7 @@
 //! rustfft, on a log frequency scale) and onset times (spectral flux peaks), i.e. the beats.
 //! No Bevy here: the kiosk runs `analyze_file` on a thread of its own.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
@@ -15,12 +15,15 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-/// Samples per analysis frame, and the hop between frames.
+/// Samples per analysis frame.
 pub const FRAME: usize = 1024;
+/// Samples between the starts of two analysis frames (half a frame: they overlap).
 pub const HOP: usize = 512;
 /// Frequency bands, log-spaced from `LOW_HZ` to `HIGH_HZ`.
 pub const BANDS: usize = 16;
+/// The lower edge of the lowest band, in Hz.
 pub const LOW_HZ: f32 = 40.0;
+/// The upper edge of the highest band, in Hz.
 pub const HIGH_HZ: f32 = 8_000.0;
 /// Onsets closer together than this are one onset.
 pub const MIN_ONSET_GAP_MS: u64 = 100;
@@ -31,14 +34,71 @@ pub const MAX_SECONDS: u64 = 600;
 /// Mono samples and their rate.
 #[derive(Clone, Debug)]
 pub struct Decoded {
+    /// Samples per second.
     pub sample_rate: u32,
+    /// The channels mixed down to one, in the range -1..=1.
     pub samples: Vec<f32>,
 }
 
+/// Why a file could not be decoded. Each message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The file could not be opened.
+    #[error("cannot open {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// No format symphonia knows was recognised.
+    #[error("{path} is not an audio file whatnext can read: {source}")]
+    NotAudio {
+        /// The file.
+        path: PathBuf,
+        /// What the format probe said.
+        #[source]
+        source: SymphoniaError,
+    },
+    /// The container holds no audio track.
+    #[error("{path} has no audio track")]
+    NoAudioTrack {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The audio track does not give its sample rate.
+    #[error("{path} does not say its sample rate")]
+    NoSampleRate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The track's codec is not supported, or decoding failed for good.
+    #[error("cannot decode {path}: {source}")]
+    Undecodable {
+        /// The file.
+        path: PathBuf,
+        /// The codec's error.
+        #[source]
+        source: SymphoniaError,
+    },
+    /// Reading the container failed part way.
+    #[error("{path} is damaged: {source}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// The demuxer's error.
+        #[source]
+        source: SymphoniaError,
+    },
+}
+
 /// Decodes the first audio track of a file into mono f32 samples.
-pub fn decode(path: &Path) -> Result<Decoded, String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+pub fn decode(path: &Path) -> Result<Decoded, DecodeError> {
+    let file = std::fs::File::open(path).map_err(|source| DecodeError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
@@ -51,24 +111,29 @@ pub fn decode(path: &Path) -> Result<Decoded, String> {
             &FormatOptions::default(),
             &MetadataOptions::default(),
         )
-        .map_err(|e| {
-            format!(
-                "{} is not an audio file whatnext can read: {e}",
-                path.display()
-            )
+        .map_err(|source| DecodeError::NotAudio {
+            path: path.to_owned(),
+            source,
         })?;
     let mut format = probed.format;
     let track = format
         .default_track()
-        .ok_or_else(|| format!("{} has no audio track", path.display()))?;
+        .ok_or_else(|| DecodeError::NoAudioTrack {
+            path: path.to_owned(),
+        })?;
     let track_id = track.id;
     let sample_rate = track
         .codec_params
         .sample_rate
-        .ok_or_else(|| format!("{} does not say its sample rate", path.display()))?;
+        .ok_or_else(|| DecodeError::NoSampleRate {
+            path: path.to_owned(),
+        })?;
     let mut decoder = symphonia::default::get_codecs()
         .make(&track.codec_params, &DecoderOptions::default())
-        .map_err(|e| format!("cannot decode {}: {e}", path.display()))?;
+        .map_err(|source| DecodeError::Undecodable {
+            path: path.to_owned(),
+            source,
+        })?;
     let limit = sample_rate as usize * MAX_SECONDS as usize;
     let mut samples = Vec::new();
     while samples.len() < limit {
@@ -78,7 +143,12 @@ pub fn decode(path: &Path) -> Result<Decoded, String> {
                 break;
             }
             Err(SymphoniaError::ResetRequired) => break,
-            Err(e) => return Err(format!("{} is damaged: {e}", path.display())),
+            Err(source) => {
+                return Err(DecodeError::Damaged {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
         if packet.track_id() != track_id {
             continue;
@@ -87,7 +157,12 @@ pub fn decode(path: &Path) -> Result<Decoded, String> {
             Ok(decoded) => decoded,
             // A bad packet is skipped, as players do.
             Err(SymphoniaError::DecodeError(_)) => continue,
-            Err(e) => return Err(format!("cannot decode {}: {e}", path.display())),
+            Err(source) => {
+                return Err(DecodeError::Undecodable {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
         let spec = *decoded.spec();
         let channels = spec.channels.count().max(1);
@@ -221,6 +296,6 @@ fn onsets(flux: &[f32], frame_ms: f32, centre_ms: f32) -> Vec<u64> {
 }
 
 /// Decodes and analyses a file: what the kiosk runs on its own thread.
-pub fn analyze_file(path: &Path) -> Result<Analysis, String> {
+pub fn analyze_file(path: &Path) -> Result<Analysis, DecodeError> {
     decode(path).map(|d| analyze(&d))
 }

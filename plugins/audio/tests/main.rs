@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use whatnext_audio::{analyze_file, band_of, decode};
+use whatnext_audio::{DecodeError, analyze_file, band_of, decode};
 
 const RATE: u32 = 22_050;
 const BEAT_MS: u64 = 500;
@@ -99,7 +99,9 @@ fn a_file_that_is_not_audio_is_a_clear_error() {
     let path = dir.path().join("fake.mp3");
     std::fs::write(&path, b"definitely not an mp3").expect("write");
     let error = analyze_file(&path).expect_err("not audio");
-    assert!(error.contains("fake.mp3"), "{error}");
+    assert!(matches!(error, DecodeError::NotAudio { .. }), "{error:?}");
+    assert!(error.to_string().contains("fake.mp3"), "{error}");
     let missing = analyze_file(&dir.path().join("gone.wav")).expect_err("missing");
-    assert!(missing.contains("cannot open"), "{missing}");
+    assert!(matches!(missing, DecodeError::Open { .. }), "{missing:?}");
+    assert!(missing.to_string().contains("cannot open"), "{missing}");
 }

@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 /// One thing read from the control input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControlInput {
+    /// One request line, without its line ending.
     Line(String),
     /// The input closed: shut down as `quit` does.
     Closed,
@@ -16,7 +17,9 @@ pub enum ControlInput {
 
 /// The app's ends of the control channels.
 pub struct ControlIo {
+    /// Request lines, then `Closed` when the input ends.
     pub input: Receiver<ControlInput>,
+    /// Reply and event lines, one JSON object each, without line endings.
     pub output: Sender<String>,
 }
 

@@ -15,11 +15,16 @@ use whatnext_core::prelude::*;
 pub use io::{ControlInput, ControlIo, StdioThreads};
 use protocol::{Command, Request, parse_line};
 
+/// Serves the control protocol over a [`ControlIo`]. Adds the private `Channels` and
+/// `ControlState` resources; in `Update`, before `SessionSet::Apply`, a system reads request
+/// lines, sends their intents and answers queries; in `Last`, after `PersistSet`, systems
+/// reply to applied intents (so a reply means it is on disk) and push events.
 pub struct ControlPlugin {
     io: Mutex<Option<ControlIo>>,
 }
 
 impl ControlPlugin {
+    /// A plugin that reads requests from `io.input` and writes replies to `io.output`.
     pub fn new(io: ControlIo) -> Self {
         Self {
             io: Mutex::new(Some(io)),
@@ -110,7 +115,8 @@ fn read_requests(
                         state.backlog.push_front(input);
                         break;
                     }
-                    reply_error(&channels, &bad.id, ErrorCode::BadRequest, &bad.message);
+                    let message = bad.error.to_string();
+                    reply_error(&channels, &bad.id, bad.error.code(), &message);
                     continue;
                 }
             },

@@ -3,94 +3,212 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use whatnext_core::ids::{PeerId, TrackId};
+use whatnext_core::ids::{BadTrackId, PeerId, TrackId};
+use whatnext_core::intent::ErrorCode;
 
 /// A request that could not be turned into a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct BadRequest {
     /// The request's id, when one could be read.
     pub id: Value,
-    pub message: String,
+    /// What is wrong with the line; its Display text is the reply's `message`.
+    pub error: RequestError,
+}
+
+/// Why a request line is not a command. The Display texts are the `message` of the
+/// protocol's error replies, so clients and tests may match on them.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The line does not parse as JSON.
+    #[error("the line is not JSON: {source}")]
+    NotJson {
+        /// serde_json's error, with the line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The line is JSON, but not an object.
+    #[error("the line must be a JSON object with `cmd`")]
+    NotAnObject,
+    /// `id` is an array, an object or a boolean.
+    #[error("`id` must be a number or a string")]
+    BadId,
+    /// `cmd` is there but is not a string.
+    #[error("`cmd` must be a string")]
+    CmdNotAString,
+    /// The object has no `cmd`.
+    #[error("the request has no `cmd`")]
+    NoCmd,
+    /// `cmd` names no command of CONTROL.md.
+    #[error("unknown command `{cmd}`; the commands are: {}", COMMANDS.join(", "))]
+    UnknownCommand {
+        /// The name that was sent.
+        cmd: String,
+    },
+    /// `args` does not have the fields, or the field types, the command takes.
+    #[error("invalid arguments for {cmd}: {source}")]
+    InvalidArguments {
+        /// The command.
+        cmd: String,
+        /// serde_json's error, naming the field.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A `track_id` or `after` argument is not a track id.
+    #[error("invalid arguments for {cmd}: {source}")]
+    InvalidTrackId {
+        /// The command.
+        cmd: String,
+        /// The text that is not a track id.
+        #[source]
+        source: BadTrackId,
+    },
+    /// The `peer_id` argument is empty or blank.
+    #[error("invalid arguments for {cmd}: `peer_id` is empty")]
+    EmptyPeerId {
+        /// The command.
+        cmd: String,
+    },
+}
+
+impl RequestError {
+    /// The protocol's error code for the reply: always `bad_request`.
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::BadRequest
+    }
 }
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
+    /// The client's id for the request, echoed in the reply; `null` when it sent none.
     pub id: Value,
+    /// What the request asks for.
     pub command: Command,
 }
 
-/// Every command of CONTROL.md, with typed arguments.
+/// Every command of CONTROL.md, with typed arguments. Each variant's doc names its command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
+    /// `identity`: this device's peer id and display name.
     Identity,
+    /// `identity.set_name`: changes the display name.
     SetName {
+        /// The new display name.
         name: String,
     },
+    /// `relay.add`: adds a relay to use.
     RelayAdd {
+        /// The relay's multiaddress.
         addr: String,
     },
+    /// `relay.remove`: stops using a relay.
     RelayRemove {
+        /// The relay's multiaddress.
         addr: String,
     },
+    /// `relay.list`: the relays and their status.
     RelayList,
+    /// `session.create`: starts a session hosted here.
     SessionCreate {
+        /// The session's name.
         name: String,
     },
+    /// `session.invite`: the current session's invite link and short code.
     SessionInvite,
+    /// `session.join`: joins a session by invite link or short code.
     SessionJoin {
+        /// The invite link or short code.
         invite: String,
     },
+    /// `session.leave`: leaves the current session.
     SessionLeave,
+    /// `session.state`: the whole session snapshot.
     SessionState,
+    /// `track.add`: adds a track to the queue.
     TrackAdd {
+        /// The track's title.
         title: String,
+        /// The track's artist.
         artist: String,
+        /// The track's length.
         duration_ms: u64,
+        /// The local file, when the track has one.
         path: Option<String>,
     },
+    /// `track.remove`: removes a track from the queue.
     TrackRemove {
+        /// The track to remove.
         track_id: TrackId,
     },
+    /// `track.move`: moves a track in the queue.
     TrackMove {
+        /// The track to move.
         track_id: TrackId,
+        /// The track it goes after; `None` puts it first.
         after: Option<TrackId>,
     },
+    /// `playback.play`: plays (or resumes) the current track.
     Play,
+    /// `playback.pause`: pauses.
     Pause,
+    /// `playback.next`: skips to the next track.
     Next,
+    /// `playback.seek`: moves within the current track.
     Seek {
+        /// Where to go, from the track's start.
         position_ms: u64,
     },
+    /// `playback.take`: makes this device the playback owner.
     Take,
+    /// `playback.handoff`: makes another participant the playback owner.
     Handoff {
+        /// The new owner.
         peer_id: PeerId,
     },
+    /// `cohost.add`: makes a participant a cohost.
     CohostAdd {
+        /// The participant.
         peer_id: PeerId,
     },
+    /// `cohost.remove`: makes a cohost a plain guest again.
     CohostRemove {
+        /// The cohost.
         peer_id: PeerId,
     },
+    /// `knock.list`: the guests waiting to be let in.
     KnockList,
+    /// `knock.approve`: lets a waiting guest in.
     KnockApprove {
+        /// The guest.
         peer_id: PeerId,
     },
+    /// `knock.deny`: turns a waiting guest away.
     KnockDeny {
+        /// The guest.
         peer_id: PeerId,
     },
+    /// `library.add`: adds one track to this device's library.
     LibraryAdd {
+        /// The track's title.
         title: String,
+        /// The track's artist.
         artist: String,
+        /// The track's length.
         duration_ms: u64,
+        /// The local file, when the track has one.
         path: Option<String>,
     },
+    /// `library.import`: imports the audio files of a folder into the library.
     LibraryImport {
+        /// The folder.
         path: String,
     },
+    /// `library.list`: the library tracks matching a search.
     LibraryList {
+        /// Words every listed track contains; empty lists everything.
         query: String,
     },
+    /// `quit`: replies, then ends the app.
     Quit,
 }
 
@@ -174,60 +292,64 @@ struct PeerArgs {
 
 /// Parses one input line.
 pub fn parse_line(line: &str) -> Result<Request, BadRequest> {
-    let value: Value = serde_json::from_str(line).map_err(|e| BadRequest {
+    let without_id = |error| BadRequest {
         id: Value::Null,
-        message: format!("the line is not JSON: {e}"),
-    })?;
+        error,
+    };
+    let value: Value = serde_json::from_str(line)
+        .map_err(|source| without_id(RequestError::NotJson { source }))?;
     let Value::Object(mut object) = value else {
-        return Err(BadRequest {
-            id: Value::Null,
-            message: "the line must be a JSON object with `cmd`".into(),
-        });
+        return Err(without_id(RequestError::NotAnObject));
     };
     let id = object.remove("id").unwrap_or(Value::Null);
     if !(id.is_null() || id.is_number() || id.is_string()) {
-        return Err(BadRequest {
-            id: Value::Null,
-            message: "`id` must be a number or a string".into(),
-        });
+        return Err(without_id(RequestError::BadId));
     }
-    let fail = |message: String| BadRequest {
+    let fail = |error| BadRequest {
         id: id.clone(),
-        message,
+        error,
     };
     let cmd = match object.remove("cmd") {
         Some(Value::String(cmd)) => cmd,
-        Some(_) => return Err(fail("`cmd` must be a string".into())),
-        None => return Err(fail("the request has no `cmd`".into())),
+        Some(_) => return Err(fail(RequestError::CmdNotAString)),
+        None => return Err(fail(RequestError::NoCmd)),
     };
     let args = object.remove("args").unwrap_or(Value::Null);
     let command = command(&cmd, args).map_err(fail)?;
     Ok(Request { id, command })
 }
 
-fn args<T: DeserializeOwned>(cmd: &str, args: Value) -> Result<T, String> {
+fn args<T: DeserializeOwned>(cmd: &str, args: Value) -> Result<T, RequestError> {
     // Commands with arguments need an object; a missing `args` reads as an empty one.
     let args = if args.is_null() {
         Value::Object(Default::default())
     } else {
         args
     };
-    serde_json::from_value(args).map_err(|e| format!("invalid arguments for {cmd}: {e}"))
+    serde_json::from_value(args).map_err(|source| RequestError::InvalidArguments {
+        cmd: cmd.to_owned(),
+        source,
+    })
 }
 
-fn track_id(cmd: &str, text: &str) -> Result<TrackId, String> {
-    text.parse()
-        .map_err(|e| format!("invalid arguments for {cmd}: {e}"))
+fn track_id(cmd: &str, text: &str) -> Result<TrackId, RequestError> {
+    text.parse().map_err(|source| RequestError::InvalidTrackId {
+        cmd: cmd.to_owned(),
+        source,
+    })
 }
 
-fn peer_id(cmd: &str, text: String) -> Result<PeerId, String> {
+fn peer_id(cmd: &str, text: String) -> Result<PeerId, RequestError> {
     if text.trim().is_empty() {
-        return Err(format!("invalid arguments for {cmd}: `peer_id` is empty"));
+        return Err(RequestError::EmptyPeerId {
+            cmd: cmd.to_owned(),
+        });
     }
     Ok(PeerId::new(text.trim()))
 }
 
-fn command(cmd: &str, raw: Value) -> Result<Command, String> {
+/// The command `cmd` names, with its arguments read from `raw`.
+fn command(cmd: &str, raw: Value) -> Result<Command, RequestError> {
     use Command as C;
     Ok(match cmd {
         "identity" => C::Identity,
@@ -309,10 +431,9 @@ fn command(cmd: &str, raw: Value) -> Result<Command, String> {
         },
         "quit" => C::Quit,
         other => {
-            return Err(format!(
-                "unknown command `{other}`; the commands are: {}",
-                COMMANDS.join(", ")
-            ));
+            return Err(RequestError::UnknownCommand {
+                cmd: other.to_owned(),
+            });
         }
     })
 }
@@ -326,6 +447,15 @@ mod tests {
     #[case::not_json("{oops", "not JSON")]
     #[case::not_an_object("[1,2]", "JSON object")]
     #[case::no_cmd(r#"{"id": 1}"#, "no `cmd`")]
+    #[case::bad_id(
+        r#"{"id": [1], "cmd": "identity"}"#,
+        "`id` must be a number or a string"
+    )]
+    #[case::cmd_not_a_string(r#"{"id": 1, "cmd": 5}"#, "`cmd` must be a string")]
+    #[case::empty_peer(
+        r#"{"id": 1, "cmd": "cohost.add", "args": {"peer_id": " "}}"#,
+        "invalid arguments for cohost.add: `peer_id` is empty"
+    )]
     #[case::unknown(r#"{"id": 1, "cmd": "dance"}"#, "unknown command `dance`")]
     #[case::wrong_type(r#"{"id": 1, "cmd": "track.add", "args": {"title": "t", "artist": "a", "duration_ms": "long"}}"#, "invalid arguments for track.add")]
     #[case::missing_arg(r#"{"id": 1, "cmd": "session.create"}"#, "missing field `name`")]
@@ -338,8 +468,10 @@ mod tests {
         "invalid arguments for playback.seek"
     )]
     fn bad_lines_say_what_is_wrong(#[case] line: &str, #[case] expected: &str) {
-        let error = parse_line(line).expect_err("bad");
-        assert!(error.message.contains(expected), "{}", error.message);
+        let error = parse_line(line).expect_err("bad").error;
+        assert_eq!(error.code(), ErrorCode::BadRequest);
+        let message = error.to_string();
+        assert!(message.contains(expected), "{message}");
     }
 
     #[test]

@@ -12,26 +12,63 @@ use libp2p_identity::PeerId;
 /// The first line of the key file, naming its format.
 const HEADER: &str = "whatnext-identity ed25519 v1";
 
+/// Why the identity key file could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
+    /// The file exists but does not hold a key in whatnext's format. It is never overwritten.
     #[error(
         "the identity key file {path} is corrupt ({reason}). It was left as it is. \
          Restore it from a backup, or move it away to start with a new identity \
          (your peer ID, and every invite you shared, will change)"
     )]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with its contents.
+        #[source]
+        reason: CorruptKey,
+    },
+    /// The file (or its folder) could not be read or written.
     #[error("cannot read or write the identity key file {path}: {source}")]
     Io {
+        /// The key file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
 }
 
+/// What is wrong with the contents of a key file: the reason given in
+/// [`IdentityError::Corrupt`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CorruptKey {
+    /// The bytes are not UTF-8 text.
+    #[error("it is not text")]
+    NotText,
+    /// The first line is not the format header.
+    #[error("its first line is not `{HEADER}`")]
+    WrongHeader,
+    /// There is no second line with the key.
+    #[error("the key line is missing")]
+    MissingKeyLine,
+    /// The key line does not have the 64 characters of a 32-byte key in hexadecimal.
+    #[error("the key has {digits} hex digits instead of 64")]
+    WrongLength {
+        /// How many characters the key line has.
+        digits: usize,
+    },
+    /// The key line has a character that is not a hexadecimal digit.
+    #[error("the key is not hexadecimal")]
+    NotHex,
+}
+
 /// An identity: the signing key and the peer id derived from it.
 #[derive(Clone)]
 pub struct Identity {
+    /// The ed25519 secret; everything this peer signs is signed with it.
     pub key: SigningKey,
+    /// The libp2p peer id derived from the key's public half.
     pub peer_id: PeerId,
 }
 
@@ -91,23 +128,27 @@ pub fn load_or_create(path: &Path) -> Result<Identity, IdentityError> {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<SigningKey, String> {
-    let text = std::str::from_utf8(bytes).map_err(|_| "it is not text".to_owned())?;
+/// Reads the header line and the 64 hex digits of the secret. Works on characters, never
+/// byte offsets, so no content (non-ASCII included) can make it panic.
+fn parse(bytes: &[u8]) -> Result<SigningKey, CorruptKey> {
+    let text = std::str::from_utf8(bytes).map_err(|_| CorruptKey::NotText)?;
     let mut lines = text.lines();
     if lines.next() != Some(HEADER) {
-        return Err(format!("its first line is not `{HEADER}`"));
+        return Err(CorruptKey::WrongHeader);
     }
-    let hex = lines.next().ok_or("the key line is missing")?.trim();
-    if hex.len() != 64 {
-        return Err(format!(
-            "the key has {} hex digits instead of 64",
-            hex.len()
-        ));
+    let hex = lines.next().ok_or(CorruptKey::MissingKeyLine)?.trim();
+    let digits = hex.chars().count();
+    if digits != 64 {
+        return Err(CorruptKey::WrongLength { digits });
     }
+    let nibbles = hex
+        .chars()
+        .map(|c| c.to_digit(16).map(|d| d as u8))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or(CorruptKey::NotHex)?;
     let mut secret = [0u8; 32];
-    for (i, byte) in secret.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| "the key is not hexadecimal".to_owned())?;
+    for (byte, pair) in secret.iter_mut().zip(nibbles.chunks_exact(2)) {
+        *byte = (pair[0] << 4) | pair[1];
     }
     Ok(SigningKey::from_bytes(&secret))
 }
@@ -170,5 +211,61 @@ mod tests {
         assert!(matches!(error, IdentityError::Corrupt { .. }));
         assert!(error.to_string().contains("left as it is"), "{error}");
         assert_eq!(fs::read(&path).expect("read"), b"not a key");
+    }
+
+    /// A key line whose byte length is right but whose characters are not ASCII once made
+    /// the parser slice inside a character and panic.
+    #[test]
+    fn a_non_ascii_key_file_is_a_clear_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("identity.key");
+        let key_line = format!("a{}b", "é".repeat(31)); // 64 bytes, 33 characters
+        assert_eq!(key_line.len(), 64);
+        let contents = format!("{HEADER}\n{key_line}\n");
+        fs::write(&path, &contents).expect("write");
+        let error = load_or_create(&path).expect_err("corrupt");
+        assert!(
+            matches!(
+                error,
+                IdentityError::Corrupt {
+                    reason: CorruptKey::WrongLength { digits: 33 },
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("left as it is"), "{error}");
+        assert_eq!(fs::read_to_string(&path).expect("read"), contents);
+
+        let all_wide = format!("{HEADER}\n{}\n", "é".repeat(64));
+        fs::write(&path, &all_wide).expect("write");
+        let error = load_or_create(&path).expect_err("corrupt");
+        assert!(error.to_string().contains("not hexadecimal"), "{error}");
+    }
+
+    #[test]
+    fn each_way_a_key_file_is_wrong_has_its_reason() {
+        let good = "ab".repeat(32);
+        let cases: [(Vec<u8>, CorruptKey); 5] = [
+            (vec![0xff, 0xfe, 0x00], CorruptKey::NotText),
+            (
+                format!("other header\n{good}").into_bytes(),
+                CorruptKey::WrongHeader,
+            ),
+            (HEADER.as_bytes().to_vec(), CorruptKey::MissingKeyLine),
+            (
+                format!("{HEADER}\nabc").into_bytes(),
+                CorruptKey::WrongLength { digits: 3 },
+            ),
+            (
+                format!("{HEADER}\n{}zz", "ab".repeat(31)).into_bytes(),
+                CorruptKey::NotHex,
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(parse(&bytes).err(), Some(expected.clone()), "{expected}");
+        }
+        let key = parse(format!("{HEADER}\n{good}\n").as_bytes()).expect("valid");
+        assert_eq!(key.to_bytes(), [0xab; 32]);
     }
 }

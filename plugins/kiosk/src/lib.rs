@@ -14,24 +14,32 @@ use whatnext_core::prelude::*;
 
 use crate::visualizer::{BARS, Drive, FlashLimiter, beat_index, levels};
 
-/// The party screen. `reduce_motion` keeps the bars gentle and turns flashes off.
+/// The party screen. Adds `EguiPlugin`, the [`KioskSettings`] and [`VisualizerFrame`]
+/// resources, a dark `ClearColor` and the private spectrum `Analyses`; spawns the camera and
+/// bars in `Startup`; in `Update`, after `SessionSet::Apply`, chains the systems that host or
+/// join a party, analyse the current track's file, animate the bars and log what the screen
+/// says; and draws the overlay in `EguiPrimaryContextPass`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KioskPlugin {
+    /// Keeps the bars gentle and turns flashes off.
     pub reduce_motion: bool,
 }
 
+/// The kiosk's settings, as the plugin was given them.
 #[derive(Resource, Clone, Copy, Debug)]
 pub struct KioskSettings {
+    /// Keeps the bars gentle and turns flashes off.
     pub reduce_motion: bool,
 }
 
-/// Where an extension can hang its own visual layer: the visualizer's root entity, and the
-/// levels and beat of this frame.
+/// Where an extension can hang its own visual layer: the levels and beat of this frame.
 #[derive(Resource, Clone, Debug, Default)]
 pub struct VisualizerFrame {
+    /// Bar heights in 0..=1, left to right.
     pub levels: Vec<f32>,
     /// 1 at a (permitted) flash, decaying to 0.
     pub flash: f32,
+    /// Whether the current track is playing (not paused or stopped).
     pub playing: bool,
 }
 
@@ -174,8 +182,14 @@ fn report_screen(
 #[derive(Resource)]
 struct Analyses {
     by_track: std::collections::HashMap<TrackId, Option<std::sync::Arc<whatnext_audio::Analysis>>>,
-    done_tx: crossbeam_channel::Sender<(TrackId, Result<whatnext_audio::Analysis, String>)>,
-    done_rx: crossbeam_channel::Receiver<(TrackId, Result<whatnext_audio::Analysis, String>)>,
+    done_tx: crossbeam_channel::Sender<(
+        TrackId,
+        Result<whatnext_audio::Analysis, whatnext_audio::DecodeError>,
+    )>,
+    done_rx: crossbeam_channel::Receiver<(
+        TrackId,
+        Result<whatnext_audio::Analysis, whatnext_audio::DecodeError>,
+    )>,
 }
 
 impl Default for Analyses {

@@ -13,8 +13,11 @@ pub const UP_NEXT: usize = 10;
 /// One line of "now playing" or "up next".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Line {
+    /// The track's title.
     pub title: String,
+    /// The track's artist.
     pub artist: String,
+    /// The display name of whoever queued it ("someone" when they are unknown).
     pub added_by: String,
 }
 
@@ -27,17 +30,26 @@ pub enum PartyScreen {
     LostConnection,
     /// A party with nothing queued: how to join and add songs.
     Empty {
+        /// The short join code, once there is one.
         code: Option<String>,
+        /// The invite link (shown as a QR code), once there is one.
         url: Option<String>,
     },
+    /// A party with a queue: what plays now, what comes next, and how to join.
     Party {
+        /// The current track, its position and length in ms, and whether it is playing.
         now: Option<(Line, u64, u64, bool)>,
+        /// Up to [`UP_NEXT`] tracks after the current one.
         next: Vec<Line>,
+        /// The short join code, once there is one.
         code: Option<String>,
+        /// The invite link (shown as a QR code), once there is one.
         url: Option<String>,
     },
 }
 
+/// What the screen shows, from the session (if any), its invite, the join's progress and
+/// this device's peer (to tell whether the host is someone else, now away).
 pub fn party_screen(
     snapshot: Option<SessionSnapshot>,
     invite: &SessionInvite,
@@ -101,6 +113,8 @@ pub fn party_screen(
 
 const DIM: Color32 = Color32::from_rgb(190, 190, 210);
 
+/// The egui overlay over the visualizer: the [`party_screen`] model, drawn with sizes taken
+/// from the screen's height. Runs in `EguiPrimaryContextPass`.
 pub fn draw_overlay(
     mut contexts: EguiContexts,
     reader: SessionReader,

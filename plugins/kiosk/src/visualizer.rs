@@ -13,7 +13,9 @@ pub const MIN_FLASH_GAP_MS: u64 = 334;
 pub struct Drive {
     /// The current track's id, as a seed: each track gets its own tempo and shape.
     pub seed: u64,
+    /// The shared playback clock's position in the track.
     pub position_ms: u64,
+    /// Whether the track is playing; paused or stopped bars barely move.
     pub playing: bool,
 }
 

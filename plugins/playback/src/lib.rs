@@ -13,6 +13,10 @@ use whatnext_core::prelude::*;
 /// How far the sound may drift from the shared clock before it is moved back.
 pub const MAX_DRIFT_MS: u64 = 500;
 
+/// Plays the current track's local file on the playback owner's device. Adds the private
+/// `Output` resource (the sound thread's handle) and one `Update` system after
+/// `SessionSet::Apply` that compares the shared playback clock with what the sound thread
+/// was last told and sends it play, pause, seek or stop.
 pub struct PlaybackPlugin;
 
 impl Plugin for PlaybackPlugin {
@@ -113,10 +117,36 @@ fn start_sound_thread() -> Sender<Command> {
     tx
 }
 
-fn open(handle: &rodio::OutputStreamHandle, path: &str) -> Result<rodio::Sink, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let source = rodio::Decoder::new(std::io::BufReader::new(file)).map_err(|e| e.to_string())?;
-    let sink = rodio::Sink::try_new(handle).map_err(|e| e.to_string())?;
+/// Why a track's file cannot be played. Logged once per file; the clock goes on regardless.
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    /// The file could not be opened.
+    #[error("cannot open the file: {source}")]
+    Unreadable {
+        #[source]
+        source: std::io::Error,
+    },
+    /// rodio does not recognise or cannot decode the audio in the file.
+    #[error("cannot decode the audio in the file: {source}")]
+    Undecodable {
+        #[source]
+        source: rodio::decoder::DecoderError,
+    },
+    /// The audio output would not take a new stream.
+    #[error("the audio output refused the track: {source}")]
+    OutputRefused {
+        #[source]
+        source: rodio::PlayError,
+    },
+}
+
+/// Opens a paused sink playing `path`.
+fn open(handle: &rodio::OutputStreamHandle, path: &str) -> Result<rodio::Sink, OpenError> {
+    let file = std::fs::File::open(path).map_err(|source| OpenError::Unreadable { source })?;
+    let source = rodio::Decoder::new(std::io::BufReader::new(file))
+        .map_err(|source| OpenError::Undecodable { source })?;
+    let sink =
+        rodio::Sink::try_new(handle).map_err(|source| OpenError::OutputRefused { source })?;
     sink.pause();
     sink.append(source);
     Ok(sink)
