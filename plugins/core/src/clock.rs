@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::TrackId;
 
+/// Kept here too: the playback clock is read against it.
+pub use crate::time::WallClock;
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlayState {
@@ -88,19 +91,6 @@ impl PlaybackClock {
         self.anchor_position_ms = position_ms;
         self.anchor_at_ms = now_ms;
     }
-}
-
-/// Wall-clock now, in milliseconds since the Unix epoch, read once per frame so that every
-/// system in a frame agrees. Tests freeze it and move it by hand.
-///
-/// On a member it is the host's clock: the playback clock's anchors are the host's times, so
-/// reading them against a system clock that is off would put every member's position off.
-#[derive(Resource, Clone, Copy, Debug, Default)]
-pub struct WallClock {
-    pub now_ms: u64,
-    pub frozen: bool,
-    /// The authority's clock minus this device's, as last estimated (0 on the host).
-    pub offset_ms: i64,
 }
 
 /// Estimates the offset to the host's clock from time requests, NTP-style: a sample is

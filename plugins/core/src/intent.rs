@@ -1,12 +1,12 @@
 //! Intents: every user action, from any front end, as data. See docs/architecture.md.
 
-use std::fmt;
-
 use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IntentId, PeerId, SessionId, TrackId};
-use crate::rules::Rule;
+
+/// Outcomes carry these; they live in `error` (which `rules` shares) and are named here too.
+pub use crate::error::{ErrorCode, IntentError};
 
 /// One user action with a unique id. Front ends write these; `SessionPlugin` applies them.
 #[derive(Message, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,65 +154,4 @@ pub enum Applied {
         added: u32,
         skipped: u32,
     },
-}
-
-/// Why an intent changed nothing. The codes are those of CONTROL.md.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntentError {
-    pub code: ErrorCode,
-    pub message: String,
-    /// Set when a role rule refused the intent.
-    pub rule: Option<Rule>,
-}
-
-impl IntentError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            rule: None,
-        }
-    }
-
-    pub fn refused(rule: Rule) -> Self {
-        Self {
-            code: ErrorCode::NotPermitted,
-            message: rule.message().to_owned(),
-            rule: Some(rule),
-        }
-    }
-}
-
-impl fmt::Display for IntentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.message)
-    }
-}
-
-/// The error codes of the control protocol.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ErrorCode {
-    BadRequest,
-    InvalidInvite,
-    NotInSession,
-    NotPermitted,
-    NotFound,
-    Unreachable,
-    Denied,
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::InvalidInvite => "invalid_invite",
-            ErrorCode::NotInSession => "not_in_session",
-            ErrorCode::NotPermitted => "not_permitted",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Unreachable => "unreachable",
-            ErrorCode::Denied => "denied",
-            ErrorCode::Internal => "internal",
-        }
-    }
 }

@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod components;
+pub mod error;
 pub mod ids;
 pub mod intent;
 pub mod invite;
@@ -10,6 +11,7 @@ pub mod order;
 pub mod relay;
 pub mod rules;
 pub mod session;
+pub mod time;
 pub mod view;
 pub mod wake;
 
@@ -20,7 +22,7 @@ pub mod prelude {
     pub use crate::ids::{IntentId, NetId, PeerId, SessionId, TrackId};
     pub use crate::intent::*;
     pub use crate::order::QueueKey;
-    pub use crate::rules::{Facts, Role, Rule, authorize};
+    pub use crate::rules::{Facts, Role, Rule, SessionRoles, authorize, facts_for};
     pub use crate::session::{
         AppliedIntents, IntentCounter, IntentSender, PersistSet, Restored, SessionEvent,
         SessionPlugin, SessionSet,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::clock::{PlayState, PlaybackClock, WallClock};
 use crate::components::*;
 use crate::ids::{PeerId, SessionId, TrackId};
-use crate::rules::Role;
+use crate::rules::{Role, SessionRoles};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SessionSnapshot {
@@ -144,6 +144,28 @@ impl SessionReader<'_, '_> {
             queue: self.queue().collect(),
             playback: self.playback()?,
         })
+    }
+}
+
+/// The read model answers the role rules' questions, so a front end can ask
+/// [`facts_for`](crate::rules::facts_for) what its user may do.
+impl SessionRoles for SessionSnapshot {
+    fn role_of(&self, peer: &PeerId) -> Option<Role> {
+        match self.participants.iter().find(|p| p.peer_id == *peer) {
+            Some(p) => Some(p.role),
+            None => (self.host == *peer).then_some(Role::Host),
+        }
+    }
+
+    fn playback_owner(&self) -> &PeerId {
+        &self.playback_owner
+    }
+
+    fn added_by(&self, track: TrackId) -> Option<&PeerId> {
+        self.queue
+            .iter()
+            .find(|t| t.track_id == track)
+            .map(|t| &t.added_by)
     }
 }
 

@@ -5,8 +5,12 @@
 //! as intents, exactly as the control protocol does. So the UI has no private path into the
 //! state, and panels are tested without a window (egui_kittest, `tests/`).
 
+pub mod library;
+pub mod permitted;
 pub mod qr;
 pub mod screen;
+pub mod theme;
+pub mod track_form;
 pub mod words;
 
 use bevy::prelude::*;
@@ -16,7 +20,6 @@ use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass};
 use whatnext_core::prelude::*;
 
 pub use screen::draw;
-pub mod library;
 pub use words::Problem;
 
 pub struct UiPlugin;
@@ -26,7 +29,10 @@ impl Plugin for UiPlugin {
         app.add_plugins(EguiPlugin::default())
             .init_resource::<Forms>()
             .add_systems(Startup, spawn_camera)
-            .add_systems(EguiPrimaryContextPass, (apply_theme, draw_screen).chain())
+            .add_systems(
+                EguiPrimaryContextPass,
+                (theme::apply_theme, draw_screen).chain(),
+            )
             .add_systems(
                 Update,
                 (window_title, remember_outcomes.after(SessionSet::Apply)),
@@ -156,28 +162,6 @@ fn remember_outcomes(mut forms: ResMut<Forms>, mut outcomes: MessageReader<Inten
             }
         }
     }
-}
-
-/// A dark theme, and text sized for the window: 1280×720 is the base, a 1080p screen gets
-/// everything half as large again.
-fn apply_theme(
-    mut contexts: EguiContexts,
-    window: Single<&Window, With<PrimaryWindow>>,
-    mut styled: Local<bool>,
-) -> Result {
-    let ctx = contexts.ctx_mut()?;
-    if !*styled {
-        let mut visuals = egui::Visuals::dark();
-        visuals.selection.bg_fill = screen::ACCENT;
-        visuals.hyperlink_color = screen::ACCENT;
-        ctx.set_visuals(visuals);
-        *styled = true;
-    }
-    let zoom = (window.resolution.height() / 720.0).clamp(1.0, 2.0);
-    if (ctx.zoom_factor() - zoom).abs() > 0.01 {
-        ctx.set_zoom_factor(zoom);
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

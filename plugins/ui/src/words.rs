@@ -69,3 +69,19 @@ pub fn format_ms(ms: u64) -> String {
     let s = ms / 1000;
     format!("{}:{:02}", s / 60, s % 60)
 }
+
+/// The last characters of a peer id, enough to tell people apart at a glance.
+pub fn short_peer(peer: &PeerId) -> String {
+    let text = peer.as_str();
+    let tail = &text[text.len().saturating_sub(6)..];
+    format!("…{tail}")
+}
+
+/// The display name of `peer` in `session`, or its short id if it is not a participant.
+pub fn name_of(session: &SessionSnapshot, peer: &PeerId) -> String {
+    session
+        .participants
+        .iter()
+        .find(|p| p.peer_id == *peer)
+        .map_or_else(|| short_peer(peer), |p| p.display_name.clone())
+}
