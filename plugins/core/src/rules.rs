@@ -12,14 +12,18 @@ pub use crate::error::Rule;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Started the session; its authority.
     Host,
+    /// Promoted by the host: runs the room with them.
     CoHost,
+    /// Anyone else who joined.
     Guest,
     /// A party screen: it shows the session and changes nothing.
     Display,
 }
 
 impl Role {
+    /// The lowercase name used by the control protocol.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Host => "host",
@@ -49,6 +53,7 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// Facts for an author with `role` and nothing else known.
     pub fn of(role: Role) -> Self {
         Self {
             role,

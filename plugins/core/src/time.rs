@@ -13,7 +13,9 @@ use bevy::prelude::*;
 /// reading them against a system clock that is off would put every member's position off.
 #[derive(Resource, Clone, Copy, Debug, Default)]
 pub struct WallClock {
+    /// Milliseconds since the Unix epoch, this frame.
     pub now_ms: u64,
+    /// Tests set this: the tick leaves `now_ms` alone.
     pub frozen: bool,
     /// The authority's clock minus this device's, as last estimated (0 on the host).
     pub offset_ms: i64,

@@ -9,6 +9,7 @@ use crate::track_form::track_fields;
 use crate::words::format_ms;
 use crate::{Forms, Screen};
 
+/// The library page: import, add by hand, search, and queue a track.
 pub fn page(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         ui.label("Import a folder");
