@@ -121,7 +121,8 @@ pub struct PlaybackView {
 ///     }),
 /// ];
 /// for action in actions {
-///     sender.get_mut(app.world_mut()).send(action);
+///     let mut intents = sender.get_mut(app.world_mut()).expect("SessionPlugin's resources");
+///     intents.send(action);
 ///     app.update();
 /// }
 ///
