@@ -7,15 +7,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::TrackId;
 
+/// Kept here too: the playback clock is read against it.
+pub use crate::time::WallClock;
+
+/// Whether the session's playback is running.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PlayState {
+    /// The current track plays; its position moves with the wall clock.
     Playing,
+    /// The current track holds its position.
     Paused,
+    /// No current track.
     Stopped,
 }
 
 impl PlayState {
+    /// The lowercase name used by the control protocol.
     pub fn as_str(self) -> &'static str {
         match self {
             PlayState::Playing => "playing",
@@ -28,7 +36,9 @@ impl PlayState {
 /// On the session entity.
 #[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaybackClock {
+    /// Playing, paused or stopped.
     pub state: PlayState,
+    /// The current track, if any.
     pub track: Option<TrackId>,
     /// The position at `anchor_at_ms`.
     pub anchor_position_ms: u64,
@@ -43,6 +53,7 @@ impl Default for PlaybackClock {
 }
 
 impl PlaybackClock {
+    /// No track, position zero.
     pub fn stopped() -> Self {
         Self {
             state: PlayState::Stopped,
@@ -72,35 +83,25 @@ impl PlaybackClock {
         };
     }
 
+    /// Resumes from the position at `now_ms`.
     pub fn play(&mut self, now_ms: u64) {
         self.anchor_position_ms = self.position_at(now_ms);
         self.anchor_at_ms = now_ms;
         self.state = PlayState::Playing;
     }
 
+    /// Holds the position reached at `now_ms`.
     pub fn pause(&mut self, now_ms: u64) {
         self.anchor_position_ms = self.position_at(now_ms);
         self.anchor_at_ms = now_ms;
         self.state = PlayState::Paused;
     }
 
+    /// Jumps to `position_ms` as of `now_ms`, keeping play/pause.
     pub fn seek(&mut self, position_ms: u64, now_ms: u64) {
         self.anchor_position_ms = position_ms;
         self.anchor_at_ms = now_ms;
     }
-}
-
-/// Wall-clock now, in milliseconds since the Unix epoch, read once per frame so that every
-/// system in a frame agrees. Tests freeze it and move it by hand.
-///
-/// On a member it is the host's clock: the playback clock's anchors are the host's times, so
-/// reading them against a system clock that is off would put every member's position off.
-#[derive(Resource, Clone, Copy, Debug, Default)]
-pub struct WallClock {
-    pub now_ms: u64,
-    pub frozen: bool,
-    /// The authority's clock minus this device's, as last estimated (0 on the host).
-    pub offset_ms: i64,
 }
 
 /// Estimates the offset to the host's clock from time requests, NTP-style: a sample is
@@ -112,6 +113,7 @@ pub struct OffsetEstimator {
 }
 
 impl OffsetEstimator {
+    /// How many recent exchanges are kept.
     pub const KEEP: usize = 8;
 
     /// Adds one exchange (all in ms) and returns the best estimate so far.
@@ -126,10 +128,12 @@ impl OffsetEstimator {
         self.best().unwrap_or(offset)
     }
 
+    /// The offset of the exchange with the shortest round trip, if any.
     pub fn best(&self) -> Option<i64> {
         self.samples.iter().min_by_key(|(rtt, _)| *rtt).map(|s| s.1)
     }
 
+    /// How many exchanges are kept now.
     pub fn samples(&self) -> usize {
         self.samples.len()
     }

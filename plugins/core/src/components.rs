@@ -18,7 +18,9 @@ pub struct Replicated;
 /// The session entity. There is at most one active session per app.
 #[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// Unique, named in invites.
     pub id: SessionId,
+    /// What the host called the session.
     pub name: String,
 }
 
@@ -37,7 +39,9 @@ pub struct PlaybackOwner(pub PeerId);
 /// A participant entity.
 #[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Participant {
+    /// Who this participant is.
     pub peer: PeerId,
+    /// The name the participant chose.
     pub display_name: String,
     /// Joined as a party screen (the read-only `display` role).
     pub display: bool,
@@ -50,12 +54,16 @@ pub enum Connection {
     /// The participant is this device.
     #[serde(rename = "self")]
     Myself,
+    /// A direct connection (hole-punched or dialled).
     Direct,
+    /// Through a relay.
     Relayed,
+    /// On the local network.
     Lan,
 }
 
 impl Connection {
+    /// The lowercase name used by the control protocol.
     pub fn as_str(self) -> &'static str {
         match self {
             Connection::Myself => "self",
@@ -69,7 +77,9 @@ impl Connection {
 /// On a participant entity: whether it is reachable now, and how. Local to each device.
 #[derive(Component, Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Presence {
+    /// Reachable now.
     pub online: bool,
+    /// How this device reaches the participant.
     pub connection: Connection,
 }
 
@@ -78,12 +88,17 @@ pub struct Presence {
 // `on_remove`, not `on_discard`: replacing a track's value is not removing the track.
 #[component(on_insert = index_track, on_remove = unindex_track)]
 pub struct Track {
+    /// The track's id, the same on every peer.
     pub id: TrackId,
+    /// The track's title.
     pub title: String,
+    /// The artist, possibly empty.
     pub artist: String,
+    /// Its length.
     pub duration_ms: u64,
     /// A local file on the device of the peer who added it, if any.
     pub path: Option<String>,
+    /// The peer who added it to the queue.
     pub added_by: PeerId,
 }
 
@@ -106,14 +121,17 @@ pub struct QueueIndex {
 }
 
 impl QueueIndex {
+    /// The entity of the track `id`, if it is in the queue.
     pub fn entity(&self, id: TrackId) -> Option<Entity> {
         self.by_id.get(&id).copied()
     }
 
+    /// How many tracks the queue holds.
     pub fn len(&self) -> usize {
         self.order.len()
     }
 
+    /// The queue holds no tracks.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }
@@ -216,13 +234,16 @@ fn unindex_position(mut world: DeferredWorld, ctx: HookContext) {
 /// it is seen for every removal whatever caused it; storage and front ends read it.
 #[derive(Message, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrackRemoved {
+    /// The track that left.
     pub track_id: TrackId,
 }
 
 /// This device's own identity, loaded by storage at start.
 #[derive(Resource, Clone, Debug, PartialEq, Eq)]
 pub struct LocalPeer {
+    /// The device's peer id, from its key.
     pub peer: PeerId,
+    /// The name others see.
     pub display_name: String,
 }
 
@@ -230,21 +251,33 @@ pub struct LocalPeer {
 #[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Relays(pub Vec<RelayEntry>);
 
+/// One relay in the user's list.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelayEntry {
+    /// The relay's multiaddr, in canonical form (ends in `/p2p/<id>`).
     pub addr: String,
+    /// Where this device stands with the relay.
     pub status: RelayStatus,
 }
 
+/// How this device stands with one relay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RelayStatus {
+    /// Dialling it, or asking for a reservation.
     Connecting,
+    /// A reservation is held: the relay forwards to this device.
     Reserved,
-    Failed { reason: String },
+    /// The relay refused or could not be reached.
+    Failed {
+        /// Why, in words.
+        reason: String,
+    },
+    /// Not connected (not tried yet, or dropped).
     Disconnected,
 }
 
 impl RelayStatus {
+    /// The lowercase name shown and reported.
     pub fn as_str(&self) -> &'static str {
         match self {
             RelayStatus::Connecting => "connecting",
@@ -277,7 +310,9 @@ pub fn role_of(
 /// link needs a reserved relay, the short code a registration on that relay.
 #[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionInvite {
+    /// The invite link, once a relay reservation is held.
     pub url: Option<String>,
+    /// The short code, once registered on the relay.
     pub short_code: Option<String>,
     /// Why there is no link or code yet, in words for the user.
     pub problem: Option<String>,
@@ -286,9 +321,13 @@ pub struct SessionInvite {
 /// One track in this device's library: what can be added to a session's queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LibraryTrack {
+    /// The track's id (a new one is made when it is queued).
     pub id: TrackId,
+    /// The track's title.
     pub title: String,
+    /// The artist, possibly empty.
     pub artist: String,
+    /// Its length.
     pub duration_ms: u64,
     /// The audio file, when the track came from one.
     pub path: Option<String>,
@@ -322,6 +361,7 @@ pub struct FolderImporter;
 /// Where this device's join stands, for front ends (written by the network plugin).
 #[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum JoinProgress {
+    /// Not joining.
     #[default]
     Idle,
     /// Looking a short code up on the relay.
@@ -345,10 +385,14 @@ pub struct DisplayNameChosen(pub bool);
 #[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
 pub struct Knocks(pub Vec<Knock>);
 
+/// One person knocking with a short code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Knock {
+    /// Who knocks.
     pub peer: PeerId,
+    /// The name they gave.
     pub display_name: String,
+    /// They join as a party screen (the `display` role).
     pub display: bool,
     /// `Some(true)` approved, `Some(false)` denied, `None` still waiting.
     pub decision: Option<bool>,

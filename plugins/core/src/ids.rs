@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 pub struct PeerId(pub String);
 
 impl PeerId {
+    /// A peer id from its text form.
     pub fn new(text: impl Into<String>) -> Self {
         Self(text.into())
     }
+    /// The text form.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -33,6 +35,7 @@ impl fmt::Display for PeerId {
 pub struct TrackId(pub u64);
 
 impl TrackId {
+    /// A fresh random track id.
     pub fn random(rng: &mut impl Rng) -> Self {
         Self(rng.r#gen())
     }
@@ -69,6 +72,7 @@ pub struct SessionId(pub String);
 pub const UNAMBIGUOUS_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
 impl SessionId {
+    /// A fresh random session id.
     pub fn random(rng: &mut impl Rng) -> Self {
         let text = (0..16)
             .map(|_| UNAMBIGUOUS_ALPHABET[rng.gen_range(0..UNAMBIGUOUS_ALPHABET.len())] as char)
@@ -93,6 +97,8 @@ pub struct NetId(pub u64);
 /// id is recognised and ignored, which makes the offline outbox safe to resend.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IntentId {
+    /// The peer whose device wrote the intent.
     pub author: PeerId,
+    /// That device's counter, increasing.
     pub counter: u64,
 }

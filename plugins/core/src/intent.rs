@@ -1,17 +1,19 @@
 //! Intents: every user action, from any front end, as data. See docs/architecture.md.
 
-use std::fmt;
-
 use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IntentId, PeerId, SessionId, TrackId};
-use crate::rules::Rule;
+
+/// Outcomes carry these; they live in `error` (which `rules` shares) and are named here too.
+pub use crate::error::{ErrorCode, IntentError};
 
 /// One user action with a unique id. Front ends write these; `SessionPlugin` applies them.
 #[derive(Message, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
+    /// Unique for ever: its author and counter.
     pub id: IntentId,
+    /// What the user asked for.
     pub action: Action,
 }
 
@@ -24,77 +26,123 @@ pub enum Action {
     Session(SessionAction),
 }
 
+/// Actions that change this device only, or start and end its session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LocalAction {
+    /// Sets the name others see.
     SetDisplayName {
+        /// The new name.
         name: String,
     },
+    /// Adds a relay to the user's list.
     AddRelay {
+        /// The relay's multiaddr, with its `/p2p/<id>`.
         addr: String,
     },
+    /// Removes a relay from the user's list.
     RemoveRelay {
+        /// The relay's address as listed.
         addr: String,
     },
+    /// Starts a session hosted here.
     CreateSession {
+        /// The new session's id.
         session_id: SessionId,
+        /// What to call it.
         name: String,
     },
+    /// Joins a session with an invite link or short code.
     JoinSession {
+        /// The link or code as typed.
         invite: String,
     },
+    /// Leaves the current session.
     LeaveSession,
     /// Adds a track to this device's library (not to a session).
     AddToLibrary {
+        /// A new id for the track.
         track_id: TrackId,
+        /// The track's title.
         title: String,
+        /// The artist, possibly empty.
         artist: String,
+        /// Its length.
         duration_ms: u64,
+        /// The audio file, if any.
         path: Option<String>,
     },
     /// Reads the audio files under a folder into the library (tags and durations); answered
     /// by the library plugin once the scan is done.
     ImportFolder {
+        /// The folder to scan.
         path: String,
     },
 }
 
+/// Actions on the shared session, checked against the role rules by the authority.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionAction {
+    /// Appends a track to the queue.
     AddTrack {
+        /// A new id for the track.
         track_id: TrackId,
+        /// The track's title.
         title: String,
+        /// The artist, possibly empty.
         artist: String,
+        /// Its length.
         duration_ms: u64,
+        /// The audio file on the adder's device, if any.
         path: Option<String>,
     },
+    /// Removes a track from the queue.
     RemoveTrack {
+        /// The track to remove.
         track_id: TrackId,
     },
     /// Moves a track after another one, or to the front when `after` is `None`.
     MoveTrack {
+        /// The track to move.
         track_id: TrackId,
+        /// The track it goes after; `None` for the front.
         after: Option<TrackId>,
     },
+    /// Plays the current track (or the first one).
     Play,
+    /// Pauses playback.
     Pause,
+    /// Skips to the next track.
     Next,
+    /// Moves the current track's position.
     Seek {
+        /// Where to, from the track's start.
         position_ms: u64,
     },
+    /// Makes the author the playback owner.
     TakePlayback,
+    /// Gives playback to another peer.
     HandOff {
+        /// The new playback owner.
         to: PeerId,
     },
+    /// Makes a participant a co-host.
     AddCohost {
+        /// The participant to promote.
         peer: PeerId,
     },
+    /// Makes a co-host a guest again.
     RemoveCohost {
+        /// The co-host to demote.
         peer: PeerId,
     },
+    /// Lets a knocking peer in.
     ApproveKnock {
+        /// Who knocked.
         peer: PeerId,
     },
+    /// Turns a knocking peer away.
     DenyKnock {
+        /// Who knocked.
         peer: PeerId,
     },
 }
@@ -134,85 +182,31 @@ impl SessionAction {
 /// The result of applying an intent, matched to its request by id.
 #[derive(Message, Clone, Debug, PartialEq)]
 pub struct IntentOutcome {
+    /// The intent this answers.
     pub id: IntentId,
+    /// What it produced, or why it changed nothing.
     pub result: Result<Applied, IntentError>,
 }
 
 /// What an applied intent produced, for the reply to its author.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {
+    /// Applied; nothing more to report.
     Done,
+    /// A session was created with this id.
     SessionCreated(SessionId),
     /// Admitted by the host and given the session.
     SessionJoined(SessionId),
     /// The host could not be reached: the intent waits in the outbox, and will have this
     /// result once delivered.
     Pending(Box<Applied>),
+    /// The track was added to the queue.
     TrackAdded(TrackId),
     /// A folder import: files added to the library, and files that could not be read.
     Imported {
+        /// Audio files added.
         added: u32,
+        /// Files that could not be read.
         skipped: u32,
     },
-}
-
-/// Why an intent changed nothing. The codes are those of CONTROL.md.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IntentError {
-    pub code: ErrorCode,
-    pub message: String,
-    /// Set when a role rule refused the intent.
-    pub rule: Option<Rule>,
-}
-
-impl IntentError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            rule: None,
-        }
-    }
-
-    pub fn refused(rule: Rule) -> Self {
-        Self {
-            code: ErrorCode::NotPermitted,
-            message: rule.message().to_owned(),
-            rule: Some(rule),
-        }
-    }
-}
-
-impl fmt::Display for IntentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.message)
-    }
-}
-
-/// The error codes of the control protocol.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ErrorCode {
-    BadRequest,
-    InvalidInvite,
-    NotInSession,
-    NotPermitted,
-    NotFound,
-    Unreachable,
-    Denied,
-    Internal,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::InvalidInvite => "invalid_invite",
-            ErrorCode::NotInSession => "not_in_session",
-            ErrorCode::NotPermitted => "not_permitted",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Unreachable => "unreachable",
-            ErrorCode::Denied => "denied",
-            ErrorCode::Internal => "internal",
-        }
-    }
 }

@@ -15,9 +15,11 @@ pub const SCHEMES: [&str; 2] = ["whtnxt", "whatnext"];
 /// A parsed invite link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InviteUrl {
+    /// The session's host.
     pub host: PeerId,
     /// A relay the host holds a reservation on, with its `/p2p/<relay id>`.
     pub relay: Option<String>,
+    /// The session to join.
     pub session: SessionId,
     /// The invite secret: a holder joins without approval.
     pub key: Option<String>,
@@ -26,23 +28,30 @@ pub struct InviteUrl {
 /// What is wrong with an invite. Each names the part at fault.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BadInvite {
+    /// Not a `whtnxt://` (or `whatnext://`) link.
     #[error("the link must start with whtnxt:// (or whatnext://)")]
     Scheme,
+    /// An action other than `connect`.
     #[error("the link's action must be `connect`, not `{0}`")]
     Action(String),
+    /// The host's peer id does not parse.
     #[error("the host's peer ID `{0}` is not a valid peer ID")]
     PeerId(String),
+    /// The relay address is not usable.
     #[error("the relay address is not usable: {0}")]
     Relay(String),
+    /// No session named.
     #[error("the link has no session")]
     Session,
     #[error(
         "`{0}` is neither an invite link nor a short code (6 letters and digits, without 0, O, 1, I or L)"
     )]
+    /// Neither a link nor a short code.
     NotACode(String),
 }
 
 impl InviteUrl {
+    /// A fresh invite secret.
     pub fn new_secret(rng: &mut impl Rng) -> String {
         (0..22)
             .map(|_| UNAMBIGUOUS_ALPHABET[rng.gen_range(0..UNAMBIGUOUS_ALPHABET.len())] as char)
@@ -112,9 +121,11 @@ impl FromStr for InviteUrl {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ShortCode(String);
 
+/// How many characters a short code has.
 pub const SHORT_CODE_LEN: usize = 6;
 
 impl ShortCode {
+    /// A fresh random short code.
     pub fn random(rng: &mut impl Rng) -> Self {
         Self(
             (0..SHORT_CODE_LEN)
@@ -123,6 +134,7 @@ impl ShortCode {
         )
     }
 
+    /// The code's text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -162,7 +174,9 @@ impl FromStr for ShortCode {
 /// What a user pasted or typed to join.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Invite {
+    /// An invite link.
     Url(InviteUrl),
+    /// A short code, looked up on the relay.
     Code(ShortCode),
 }
 

@@ -1,8 +1,11 @@
 //! whatnext's session model: ids, components, intents, role rules, queue order and the
 //! playback clock, plus `SessionPlugin`, which applies intents. No I/O lives here.
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod components;
+pub mod error;
 pub mod ids;
 pub mod intent;
 pub mod invite;
@@ -10,6 +13,7 @@ pub mod order;
 pub mod relay;
 pub mod rules;
 pub mod session;
+pub mod time;
 pub mod view;
 pub mod wake;
 
@@ -20,7 +24,7 @@ pub mod prelude {
     pub use crate::ids::{IntentId, NetId, PeerId, SessionId, TrackId};
     pub use crate::intent::*;
     pub use crate::order::QueueKey;
-    pub use crate::rules::{Facts, Role, Rule, authorize};
+    pub use crate::rules::{Facts, Role, Rule, SessionRoles, authorize, facts_for};
     pub use crate::session::{
         AppliedIntents, IntentCounter, IntentSender, PersistSet, Restored, SessionEvent,
         SessionPlugin, SessionSet,

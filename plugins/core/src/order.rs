@@ -24,10 +24,13 @@ pub struct QueueKey(String);
 /// The text is not a valid key.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BadQueueKey {
+    /// The text was empty.
     #[error("a queue key cannot be empty")]
     Empty,
+    /// The text ends in `0` (no key between it and its prefix).
     #[error("a queue key cannot end in `0`")]
     TrailingZero,
+    /// A character that is not a base-62 digit.
     #[error("`{0}` is not a base-62 digit")]
     NotADigit(char),
 }
@@ -54,6 +57,7 @@ impl QueueKey {
         Ok(Self(text.to_owned()))
     }
 
+    /// The key's text, for storage and the network.
     pub fn as_str(&self) -> &str {
         &self.0
     }

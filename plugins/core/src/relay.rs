@@ -3,12 +3,21 @@
 
 use multiaddr::{Multiaddr, Protocol};
 
+/// Why a typed relay address is unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BadRelayAddr {
+    /// The text does not parse as a multiaddr.
     #[error("`{addr}` is not a multiaddr: {reason}")]
-    NotAMultiaddr { addr: String, reason: String },
+    NotAMultiaddr {
+        /// The text as typed.
+        addr: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// The address has no `/p2p/<peer id>`.
     #[error("`{0}` has no /p2p/<peer id> part; copy the full address the relay printed at start")]
     NoPeerId(String),
+    /// The address has only a `/p2p/` part.
     #[error("`{0}` has no transport (such as /ip4/…/tcp/…) before its /p2p/ part")]
     NoTransport(String),
 }

@@ -3,20 +3,27 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{PeerId, TrackId};
 use crate::intent::SessionAction;
+
+pub use crate::error::Rule;
 
 /// A participant's role in a session.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Started the session; its authority.
     Host,
+    /// Promoted by the host: runs the room with them.
     CoHost,
+    /// Anyone else who joined.
     Guest,
     /// A party screen: it shows the session and changes nothing.
     Display,
 }
 
 impl Role {
+    /// The lowercase name used by the control protocol.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Host => "host",
@@ -29,40 +36,6 @@ impl Role {
     /// Host and co-hosts run the room: they may move tracks, take playback and answer knocks.
     pub fn is_host_or_cohost(self) -> bool {
         matches!(self, Role::Host | Role::CoHost)
-    }
-}
-
-/// The rule that refused an intent. Its message is what the author is shown.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Rule {
-    DisplayIsReadOnly,
-    GuestsRemoveOnlyTheirOwnTracks,
-    OnlyHostOrCohostMovesTracks,
-    OnlyPlaybackOwnerControlsPlayback,
-    OnlyHostOrCohostTakesPlayback,
-    OnlyPlaybackOwnerHandsOff,
-    HandOffOnlyToHostOrCohost,
-    OnlyHostManagesCohosts,
-    OnlyHostOrCohostAnswersKnocks,
-}
-
-impl Rule {
-    pub fn message(self) -> &'static str {
-        match self {
-            Rule::DisplayIsReadOnly => "a display screen cannot change the session",
-            Rule::GuestsRemoveOnlyTheirOwnTracks => "guests can only remove tracks they added",
-            Rule::OnlyHostOrCohostMovesTracks => "only the host or a co-host can move tracks",
-            Rule::OnlyPlaybackOwnerControlsPlayback => {
-                "only the playback owner can play, pause, seek or skip"
-            }
-            Rule::OnlyHostOrCohostTakesPlayback => "only the host or a co-host can take playback",
-            Rule::OnlyPlaybackOwnerHandsOff => "only the playback owner can hand off playback",
-            Rule::HandOffOnlyToHostOrCohost => {
-                "playback can only be handed to the host or a co-host"
-            }
-            Rule::OnlyHostManagesCohosts => "only the host can add or remove co-hosts",
-            Rule::OnlyHostOrCohostAnswersKnocks => "only the host or a co-host can answer a knock",
-        }
     }
 }
 
@@ -80,6 +53,7 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// Facts for an author with `role` and nothing else known.
     pub fn of(role: Role) -> Self {
         Self {
             role,
@@ -88,6 +62,37 @@ impl Facts {
             target_role: None,
         }
     }
+}
+
+/// What the rules need to know about a session to judge one peer's action. The authority
+/// answers from its entities and front ends from their read model, and both hand it to
+/// [`facts_for`], so the window offers exactly what the host would allow.
+pub trait SessionRoles {
+    /// The role of `peer`, or `None` when `peer` is not a member of the session.
+    fn role_of(&self, peer: &PeerId) -> Option<Role>;
+    /// The peer who owns playback now.
+    fn playback_owner(&self) -> &PeerId;
+    /// Who added `track`, if it is in the queue.
+    fn added_by(&self, track: TrackId) -> Option<&PeerId>;
+}
+
+/// The [`Facts`] about `peer` doing `action` in `session`, for [`authorize`]; `None` when
+/// `peer` is not a member (members only may change a session).
+pub fn facts_for(
+    session: &impl SessionRoles,
+    peer: &PeerId,
+    action: &SessionAction,
+) -> Option<Facts> {
+    let mut facts = Facts::of(session.role_of(peer)?);
+    facts.is_playback_owner = session.playback_owner() == peer;
+    match action {
+        SessionAction::RemoveTrack { track_id } => {
+            facts.added_the_track = session.added_by(*track_id) == Some(peer);
+        }
+        SessionAction::HandOff { to } => facts.target_role = session.role_of(to),
+        _ => {}
+    }
+    Some(facts)
 }
 
 /// Decides whether the author described by `facts` may perform `action`.

@@ -8,48 +8,127 @@ use serde::Serialize;
 use crate::clock::{PlayState, PlaybackClock, WallClock};
 use crate::components::*;
 use crate::ids::{PeerId, SessionId, TrackId};
-use crate::rules::Role;
+use crate::rules::{Role, SessionRoles};
 
+/// The whole session as front ends and the control protocol show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SessionSnapshot {
+    /// The session's id.
     pub session_id: SessionId,
+    /// Its name.
     pub name: String,
+    /// The host.
     pub host: PeerId,
+    /// The co-hosts, in the order they were added.
     pub cohosts: Vec<PeerId>,
+    /// Who owns playback.
     pub playback_owner: PeerId,
+    /// Everyone in the session, host first, then co-hosts, guests and screens.
     pub participants: Vec<ParticipantView>,
+    /// The queue in play order.
     pub queue: Vec<TrackView>,
+    /// Where playback stands.
     pub playback: PlaybackView,
 }
 
+/// One participant as shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ParticipantView {
+    /// Who it is.
     pub peer_id: PeerId,
+    /// Their chosen name.
     pub display_name: String,
+    /// Their role.
     pub role: Role,
+    /// Reachable now.
     pub online: bool,
+    /// How this device reaches them.
     pub connection: Connection,
 }
 
+/// One queued track as shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TrackView {
+    /// The track's id (hex text in JSON).
     #[serde(serialize_with = "as_text")]
     pub track_id: TrackId,
+    /// The track's title.
     pub title: String,
+    /// The artist.
     pub artist: String,
+    /// Its length.
     pub duration_ms: u64,
+    /// Who added it.
     pub added_by: PeerId,
+    /// A guest's addition the host has not confirmed yet.
     pub pending: bool,
 }
 
+/// Playback as shown.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PlaybackView {
+    /// Playing, paused or stopped.
     pub state: PlayState,
+    /// The current track, if any.
     #[serde(serialize_with = "optional_as_text")]
     pub track_id: Option<TrackId>,
+    /// The position now (from the wall clock).
     pub position_ms: u64,
 }
 
+/// Reads the session for display: what front ends and the control protocol show. Systems
+/// take it as a parameter; it only reads, so any number of them run side by side.
+///
+/// ```rust
+/// use bevy::ecs::system::SystemState;
+/// use bevy::prelude::*;
+/// use whatnext_core::prelude::*;
+///
+/// /// What a front end might keep: the session's name and the queue's titles.
+/// #[derive(Resource, Default)]
+/// struct Shown(Option<(String, Vec<String>)>);
+///
+/// fn show(reader: SessionReader, mut shown: ResMut<Shown>) {
+///     shown.0 = reader.snapshot().map(|session| {
+///         let titles = session.queue.into_iter().map(|t| t.title).collect();
+///         (session.name, titles)
+///     });
+/// }
+///
+/// let mut app = App::new();
+/// app.add_plugins(SessionPlugin)
+///     .insert_resource(LocalPeer {
+///         peer: PeerId::new("me"),
+///         display_name: "Me".into(),
+///     })
+///     .init_resource::<Relays>()
+///     .init_resource::<Shown>()
+///     .add_systems(PostUpdate, show.after(SessionSet::Events));
+///
+/// // Sent from outside a system here; a front end's system takes `IntentSender` instead.
+/// let mut sender = SystemState::<IntentSender>::new(app.world_mut());
+/// let actions = [
+///     Action::Local(LocalAction::CreateSession {
+///         session_id: SessionId("S".into()),
+///         name: "Friday".into(),
+///     }),
+///     Action::Session(SessionAction::AddTrack {
+///         track_id: TrackId(1),
+///         title: "Song".into(),
+///         artist: "Band".into(),
+///         duration_ms: 180_000,
+///         path: None,
+///     }),
+/// ];
+/// for action in actions {
+///     let mut intents = sender.get_mut(app.world_mut()).expect("SessionPlugin's resources");
+///     intents.send(action);
+///     app.update();
+/// }
+///
+/// let shown = app.world().resource::<Shown>();
+/// assert_eq!(shown.0, Some(("Friday".into(), vec!["Song".into()])));
+/// ```
 #[derive(SystemParam)]
 pub struct SessionReader<'w, 's> {
     wall: Res<'w, WallClock>,
@@ -71,10 +150,12 @@ pub struct SessionReader<'w, 's> {
 }
 
 impl SessionReader<'_, '_> {
+    /// This device is in a session.
     pub fn in_session(&self) -> bool {
         !self.sessions.is_empty()
     }
 
+    /// This device's identity.
     pub fn local_peer(&self) -> &LocalPeer {
         &self.local
     }
@@ -90,6 +171,7 @@ impl SessionReader<'_, '_> {
         Some(role_of(&self.local.peer, host, cohosts, me))
     }
 
+    /// The queued track `id`, if it is in the queue.
     pub fn track(&self, id: TrackId) -> Option<TrackView> {
         let entity = self.index.entity(id)?;
         self.tracks.get(entity).ok().map(track_view)
@@ -102,6 +184,7 @@ impl SessionReader<'_, '_> {
             .filter_map(|(_, e)| self.tracks.get(e).ok().map(track_view))
     }
 
+    /// How many tracks are queued.
     pub fn queue_len(&self) -> usize {
         self.index.len()
     }
@@ -111,6 +194,7 @@ impl SessionReader<'_, '_> {
         self.queue().skip(range.start).take(range.len()).collect()
     }
 
+    /// Where playback stands now, if in a session.
     pub fn playback(&self) -> Option<PlaybackView> {
         let (_, _, _, _, clock) = self.sessions.iter().next()?;
         Some(PlaybackView {
@@ -120,6 +204,7 @@ impl SessionReader<'_, '_> {
         })
     }
 
+    /// The whole session, if in one.
     pub fn snapshot(&self) -> Option<SessionSnapshot> {
         let (session, host, cohosts, owner, _) = self.sessions.iter().next()?;
         let mut participants: Vec<ParticipantView> = self
@@ -144,6 +229,28 @@ impl SessionReader<'_, '_> {
             queue: self.queue().collect(),
             playback: self.playback()?,
         })
+    }
+}
+
+/// The read model answers the role rules' questions, so a front end can ask
+/// [`facts_for`](crate::rules::facts_for) what its user may do.
+impl SessionRoles for SessionSnapshot {
+    fn role_of(&self, peer: &PeerId) -> Option<Role> {
+        match self.participants.iter().find(|p| p.peer_id == *peer) {
+            Some(p) => Some(p.role),
+            None => (self.host == *peer).then_some(Role::Host),
+        }
+    }
+
+    fn playback_owner(&self) -> &PeerId {
+        &self.playback_owner
+    }
+
+    fn added_by(&self, track: TrackId) -> Option<&PeerId> {
+        self.queue
+            .iter()
+            .find(|t| t.track_id == track)
+            .map(|t| &t.added_by)
     }
 }
 

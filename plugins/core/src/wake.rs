@@ -11,6 +11,7 @@ use bevy::prelude::*;
 pub struct AppWaker(Arc<dyn Fn() + Send + Sync>);
 
 impl AppWaker {
+    /// A waker that calls `wake`.
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Self {
         Self(Arc::new(wake))
     }
@@ -20,6 +21,7 @@ impl AppWaker {
         Self::new(|| {})
     }
 
+    /// Wakes the app's loop.
     pub fn wake(&self) {
         (self.0)();
     }

@@ -365,3 +365,51 @@ fn every_rule_explains_itself() {
             .all(|m| m.contains("only") || m.contains("cannot"))
     );
 }
+
+/// The read model answers the rules' questions as the authority's entities would.
+#[test]
+fn facts_come_from_the_read_model() {
+    use whatnext_core::view::{ParticipantView, PlaybackView, TrackView};
+    let person = |name: &str, role: Role| ParticipantView {
+        peer_id: PeerId::new(name),
+        display_name: name.into(),
+        role,
+        online: true,
+        connection: Connection::Relayed,
+    };
+    let session = SessionSnapshot {
+        session_id: SessionId("S".into()),
+        name: "Party".into(),
+        host: PeerId::new("hana"),
+        cohosts: vec![PeerId::new("cole")],
+        playback_owner: PeerId::new("hana"),
+        participants: vec![person("cole", CoHost), person("gus", Guest)],
+        queue: vec![TrackView {
+            track_id: TrackId(7),
+            title: "Song".into(),
+            artist: String::new(),
+            duration_ms: 1_000,
+            added_by: PeerId::new("gus"),
+            pending: false,
+        }],
+        playback: PlaybackView {
+            state: PlayState::Stopped,
+            track_id: None,
+            position_ms: 0,
+        },
+    };
+    let remove = SessionAction::RemoveTrack {
+        track_id: TrackId(7),
+    };
+    let gus = facts_for(&session, &PeerId::new("gus"), &remove).expect("gus is a member");
+    assert_eq!(gus.role, Guest);
+    assert!(gus.added_the_track && !gus.is_playback_owner);
+    // The host counts as a member even when the participant list lacks it.
+    let hand_off = SessionAction::HandOff {
+        to: PeerId::new("cole"),
+    };
+    let hana = facts_for(&session, &PeerId::new("hana"), &hand_off).expect("the host");
+    assert_eq!((hana.role, hana.target_role), (Host, Some(CoHost)));
+    assert!(hana.is_playback_owner && !hana.added_the_track);
+    assert_eq!(facts_for(&session, &PeerId::new("stranger"), &remove), None);
+}

@@ -5,8 +5,14 @@
 //! as intents, exactly as the control protocol does. So the UI has no private path into the
 //! state, and panels are tested without a window (egui_kittest, `tests/`).
 
+#![warn(missing_docs)]
+
+pub mod library;
+pub mod permitted;
 pub mod qr;
 pub mod screen;
+pub mod theme;
+pub mod track_form;
 pub mod words;
 
 use bevy::prelude::*;
@@ -16,9 +22,9 @@ use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass};
 use whatnext_core::prelude::*;
 
 pub use screen::draw;
-pub mod library;
 pub use words::Problem;
 
+/// Adds the desktop window's screens (egui), drawn from the session's read model.
 pub struct UiPlugin;
 
 impl Plugin for UiPlugin {
@@ -26,7 +32,10 @@ impl Plugin for UiPlugin {
         app.add_plugins(EguiPlugin::default())
             .init_resource::<Forms>()
             .add_systems(Startup, spawn_camera)
-            .add_systems(EguiPrimaryContextPass, (apply_theme, draw_screen).chain())
+            .add_systems(
+                EguiPrimaryContextPass,
+                (theme::apply_theme, draw_screen).chain(),
+            )
             .add_systems(
                 Update,
                 (window_title, remember_outcomes.after(SessionSet::Apply)),
@@ -41,14 +50,21 @@ fn spawn_camera(mut commands: Commands) {
 /// What the user is typing and where the UI's own intents stand.
 #[derive(Resource, Default, Debug, Clone)]
 pub struct Forms {
+    /// The name being typed in the name prompt.
     pub display_name: String,
     /// The first-run name prompt was answered (or skipped) in this run.
     pub name_prompt_done: bool,
+    /// The new party's name.
     pub session_name: String,
+    /// The typed track's title.
     pub track_title: String,
+    /// The typed track's artist.
     pub track_artist: String,
+    /// The typed track's length in minutes.
     pub track_minutes: String,
+    /// The invite link or code being typed.
     pub invite: String,
+    /// The relay address being typed.
     pub relay: String,
     /// The last refusal of one of the UI's own intents.
     pub problem: Option<Problem>,
@@ -62,29 +78,40 @@ pub struct Forms {
     pub join_open: bool,
     /// Which page of the central panel shows.
     pub page: Page,
+    /// The library search.
     pub library_query: String,
+    /// The folder to import.
     pub import_folder: String,
     /// The folder import in progress, if any, and how the last one went.
     pub importing: Option<IntentId>,
+    /// How the last import went, in words.
     pub import_result: Option<String>,
 }
 
 /// The central panel's pages.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Page {
+    /// The session: now playing, the queue, or start/join when not in one.
     #[default]
     Party,
+    /// This device's library.
     Library,
 }
 
 /// Everything one frame of the screen shows.
 #[derive(Debug, Clone)]
 pub struct Screen {
+    /// This device.
     pub me: LocalPeer,
+    /// This device's role, if in a session.
     pub my_role: Option<Role>,
+    /// The session, if in one.
     pub session: Option<SessionSnapshot>,
+    /// How to invite people (for the host).
     pub invite: SessionInvite,
+    /// The user's relays.
     pub relays: Vec<RelayEntry>,
+    /// People knocking.
     pub knocks: Vec<Knock>,
     /// False when the app runs without a network (`--offline`).
     pub network: bool,
@@ -94,6 +121,7 @@ pub struct Screen {
     pub join: Option<JoinProgress>,
     /// The library tracks matching the search (filled only while the library page shows).
     pub library: Vec<LibraryTrack>,
+    /// How many tracks the library holds in all.
     pub library_size: usize,
 }
 
@@ -156,28 +184,6 @@ fn remember_outcomes(mut forms: ResMut<Forms>, mut outcomes: MessageReader<Inten
             }
         }
     }
-}
-
-/// A dark theme, and text sized for the window: 1280×720 is the base, a 1080p screen gets
-/// everything half as large again.
-fn apply_theme(
-    mut contexts: EguiContexts,
-    window: Single<&Window, With<PrimaryWindow>>,
-    mut styled: Local<bool>,
-) -> Result {
-    let ctx = contexts.ctx_mut()?;
-    if !*styled {
-        let mut visuals = egui::Visuals::dark();
-        visuals.selection.bg_fill = screen::ACCENT;
-        visuals.hyperlink_color = screen::ACCENT;
-        ctx.set_visuals(visuals);
-        *styled = true;
-    }
-    let zoom = (window.resolution.height() / 720.0).clamp(1.0, 2.0);
-    if (ctx.zoom_factor() - zoom).abs() > 0.01 {
-        ctx.set_zoom_factor(zoom);
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -4,10 +4,12 @@
 use bevy_egui::egui::{self, RichText};
 use whatnext_core::prelude::*;
 
-use crate::screen::allowed;
+use crate::permitted::allowed;
+use crate::track_form::track_fields;
 use crate::words::format_ms;
 use crate::{Forms, Screen};
 
+/// The library page: import, add by hand, search, and queue a track.
 pub fn page(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         ui.label("Import a folder");
@@ -99,7 +101,7 @@ pub fn page(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &mut
 fn add_by_hand(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut Vec<Action>) {
     ui.horizontal(|ui| {
         ui.label("Add by hand:");
-        let typed = crate::screen::track_fields(ui, forms, "Add to library");
+        let typed = track_fields(ui, forms, "Add to library");
         if let Some((title, artist, duration_ms)) = typed {
             actions.push(Action::Local(LocalAction::AddToLibrary {
                 track_id: TrackId::random(&mut rand::thread_rng()),

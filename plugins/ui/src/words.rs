@@ -6,11 +6,14 @@ use whatnext_core::prelude::*;
 /// An error as the UI shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// What happened, for anyone.
     pub sentence: String,
+    /// The technical detail, shown on request.
     pub detail: String,
 }
 
 impl Problem {
+    /// The problem an intent's refusal describes.
     pub fn from_error(error: &IntentError) -> Self {
         Self {
             sentence: sentence_for(error.code).to_owned(),
@@ -30,6 +33,7 @@ impl Problem {
     }
 }
 
+/// The sentence shown for an error code.
 pub fn sentence_for(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::InvalidInvite => {
@@ -47,6 +51,7 @@ pub fn sentence_for(code: ErrorCode) -> &'static str {
     }
 }
 
+/// A role as people say it.
 pub fn role_name(role: Role) -> &'static str {
     match role {
         Role::Host => "host",
@@ -56,6 +61,7 @@ pub fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// A connection as people say it.
 pub fn connection_name(connection: Connection) -> &'static str {
     match connection {
         Connection::Myself => "this device",
@@ -65,7 +71,24 @@ pub fn connection_name(connection: Connection) -> &'static str {
     }
 }
 
+/// A duration as `m:ss`.
 pub fn format_ms(ms: u64) -> String {
     let s = ms / 1000;
     format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// The last characters of a peer id, enough to tell people apart at a glance.
+pub fn short_peer(peer: &PeerId) -> String {
+    let text = peer.as_str();
+    let tail = &text[text.len().saturating_sub(6)..];
+    format!("…{tail}")
+}
+
+/// The display name of `peer` in `session`, or its short id if it is not a participant.
+pub fn name_of(session: &SessionSnapshot, peer: &PeerId) -> String {
+    session
+        .participants
+        .iter()
+        .find(|p| p.peer_id == *peer)
+        .map_or_else(|| short_peer(peer), |p| p.display_name.clone())
 }

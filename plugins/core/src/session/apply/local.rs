@@ -1,0 +1,148 @@
+//! Local actions: they change this device only (its name, relays, library) or start and
+//! end its session. No role rules apply.
+
+use bevy::prelude::*;
+
+use super::{MAX_TEXT_CHARS, bad, clean_text, not_found, session_entity};
+use crate::clock::PlaybackClock;
+use crate::components::*;
+use crate::ids::{NetId, SessionId};
+use crate::intent::*;
+use crate::relay::validate_relay_addr;
+
+/// Applies a local action.
+pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<Applied, IntentError> {
+    match action {
+        LocalAction::SetDisplayName { name } => {
+            let name = clean_text("a display name", name)?;
+            let me = world.resource::<LocalPeer>().peer.clone();
+            world.resource_mut::<LocalPeer>().display_name = name.clone();
+            if let Some(mut chosen) = world.get_resource_mut::<DisplayNameChosen>() {
+                chosen.0 = true;
+            }
+            let mut participants = world.query::<&mut Participant>();
+            for mut p in participants.iter_mut(world) {
+                if p.peer == me {
+                    p.display_name = name.clone();
+                }
+            }
+            Ok(Applied::Done)
+        }
+        LocalAction::AddRelay { addr } => {
+            let addr = validate_relay_addr(addr).map_err(|e| bad(e.to_string()))?;
+            let mut relays = world.resource_mut::<Relays>();
+            if !relays.0.iter().any(|r| r.addr == addr) {
+                relays.0.push(RelayEntry {
+                    addr,
+                    status: RelayStatus::Disconnected,
+                });
+            }
+            Ok(Applied::Done)
+        }
+        LocalAction::RemoveRelay { addr } => {
+            let mut relays = world.resource_mut::<Relays>();
+            let before = relays.0.len();
+            relays.0.retain(|r| r.addr != *addr);
+            if relays.0.len() == before {
+                return Err(not_found(format!("no relay `{addr}` in the relay list")));
+            }
+            Ok(Applied::Done)
+        }
+        LocalAction::CreateSession { session_id, name } => {
+            let name = clean_text("a session name", name)?;
+            if let Some(entity) = session_entity(world) {
+                let current = world.get::<Session>(entity).map(|s| s.name.clone());
+                return Err(bad(format!(
+                    "already in session \"{}\"; leave it first",
+                    current.unwrap_or_default()
+                )));
+            }
+            let me = world.resource::<LocalPeer>().clone();
+            spawn_session(world, session_id.clone(), name, &me);
+            Ok(Applied::SessionCreated(session_id.clone()))
+        }
+        LocalAction::JoinSession { .. } => Err(IntentError::new(
+            ErrorCode::Unreachable,
+            "whatnext is offline (started with --offline, or the network failed to start), so it cannot join",
+        )),
+        LocalAction::AddToLibrary {
+            track_id,
+            title,
+            artist,
+            duration_ms,
+            path,
+        } => {
+            let track = LibraryTrack {
+                id: *track_id,
+                title: clean_text("a track title", title)?,
+                artist: artist.trim().chars().take(MAX_TEXT_CHARS).collect(),
+                duration_ms: *duration_ms,
+                path: path.clone(),
+            };
+            let mut library = world.get_resource_or_insert_with(Library::default);
+            if library.0.iter().any(|t| t.id == track.id) {
+                return Err(bad("that track is in the library already"));
+            }
+            library.0.push(track);
+            Ok(Applied::Done)
+        }
+        LocalAction::ImportFolder { .. } => Err(IntentError::new(
+            ErrorCode::Internal,
+            "this build of whatnext cannot import folders (no library plugin)",
+        )),
+        LocalAction::LeaveSession => {
+            if session_entity(world).is_none() {
+                return Err(IntentError::new(
+                    ErrorCode::NotInSession,
+                    "not in a session",
+                ));
+            }
+            despawn_session(world);
+            Ok(Applied::Done)
+        }
+    }
+}
+
+/// Spawns a new session hosted by `host`, who is its first participant and playback owner.
+pub fn spawn_session(world: &mut World, id: SessionId, name: String, host: &LocalPeer) -> Entity {
+    let net_id = NetId(rand::random());
+    let session = world
+        .spawn((
+            Session { id, name },
+            Host(host.peer.clone()),
+            CoHosts::default(),
+            PlaybackOwner(host.peer.clone()),
+            PlaybackClock::stopped(),
+            net_id,
+            Replicated,
+        ))
+        .id();
+    world.spawn((
+        Participant {
+            peer: host.peer.clone(),
+            display_name: host.display_name.clone(),
+            display: false,
+        },
+        Presence {
+            online: true,
+            connection: Connection::Myself,
+        },
+        NetId(rand::random()),
+        Replicated,
+    ));
+    session
+}
+
+/// Removes the session, its participants and its tracks from the world.
+pub fn despawn_session(world: &mut World) {
+    world.resource_mut::<Knocks>().0.clear();
+    world.resource_mut::<RejoinInvite>().0 = None;
+    *world.resource_mut::<SessionInvite>() = SessionInvite::default();
+    let doomed: Vec<Entity> = world
+        .query_filtered::<Entity, Or<(With<Session>, With<Participant>, With<Track>)>>()
+        .iter(world)
+        .collect();
+    for entity in doomed {
+        world.despawn(entity);
+    }
+}

@@ -1,0 +1,143 @@
+//! [`SessionEvent`]: what happened to the session, derived from component changes.
+
+use std::collections::HashMap;
+
+use bevy::prelude::*;
+
+use super::Restored;
+use crate::clock::{PlayState, PlaybackClock};
+use crate::components::*;
+use crate::ids::{PeerId, SessionId, TrackId};
+
+/// What happened to the session, for front ends and extensions. Derived from component
+/// changes, so it reports the same facts whatever caused them (a local intent, the host's
+/// replication, storage).
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// This device entered a session (created, joined; not restored at start).
+    SessionJoined {
+        /// The session entered.
+        session_id: SessionId,
+    },
+    /// This device's session ended for it (left, or closed).
+    SessionLeft {
+        /// The session left.
+        session_id: SessionId,
+    },
+    /// Someone joined the session.
+    ParticipantJoined {
+        /// Who joined.
+        peer: PeerId,
+    },
+    /// Someone left the session.
+    ParticipantLeft {
+        /// Who left.
+        peer: PeerId,
+    },
+    /// A track entered the queue.
+    TrackAdded {
+        /// The track added.
+        track_id: TrackId,
+    },
+    /// A track left the queue.
+    TrackRemoved {
+        /// The track removed.
+        track_id: TrackId,
+    },
+    /// The queue's order or contents changed.
+    QueueChanged,
+    /// The playback clock changed (play, pause, seek, a new track).
+    PlaybackChanged,
+    /// Playback moved to another device.
+    OwnerChanged {
+        /// The new playback owner.
+        owner: PeerId,
+    },
+    /// Someone became, or stopped being, a co-host.
+    CohostsChanged,
+    /// A track began playing (a new current track, while playing).
+    TrackStarted {
+        /// The track now playing.
+        track_id: TrackId,
+    },
+}
+
+/// In `PostUpdate` ([`SessionSet::Events`](super::SessionSet::Events)): turns this frame's
+/// component changes into [`SessionEvent`]s. Entities loaded from storage ([`Restored`]) are
+/// not news.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn emit_session_events(
+    mut out: MessageWriter<SessionEvent>,
+    mut known_session: Local<Option<SessionId>>,
+    mut known_participants: Local<HashMap<Entity, PeerId>>,
+    sessions: Query<(&Session, Has<Restored>)>,
+    new_participants: Query<(Entity, &Participant, Has<Restored>), Added<Participant>>,
+    mut gone_participants: RemovedComponents<Participant>,
+    new_tracks: Query<&Track, (Added<Track>, Without<Restored>)>,
+    mut removed_tracks: MessageReader<TrackRemoved>,
+    moved: Query<(), (Changed<QueuePosition>, Without<Restored>)>,
+    clocks: Query<&PlaybackClock, (Changed<PlaybackClock>, Without<Restored>)>,
+    mut started: Local<Option<TrackId>>,
+    owners: Query<&PlaybackOwner, (Changed<PlaybackOwner>, Without<Restored>)>,
+    cohosts: Query<(), (Changed<CoHosts>, Without<Restored>)>,
+) {
+    let current = sessions.iter().next();
+    let current_id = current.map(|(s, _)| s.id.clone());
+    if *known_session != current_id {
+        if let Some(left) = known_session.take() {
+            out.write(SessionEvent::SessionLeft { session_id: left });
+        }
+        if let Some((s, false)) = current {
+            out.write(SessionEvent::SessionJoined {
+                session_id: s.id.clone(),
+            });
+        }
+        *known_session = current_id;
+    }
+    for entity in gone_participants.read() {
+        if let Some(peer) = known_participants.remove(&entity) {
+            out.write(SessionEvent::ParticipantLeft { peer });
+        }
+    }
+    for (entity, p, restored) in &new_participants {
+        known_participants.insert(entity, p.peer.clone());
+        if !restored {
+            out.write(SessionEvent::ParticipantJoined {
+                peer: p.peer.clone(),
+            });
+        }
+    }
+    for t in &new_tracks {
+        out.write(SessionEvent::TrackAdded { track_id: t.id });
+    }
+    let mut queue_changed = !moved.is_empty();
+    for removed in removed_tracks.read() {
+        out.write(SessionEvent::TrackRemoved {
+            track_id: removed.track_id,
+        });
+        queue_changed = true;
+    }
+    if queue_changed {
+        out.write(SessionEvent::QueueChanged);
+    }
+    for clock in &clocks {
+        out.write(SessionEvent::PlaybackChanged);
+        if clock.state == PlayState::Playing
+            && *started != clock.track
+            && let Some(track_id) = clock.track
+        {
+            out.write(SessionEvent::TrackStarted { track_id });
+        }
+        if clock.state != PlayState::Playing || *started != clock.track {
+            *started = clock.track.filter(|_| clock.state == PlayState::Playing);
+        }
+    }
+    for owner in &owners {
+        out.write(SessionEvent::OwnerChanged {
+            owner: owner.0.clone(),
+        });
+    }
+    if !cohosts.is_empty() {
+        out.write(SessionEvent::CohostsChanged);
+    }
+}
