@@ -88,8 +88,9 @@ pub enum SessionResponse {
     },
 }
 
-/// One replicated component's serialized value, named by its registered name.
-pub type ComponentBytes = (String, Vec<u8>);
+/// One replicated component's serialized value, named by its registration id (the order in
+/// which the replication registry was given it; every peer registers in the same order).
+pub type ComponentBytes = (u16, Vec<u8>);
 
 /// One tick's changes on the authority, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,7 +110,7 @@ pub enum Change {
     },
     Remove {
         net_id: u64,
-        component: String,
+        component: u16,
     },
     Despawn {
         net_id: u64,
