@@ -110,13 +110,15 @@ impl Authority {
     fn resync(&self, epoch: u64, after: u64) -> SessionResponse {
         let first = self.history.front().map(|u| u.seq);
         match first {
-            Some(first) if epoch == self.epoch && first <= after.saturating_add(1) => SessionResponse::Updates(
-                self.history
-                    .iter()
-                    .filter(|u| u.seq > after)
-                    .cloned()
-                    .collect(),
-            ),
+            Some(first) if epoch == self.epoch && first <= after.saturating_add(1) => {
+                SessionResponse::Updates(
+                    self.history
+                        .iter()
+                        .filter(|u| u.seq > after)
+                        .cloned()
+                        .collect(),
+                )
+            }
             _ => SessionResponse::Snapshot(self.snapshot()),
         }
     }

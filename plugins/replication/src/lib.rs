@@ -130,7 +130,10 @@ impl Plugin for ReplicationPlugin {
             )
             .add_systems(
                 PostUpdate,
-                (authority::collect_despawns.run_if(hosting), authority::flush)
+                (
+                    authority::collect_despawns.run_if(hosting),
+                    authority::flush,
+                )
                     .chain()
                     .in_set(ReplicationSet::Flush),
             )

@@ -65,7 +65,9 @@ pub(crate) fn receive(
                 };
                 world.write_message(NetCommand::Respond { reply, response });
             }
-            NetEvent::SendFailed { token, .. } if world.resource::<Mirror>().resync == Some(token) => {
+            NetEvent::SendFailed { token, .. }
+                if world.resource::<Mirror>().resync == Some(token) =>
+            {
                 // The gap is still there: ask again.
                 let mut mirror = world.resource_mut::<Mirror>();
                 mirror.resync = None;

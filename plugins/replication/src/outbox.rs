@@ -328,6 +328,9 @@ mod tests {
         let mut bucket = RateBucket::new(start);
         while bucket.take(start) {}
         assert!(!bucket.take(Duration::from_secs(1)));
-        assert!(!bucket.take(start), "the earlier time did not move the bucket back");
+        assert!(
+            !bucket.take(start),
+            "the earlier time did not move the bucket back"
+        );
     }
 }

@@ -223,8 +223,8 @@ fn insert_component<C: Component + DeserializeOwned>(
     entity: Entity,
     bytes: &[u8],
 ) -> Result<(), String> {
-    let value: C = postcard::from_bytes(bytes)
-        .map_err(|e| format!("{}: {e}", std::any::type_name::<C>()))?;
+    let value: C =
+        postcard::from_bytes(bytes).map_err(|e| format!("{}: {e}", std::any::type_name::<C>()))?;
     world.entity_mut(entity).insert(value);
     Ok(())
 }
@@ -240,10 +240,7 @@ pub(crate) fn short_name(full: &str) -> String {
     let mut out = String::new();
     let mut start = 0;
     for (i, c) in full.char_indices() {
-        if matches!(
-            c,
-            '<' | '>' | ',' | ' ' | '(' | ')' | '[' | ']' | ';' | '&'
-        ) {
+        if matches!(c, '<' | '>' | ',' | ' ' | '(' | ')' | '[' | ']' | ';' | '&') {
             out.push_str(&last_segment(&full[start..i]));
             out.push(c);
             start = i + c.len_utf8();
