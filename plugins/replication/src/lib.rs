@@ -33,7 +33,7 @@ use whatnext_network::{Members, NetCommand, NetEvent, PeerLinks};
 
 pub use authority::{HISTORY, RESEND_EVERY_FRAMES};
 pub use outbox::{INTENT_BURST, INTENTS_PER_SECOND, MAX_INTENTS_IN_FLIGHT};
-pub use registry::{AppReplicationExt, Registry};
+pub use registry::{AppReplicationExt, Registry, UnknownComponent};
 
 /// Adds replication to an app: the host's side and the member's side both, since which one
 /// runs depends on who hosts the current session.
@@ -68,7 +68,9 @@ pub enum ReplicationSet {
     /// time (`clock_sync`). Runs in that order.
     Receive,
     /// In `PostUpdate`: the host turns this frame's component changes on `Replicated`
-    /// entities into changes for the next update (one system per registered component).
+    /// entities into changes for the next update (one system per registered component, added
+    /// by `replicate`), and notes which entity carries which `NetId`. Extensions that change
+    /// replicated components in `PostUpdate` run before this set.
     Collect,
     /// In `PostUpdate`, after `Collect`: the host adds despawns, numbers the frame's changes
     /// as one update, sends it to the members, resends the latest to members that lost

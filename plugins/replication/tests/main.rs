@@ -87,6 +87,12 @@ fn member_acts(member: &mut App, rng: &mut StdRng, counter: &mut u64) {
 }
 
 fn run_schedule(seed: u64) -> Result<(), String> {
+    run_schedule_with(seed, 0.0)
+}
+
+/// One seeded schedule; `duplicate_chance` makes the chaotic network deliver some requests
+/// twice (0.0: never, and the schedule is exactly as without the knob).
+fn run_schedule_with(seed: u64, duplicate_chance: f64) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut host = replicating_app(HOST);
     let mut member = replicating_app(MEMBER);
@@ -148,6 +154,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     tick(&mut host, &mut member, &mut net);
     // Chaos: random delays and drops, and now and then the link is cut for a while.
     net.drop_chance = rng.gen_range(0.0..0.3);
+    net.duplicate_chance = duplicate_chance;
     net.max_delay = rng.gen_range(0..6);
     for step in 0..40 {
         if rng.gen_bool(0.6) {
@@ -166,6 +173,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     // Calm: a reliable network. The host has nothing new to say; a member that lost
     // updates must still catch up (the host resends the latest update to it).
     net.drop_chance = 0.0;
+    net.duplicate_chance = 0.0;
     net.max_delay = 2;
     for _ in 0..60 {
         tick(&mut host, &mut member, &mut net);
@@ -223,6 +231,19 @@ fn every_member_ends_with_exactly_the_authoritys_state_over_1000_seeded_schedule
     assert!(
         failures.is_empty(),
         "{} of 1000 schedules diverged; first: {}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+#[test]
+fn members_converge_when_requests_arrive_twice() {
+    let failures: Vec<String> = (0..100u64)
+        .filter_map(|seed| run_schedule_with(seed, 0.2).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 100 schedules diverged with duplicates; first: {}",
         failures.len(),
         failures[0]
     );
