@@ -7,13 +7,13 @@ use bevy::prelude::*;
 use whatnext_core::prelude::*;
 use whatnext_core::session::apply_intent;
 
-pub const HOST: &str = "host-peer";
-pub const COHOST: &str = "cohost-peer";
-pub const GUEST: &str = "guest-peer";
-pub const SCREEN: &str = "screen-peer";
+pub(crate) const HOST: &str = "host-peer";
+pub(crate) const COHOST: &str = "cohost-peer";
+pub(crate) const GUEST: &str = "guest-peer";
+pub(crate) const SCREEN: &str = "screen-peer";
 
 /// An app with `SessionPlugin`, this device being `HOST`, and a frozen wall clock.
-pub fn host_app() -> App {
+pub(crate) fn host_app() -> App {
     let mut app = App::new();
     app.add_plugins(SessionPlugin);
     app.insert_resource(LocalPeer {
@@ -31,11 +31,11 @@ pub fn host_app() -> App {
 }
 
 /// Applies `action` as authored by `author`, with a fresh intent id.
-pub fn act(app: &mut App, author: &str, action: SessionAction) -> Result<Applied, IntentError> {
+pub(crate) fn act(app: &mut App, author: &str, action: SessionAction) -> Result<Applied, IntentError> {
     act_any(app, author, Action::Session(action))
 }
 
-pub fn act_any(app: &mut App, author: &str, action: Action) -> Result<Applied, IntentError> {
+pub(crate) fn act_any(app: &mut App, author: &str, action: Action) -> Result<Applied, IntentError> {
     let counter = {
         let mut c = app.world_mut().resource_mut::<IntentCounter>();
         c.0 += 1;
@@ -52,7 +52,7 @@ pub fn act_any(app: &mut App, author: &str, action: Action) -> Result<Applied, I
 }
 
 /// A session "Party" hosted here, with a co-host, a guest and a display screen joined.
-pub fn party() -> App {
+pub(crate) fn party() -> App {
     let mut app = host_app();
     act_any(
         &mut app,
@@ -92,7 +92,7 @@ pub fn party() -> App {
     app
 }
 
-pub fn add_track(
+pub(crate) fn add_track(
     app: &mut App,
     author: &str,
     id: u64,
@@ -111,7 +111,7 @@ pub fn add_track(
     )
 }
 
-pub fn titles(app: &mut App) -> Vec<String> {
+pub(crate) fn titles(app: &mut App) -> Vec<String> {
     let world = app.world_mut();
     let order: Vec<Entity> = world
         .resource::<QueueIndex>()
@@ -124,7 +124,7 @@ pub fn titles(app: &mut App) -> Vec<String> {
         .collect()
 }
 
-pub fn clock(app: &mut App) -> PlaybackClock {
+pub(crate) fn clock(app: &mut App) -> PlaybackClock {
     let world = app.world_mut();
     world
         .query::<&PlaybackClock>()
@@ -133,7 +133,7 @@ pub fn clock(app: &mut App) -> PlaybackClock {
         .clone()
 }
 
-pub fn owner(app: &mut App) -> String {
+pub(crate) fn owner(app: &mut App) -> String {
     let world = app.world_mut();
     world
         .query::<&PlaybackOwner>()

@@ -17,8 +17,8 @@ use libp2p::request_response::{Event as RrEvent, Message};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identity, relay};
 use whatnext_network::NetConfig;
-use whatnext_network::transport::{Request, Response};
 use whatnext_network::swarm::{Behaviour, BehaviourEvent, build_swarm};
+use whatnext_network::transport::{Request, Response};
 
 const ROUND_TRIPS: usize = 1_000;
 const CONNECT_SAMPLES: usize = 20;

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use rand::Rng;
 
+/// The first retry's ceiling.
 pub const BASE: Duration = Duration::from_secs(1);
+/// No delay is longer than this.
 pub const CAP: Duration = Duration::from_secs(30);
 
 /// The upper bound of the delay after `failures` consecutive failures (0 = first retry).

@@ -228,7 +228,7 @@ pub struct RequestTokens(u64);
 
 impl RequestTokens {
     /// A token no other request of this run has.
-    pub fn next(&mut self) -> u64 {
+    pub fn fresh(&mut self) -> u64 {
         self.0 += 1;
         self.0
     }

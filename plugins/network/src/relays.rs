@@ -11,11 +11,16 @@ use crate::backoff;
 /// Failed attempts on one relay before moving to the next in the list.
 pub const FAILURES_BEFORE_FALLBACK: u32 = 5;
 
+/// One relay's status, as the user sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Status {
+    /// Dialling it, or waiting for its answer to the reservation.
     Connecting,
+    /// It holds a slot for us: others reach us through it.
     Reserved,
+    /// The last attempt failed, and why.
     Failed(String),
+    /// Not in use (another relay is active).
     Disconnected,
 }
 
@@ -30,6 +35,7 @@ pub enum Step {
     Idle,
 }
 
+/// Which relay is active, its failures and backoff, and every relay's status.
 #[derive(Debug, Default)]
 pub struct RelayManager {
     relays: Vec<(String, Status)>,
@@ -65,10 +71,12 @@ impl RelayManager {
         }
     }
 
+    /// The relay being tried or held now.
     pub fn active_addr(&self) -> Option<&str> {
         self.relays.get(self.active).map(|(a, _)| a.as_str())
     }
 
+    /// Every relay with its status, in the user's order.
     pub fn statuses(&self) -> Vec<(String, Status)> {
         self.relays.clone()
     }

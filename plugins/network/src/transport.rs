@@ -133,7 +133,9 @@ impl libp2p::request_response::Codec for FrameCodec {
         // libp2p drops a request that fails to read without telling anyone which peer sent
         // it; handed over as `Malformed`, it is answered and counted.
         match read_frame(io).await {
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => Ok(Request::Malformed(e.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                Ok(Request::Malformed(e.to_string()))
+            }
             other => other,
         }
     }

@@ -9,8 +9,8 @@ use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, Event as RrEvent, Message, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
-use whatnext_network::transport::{Request, Response, SESSION_PROTOCOL, encode_frame, read_frame};
 use whatnext_network::swarm::{GARBAGE_LIMIT, run};
+use whatnext_network::transport::{Request, Response, SESSION_PROTOCOL, encode_frame, read_frame};
 use whatnext_network::{NetCommand, NetConfig, NetEvent};
 
 /// Writes requests as raw bytes (well-formed or not); reads responses as whatnext does.

@@ -6,41 +6,23 @@ use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
-use whatnext_core::session::apply_intent;
 use whatnext_network::{NetConfig, NetworkPlugin};
-use whatnext_replication::ReplicationPlugin;
+use whatnext_replication::{Registry, ReplicationPlugin};
+use whatnext_test_support::{Author, session_app};
 
 const TRACKS: u64 = 10_000;
 
 fn main() {
-    let mut app = App::new();
-    app.add_plugins(SessionPlugin);
-    let me = PeerId::new("bench-host");
-    app.insert_resource(LocalPeer {
-        peer: me.clone(),
-        display_name: "Bench".into(),
-    });
-    app.init_resource::<Relays>();
+    let mut app = session_app("bench-host");
     let mut config = NetConfig::new(libp2p::identity::Keypair::generate_ed25519());
     config.listen.clear();
     config.mdns = false;
     app.add_plugins(NetworkPlugin::new(config))
         .add_plugins(ReplicationPlugin);
     app.update();
-    let mut counter = 0u64;
+    let mut me = Author::new("bench-host");
     let mut send = |app: &mut App, action: Action| {
-        counter += 1;
-        apply_intent(
-            app.world_mut(),
-            &Intent {
-                id: IntentId {
-                    author: me.clone(),
-                    counter,
-                },
-                action,
-            },
-        )
-        .expect("apply");
+        me.act(app, action).expect("apply");
     };
     send(
         &mut app,
@@ -114,31 +96,35 @@ fn main() {
         path: None,
         added_by: PeerId::new("12D3KooWCgGdKwhBMXUEgtzxRHtBoRH5VxnqUcNYdXMV7V6ptq9a"),
     };
-    let update = whatnext_network::protocol::Update {
+    let registry = app.world().resource::<Registry>();
+    let id_of_track = registry.id_of::<Track>().expect("registered");
+    let id_of_position = registry.id_of::<QueuePosition>().expect("registered");
+    let update = whatnext_replication::protocol::Update {
         epoch: 1,
         seq: 1,
         changes: vec![
-            whatnext_network::protocol::Change::Insert {
+            whatnext_replication::protocol::Change::Insert {
                 net_id: 1,
-                component: (
-                    std::any::type_name::<Track>().into(),
-                    postcard::to_allocvec(&track).expect("encode"),
-                ),
+                component: (id_of_track, postcard::to_allocvec(&track).expect("encode")),
             },
-            whatnext_network::protocol::Change::Insert {
+            whatnext_replication::protocol::Change::Insert {
                 net_id: 1,
                 component: (
-                    std::any::type_name::<QueuePosition>().into(),
+                    id_of_position,
                     postcard::to_allocvec(&QueuePosition(QueueKey::between(None, None)))
                         .expect("encode"),
                 ),
             },
         ],
     };
-    let frame = whatnext_network::protocol::encode_frame(
-        &whatnext_network::protocol::SessionRequest::Update(update),
+    // The session message, in the transport's payload, in one frame.
+    let payload = whatnext_replication::protocol::encode(
+        &whatnext_replication::protocol::SessionRequest::Update(update),
     )
-    .expect("frame");
+    .expect("payload");
+    let frame =
+        whatnext_network::transport::encode_frame(&whatnext_network::Request::Payload(payload))
+            .expect("frame");
     println!(
         "bytes on the wire per added track (one update frame, before noise/yamux framing): {}",
         frame.len()

@@ -3,202 +3,19 @@
 //! messages and cuts the link for a while. For 1,000 seeded schedules the member must end
 //! with exactly the host's session state. A failing seed is printed, so it can be replayed.
 
-use std::collections::HashMap;
-
-use bevy::ecs::system::SystemState;
 use bevy::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use whatnext_core::prelude::*;
 use whatnext_core::session::apply_intent;
-use whatnext_network::protocol::{Snapshot, Welcome};
-use whatnext_network::session_link::PendingWelcomes;
-use whatnext_network::{ConnectionKind, Members, NetCommand, NetEvent, PeerLinks};
-use whatnext_replication::ReplicationPlugin;
+use whatnext_network::{ConnectionKind, NetCommand, NetEvent, PeerLinks};
+use whatnext_replication::protocol::{Snapshot, Welcome};
+use whatnext_replication::{Members, PendingWelcomes, Registry};
+use whatnext_test_support::{
+    HOST, MEMBER, Network, STRANGER, WELCOME_REPLY, net_id, replicating_app, session_state, tick,
+};
 
-const HOST: &str = "host-peer";
-const MEMBER: &str = "member-peer";
-const WELCOME_REPLY: u64 = u64::MAX;
-
-fn app(peer: &str) -> App {
-    let mut app = App::new();
-    app.add_plugins(SessionPlugin)
-        .add_plugins(ReplicationPlugin);
-    app.insert_resource(LocalPeer {
-        peer: PeerId::new(peer),
-        display_name: peer.into(),
-    });
-    app.init_resource::<Relays>();
-    app.insert_resource(WallClock {
-        now_ms: 5_000_000,
-        frozen: true,
-        ..Default::default()
-    });
-    app.update();
-    app
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Side {
-    Host,
-    Member,
-}
-
-impl Side {
-    fn other(self) -> Side {
-        match self {
-            Side::Host => Side::Member,
-            Side::Member => Side::Host,
-        }
-    }
-    fn peer(self) -> String {
-        match self {
-            Side::Host => HOST.into(),
-            Side::Member => MEMBER.into(),
-        }
-    }
-}
-
-/// Messages in flight, and who waits for which answer.
-struct Network {
-    rng: StdRng,
-    tick: u64,
-    in_flight: Vec<(u64, Side, NetEvent)>,
-    next_reply: u64,
-    replies: HashMap<u64, (Side, u64)>,
-    drop_chance: f64,
-    max_delay: u64,
-}
-
-impl Network {
-    fn later(&mut self) -> u64 {
-        self.tick + self.rng.gen_range(0..=self.max_delay)
-    }
-
-    fn dropped(&mut self) -> bool {
-        self.rng.gen_bool(self.drop_chance)
-    }
-
-    fn route(&mut self, from: Side, command: NetCommand) {
-        match command {
-            NetCommand::Send {
-                token,
-                peer,
-                request,
-            } => {
-                let at = self.later();
-                if self.dropped() {
-                    let error = "timed out".to_owned();
-                    self.in_flight
-                        .push((at, from, NetEvent::SendFailed { token, peer, error }));
-                } else {
-                    self.next_reply += 1;
-                    self.replies.insert(self.next_reply, (from, token));
-                    let event = NetEvent::Request {
-                        peer: from.peer(),
-                        reply: self.next_reply,
-                        request,
-                    };
-                    self.in_flight.push((at, from.other(), event));
-                }
-            }
-            NetCommand::Respond {
-                reply: WELCOME_REPLY,
-                response,
-            } => {
-                // The welcome itself is delivered; the chaos starts after joining.
-                let event = NetEvent::JoinAnswer {
-                    token: 0,
-                    host: HOST.into(),
-                    response,
-                };
-                self.in_flight.push((self.tick, Side::Member, event));
-            }
-            NetCommand::Respond { reply, response } => {
-                let Some((asker, token)) = self.replies.remove(&reply) else {
-                    return;
-                };
-                let at = self.later();
-                let event = if self.dropped() {
-                    NetEvent::SendFailed {
-                        token,
-                        peer: from.peer(),
-                        error: "lost".into(),
-                    }
-                } else {
-                    NetEvent::Response {
-                        token,
-                        peer: from.peer(),
-                        response,
-                    }
-                };
-                self.in_flight.push((at, asker, event));
-            }
-            _ => {}
-        }
-    }
-}
-
-/// One frame of both apps, and the network between them.
-fn tick(host: &mut App, member: &mut App, net: &mut Network) {
-    net.tick += 1;
-    let due: Vec<(u64, Side, NetEvent)> = {
-        let (now, rest): (Vec<_>, Vec<_>) = net
-            .in_flight
-            .drain(..)
-            .partition(|(at, _, _)| *at <= net.tick);
-        net.in_flight = rest;
-        now
-    };
-    // Reorder what arrives in the same frame, too.
-    let mut due = due;
-    for i in (1..due.len()).rev() {
-        let j = net.rng.gen_range(0..=i);
-        due.swap(i, j);
-    }
-    let trace = std::env::var("WHATNEXT_TRACE").is_ok();
-    for (_, side, event) in due {
-        if trace {
-            let text = format!("{event:?}");
-            eprintln!(
-                "t{} -> {side:?}: {}",
-                net.tick,
-                &text[..text.len().min(400)]
-            );
-        }
-        let target = if side == Side::Host {
-            &mut *host
-        } else {
-            &mut *member
-        };
-        target.world_mut().write_message(event);
-    }
-    for (side, app) in [(Side::Host, &mut *host), (Side::Member, &mut *member)] {
-        app.update();
-        let commands: Vec<NetCommand> = app
-            .world_mut()
-            .resource_mut::<Messages<NetCommand>>()
-            .drain()
-            .collect();
-        for command in commands {
-            net.route(side, command);
-        }
-    }
-}
-
-/// What must match: the session as `session.state` shows it, minus per-device presence.
-fn state(app: &mut App) -> Option<(SessionSnapshot, Vec<(String, String)>)> {
-    let mut system = SystemState::<SessionReader>::new(app.world_mut());
-    let reader = system.get(app.world()).expect("reader");
-    let mut snapshot = reader.snapshot()?;
-    let people = snapshot
-        .participants
-        .iter()
-        .map(|p| (p.peer_id.to_string(), p.display_name.clone()))
-        .collect();
-    snapshot.participants.clear();
-    Some((snapshot, people))
-}
+mod wire_ids;
 
 fn host_acts(host: &mut App, rng: &mut StdRng, counter: &mut u64, next_track: &mut u64) {
     let tracks: Vec<TrackId> = host
@@ -270,9 +87,15 @@ fn member_acts(member: &mut App, rng: &mut StdRng, counter: &mut u64) {
 }
 
 fn run_schedule(seed: u64) -> Result<(), String> {
+    run_schedule_with(seed, 0.0)
+}
+
+/// One seeded schedule; `duplicate_chance` makes the chaotic network deliver some requests
+/// twice (0.0: never, and the schedule is exactly as without the knob).
+fn run_schedule_with(seed: u64, duplicate_chance: f64) -> Result<(), String> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut host = app(HOST);
-    let mut member = app(MEMBER);
+    let mut host = replicating_app(HOST);
+    let mut member = replicating_app(MEMBER);
     let mut counter = 0;
     let mut next_track = 0;
     let create = Intent {
@@ -289,15 +112,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     for _ in 0..rng.gen_range(0..5) {
         host_acts(&mut host, &mut rng, &mut counter, &mut next_track);
     }
-    let mut net = Network {
-        rng: StdRng::seed_from_u64(seed ^ 0x5eed),
-        tick: 0,
-        in_flight: Vec::new(),
-        next_reply: 0,
-        replies: HashMap::new(),
-        drop_chance: 0.0,
-        max_delay: 0,
-    };
+    let mut net = Network::new(seed ^ 0x5eed);
     host.update();
     host.world_mut()
         .resource_mut::<Members>()
@@ -325,6 +140,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
         .insert(PeerId::new(HOST), ConnectionKind::Relayed);
     let mut member_counter = 0;
     let welcome = Welcome {
+        protocol: host.world().resource::<Registry>().protocol_hash(),
         session: SessionId("SIM".into()),
         name: "Sim".into(),
         host: PeerId::new(HOST),
@@ -339,6 +155,7 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     tick(&mut host, &mut member, &mut net);
     // Chaos: random delays and drops, and now and then the link is cut for a while.
     net.drop_chance = rng.gen_range(0.0..0.3);
+    net.duplicate_chance = duplicate_chance;
     net.max_delay = rng.gen_range(0..6);
     for step in 0..40 {
         if rng.gen_bool(0.6) {
@@ -357,12 +174,16 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     // Calm: a reliable network. The host has nothing new to say; a member that lost
     // updates must still catch up (the host resends the latest update to it).
     net.drop_chance = 0.0;
+    net.duplicate_chance = 0.0;
     net.max_delay = 2;
     for _ in 0..60 {
         tick(&mut host, &mut member, &mut net);
         let delivered = member.world().resource::<Outbox>().0.is_empty();
-        if net.in_flight.is_empty() && delivered && state(&mut host) == state(&mut member) {
-            let titles: Vec<String> = state(&mut host)
+        if net.in_flight.is_empty()
+            && delivered
+            && session_state(&mut host) == session_state(&mut member)
+        {
+            let titles: Vec<String> = session_state(&mut host)
                 .map(|(s, _)| s.queue.into_iter().map(|t| t.title).collect())
                 .unwrap_or_default();
             let unique: std::collections::HashSet<&String> = titles.iter().collect();
@@ -374,8 +195,8 @@ fn run_schedule(seed: u64) -> Result<(), String> {
     }
     Err(format!(
         "seed {seed}: diverged\nhost:   {:?}\nmember: {:?}",
-        state(&mut host),
-        state(&mut member)
+        session_state(&mut host),
+        session_state(&mut member)
     ))
 }
 
@@ -416,15 +237,27 @@ fn every_member_ends_with_exactly_the_authoritys_state_over_1000_seeded_schedule
     );
 }
 
+#[test]
+fn members_converge_when_requests_arrive_twice() {
+    let failures: Vec<String> = (0..100u64)
+        .filter_map(|seed| run_schedule_with(seed, 0.2).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of 100 schedules diverged with duplicates; first: {}",
+        failures.len(),
+        failures[0]
+    );
+}
+
 /// Fuzz-style: random bytes that happen to decode as session requests, and well-formed but
 /// unwelcome requests (updates, intents, resyncs), from a peer that is not a member: the host
 /// neither panics nor changes anything.
 #[test]
 fn requests_from_strangers_change_nothing_whatever_they_carry() {
-    use whatnext_network::SessionRequest;
-    use whatnext_network::protocol::{Change, Update};
+    use whatnext_replication::protocol::{Change, SessionRequest, Update, encode};
     let mut rng = StdRng::seed_from_u64(99);
-    let mut host = app(HOST);
+    let mut host = replicating_app(HOST);
     let create = Intent {
         id: IntentId {
             author: PeerId::new(HOST),
@@ -437,25 +270,21 @@ fn requests_from_strangers_change_nothing_whatever_they_carry() {
     };
     apply_intent(host.world_mut(), &create).expect("create");
     host.update();
-    let before = state(&mut host);
+    let before = session_state(&mut host);
     let mut asked = 0;
     for i in 0..3_000u64 {
         let request = match i % 4 {
-            0 => {
-                let bytes: Vec<u8> = (0..rng.gen_range(0..48)).map(|_| rng.r#gen()).collect();
-                match postcard::from_bytes::<SessionRequest>(&bytes) {
-                    Ok(request) => request,
-                    Err(_) => continue, // undecodable frames never reach the handler
-                }
-            }
-            1 => SessionRequest::Update(Update {
+            // Random bytes reach the app as a payload: most do not decode (refused and
+            // counted against the peer), a few decode as some request.
+            0 => Ok((0..rng.gen_range(0..48)).map(|_| rng.r#gen()).collect()),
+            1 => encode(&SessionRequest::Update(Update {
                 epoch: rng.r#gen(),
                 seq: rng.r#gen(),
                 changes: vec![Change::Despawn {
                     net_id: rng.r#gen(),
                 }],
-            }),
-            2 => SessionRequest::Intent(Intent {
+            })),
+            2 => encode(&SessionRequest::Intent(Intent {
                 id: IntentId {
                     author: PeerId::new("stranger"),
                     counter: i,
@@ -467,17 +296,20 @@ fn requests_from_strangers_change_nothing_whatever_they_carry() {
                     duration_ms: 1,
                     path: None,
                 }),
-            }),
-            _ => SessionRequest::Resync {
+            })),
+            _ => encode(&SessionRequest::Resync {
                 epoch: rng.r#gen(),
                 after: rng.r#gen(),
-            },
+            }),
+        };
+        let Ok(payload) = request else {
+            panic!("a request did not encode");
         };
         asked += 1;
         host.world_mut().write_message(NetEvent::Request {
-            peer: "stranger".into(),
+            peer: net_id(STRANGER),
             reply: i,
-            request,
+            payload,
         });
         host.update();
         let _ = host
@@ -486,6 +318,10 @@ fn requests_from_strangers_change_nothing_whatever_they_carry() {
             .drain()
             .count();
     }
-    assert!(asked > 2_000);
-    assert_eq!(state(&mut host), before, "a stranger changed the session");
+    assert_eq!(asked, 3_000);
+    assert_eq!(
+        session_state(&mut host),
+        before,
+        "a stranger changed the session"
+    );
 }

@@ -39,11 +39,12 @@ impl Task {
         let Ok(namespace) = rendezvous::Namespace::new(code_namespace(&code)) else {
             return;
         };
-        match self.swarm.behaviour_mut().rendezvous.register(
-            namespace,
-            relay,
-            Some(CODE_TTL_SECS),
-        ) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .rendezvous
+            .register(namespace, relay, Some(CODE_TTL_SECS))
+        {
             Ok(()) => self.codes.registered_at = Some(Instant::now()),
             Err(e) => self.out.emit(NetEvent::CodeProblem(format!(
                 "cannot register the short code: {e}"
@@ -129,8 +130,7 @@ impl Task {
                 ..
             } => {
                 let namespace = cookie.namespace().map(|n| n.to_string());
-                let Some((token, hello)) =
-                    namespace.and_then(|n| self.codes.resolving.remove(&n))
+                let Some((token, hello)) = namespace.and_then(|n| self.codes.resolving.remove(&n))
                 else {
                     return;
                 };

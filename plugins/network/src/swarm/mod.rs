@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::swarm::NetworkBehaviour;
 use libp2p::{Swarm, dcutr, identify, mdns, noise, ping, relay, rendezvous, tcp, yamux};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, info, warn};
@@ -36,23 +36,31 @@ pub use strikes::{GARBAGE_LIMIT, GARBAGE_WINDOW};
 /// How often the relay link is pinged; a dead link is noticed within about two periods.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Every protocol this peer speaks.
-#[derive(NetworkBehaviour)]
-pub struct Behaviour {
-    /// Reservations and circuits on relays.
-    pub relay_client: relay::client::Behaviour,
-    /// Hole punching (off with `--no-hole-punch`).
-    pub dcutr: Toggle<dcutr::Behaviour>,
-    /// Tells peers our addresses and learns our observed one.
-    pub identify: identify::Behaviour,
-    /// The heartbeat that notices a dead relay link.
-    pub ping: ping::Behaviour,
-    /// LAN discovery (off with `--no-mdns`).
-    pub mdns: Toggle<mdns::tokio::Behaviour>,
-    /// Short codes on the relay's rendezvous service.
-    pub rendezvous: rendezvous::client::Behaviour,
-    /// The session transport, `/whatnext/session/2`.
-    pub session: request_response::Behaviour<FrameCodec>,
+pub use behaviour::{Behaviour, BehaviourEvent};
+
+mod behaviour {
+    // The derive writes `BehaviourEvent`, whose variants cannot carry docs.
+    #![allow(missing_docs)]
+    use super::*;
+
+    /// Every protocol this peer speaks.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Reservations and circuits on relays.
+        pub relay_client: relay::client::Behaviour,
+        /// Hole punching (off with `--no-hole-punch`).
+        pub dcutr: Toggle<dcutr::Behaviour>,
+        /// Tells peers our addresses and learns our observed one.
+        pub identify: identify::Behaviour,
+        /// The heartbeat that notices a dead relay link.
+        pub ping: ping::Behaviour,
+        /// LAN discovery (off with `--no-mdns`).
+        pub mdns: Toggle<mdns::tokio::Behaviour>,
+        /// Short codes on the relay's rendezvous service.
+        pub rendezvous: rendezvous::client::Behaviour,
+        /// The session transport, `/whatnext/session/2`.
+        pub session: request_response::Behaviour<FrameCodec>,
+    }
 }
 
 /// The swarm could not be set up.
@@ -155,7 +163,8 @@ impl Task {
                 endpoint,
                 ..
             } => {
-                if !self.relay_connected(&peer_id) {
+                let relay = self.relay_connected(&peer_id);
+                if !relay {
                     self.peer_connected(peer_id, connection_id, &endpoint);
                 }
             }
@@ -166,7 +175,9 @@ impl Task {
                 cause,
                 ..
             } => {
-                if !self.relay_closed(&peer_id, num_established, cause.map(|c| c.to_string())) {
+                let cause = cause.map(|c| c.to_string());
+                let relay = self.relay_closed(&peer_id, num_established, cause);
+                if !relay {
                     self.peer_closed(peer_id, connection_id);
                 }
             }
@@ -195,7 +206,8 @@ impl Task {
                     ..
                 },
             )) => {
-                if self.reserved(&relay_peer_id, renewal) && !renewal {
+                let ours = self.reserved(&relay_peer_id, renewal);
+                if ours && !renewal {
                     self.register_code();
                 }
             }
@@ -257,7 +269,9 @@ impl Task {
                     .collect();
                 self.send_hello(token, host, addresses, hello);
             }
-            NetCommand::JoinViaCode { token, code, hello } => self.resolve_code(token, &code, hello),
+            NetCommand::JoinViaCode { token, code, hello } => {
+                self.resolve_code(token, &code, hello)
+            }
             NetCommand::Respond { reply, response } => self.respond(reply, response),
             NetCommand::SetCode(code) => self.set_code(code),
             NetCommand::Send {

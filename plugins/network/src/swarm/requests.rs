@@ -40,16 +40,20 @@ impl Task {
         addresses: Vec<Multiaddr>,
         hello: Vec<u8>,
     ) {
-        let id = self.swarm.behaviour_mut().session.send_request_with_addresses(
-            &host,
-            Request::Payload(hello),
-            addresses,
-        );
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .session
+            .send_request_with_addresses(&host, Request::Payload(hello), addresses);
         self.requests.joins.insert(id, token);
     }
 
     pub(super) fn send(&mut self, token: u64, peer: PeerId, request: Request) {
-        let id = self.swarm.behaviour_mut().session.send_request(&peer, request);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .session
+            .send_request(&peer, request);
         self.requests.sends.insert(id, token);
     }
 

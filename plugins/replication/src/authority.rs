@@ -1,0 +1,341 @@
+//! The host's side: collect this frame's changes, flush them as one numbered update to the
+//! members, keep the history, resend to members that lost an update, and answer members'
+//! resyncs and intents.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use bevy::prelude::*;
+use serde::Serialize;
+use whatnext_core::prelude::*;
+use whatnext_network::{NetCommand, RequestTokens};
+
+use crate::membership::Members;
+use crate::outbox::{INTENTS_PER_SECOND, RateBucket};
+use crate::protocol::{
+    self, Answer, Change, PeerAnswer, PeerRequest, SessionRequest, SessionResponse, Snapshot,
+    Update,
+};
+use crate::registry::Registry;
+
+/// How many past updates the authority keeps to fill a member's gap without a snapshot.
+pub const HISTORY: usize = 1024;
+
+/// How often a member that lost an update is sent the latest one again, in frames (the
+/// headless loop idles at 100 ms, so about a second).
+pub const RESEND_EVERY_FRAMES: u32 = 10;
+
+/// This frame's changes on the authority, in the order found.
+#[derive(Resource, Default)]
+pub(crate) struct Outgoing(Vec<Change>);
+
+/// The authority's side: sequence, history, and the serialized state for snapshots.
+#[derive(Resource)]
+pub(crate) struct Authority {
+    /// A new one each run, so members notice a restarted host and resync.
+    epoch: u64,
+    seq: u64,
+    /// Update sends in flight: token → (member, seq).
+    sends: HashMap<u64, (PeerId, u64)>,
+    /// Members whose copy of an update was lost: the highest such seq. They get the latest
+    /// update again every `RESEND_EVERY_FRAMES` until one is acknowledged, so a member finds
+    /// its gap even when the host has nothing new to say.
+    behind: HashMap<PeerId, u64>,
+    frames_since_resend: u32,
+    history: VecDeque<Update>,
+    /// Every replicated entity's components by wire id, as of `seq`: the snapshot.
+    state: BTreeMap<u64, BTreeMap<u16, Vec<u8>>>,
+    net_ids: HashMap<Entity, u64>,
+}
+
+impl Default for Authority {
+    fn default() -> Self {
+        Self {
+            epoch: rand::random(),
+            seq: 0,
+            sends: HashMap::new(),
+            behind: HashMap::new(),
+            frames_since_resend: 0,
+            history: VecDeque::new(),
+            state: BTreeMap::new(),
+            net_ids: HashMap::new(),
+        }
+    }
+}
+
+impl Authority {
+    /// Sends `update` to `member`, remembering the send to match its answer.
+    fn send(
+        &mut self,
+        net: &mut MessageWriter<NetCommand>,
+        tokens: &mut RequestTokens,
+        member: &PeerId,
+        update: Update,
+    ) {
+        let token = tokens.fresh();
+        self.sends.insert(token, (member.clone(), update.seq));
+        protocol::send(net, token, member, &SessionRequest::Update(update));
+    }
+
+    /// The whole replicated state as of the last update, for a welcome or a resync.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            epoch: self.epoch,
+            seq: self.seq,
+            entities: self
+                .state
+                .iter()
+                .map(|(id, comps)| (*id, comps.iter().map(|(n, b)| (*n, b.clone())).collect()))
+                .collect(),
+        }
+    }
+
+    fn record(&mut self, change: &Change) {
+        match change {
+            Change::Insert { net_id, component } => {
+                self.state
+                    .entry(*net_id)
+                    .or_default()
+                    .insert(component.0, component.1.clone());
+            }
+            Change::Remove { net_id, component } => {
+                if let Some(comps) = self.state.get_mut(net_id) {
+                    comps.remove(component);
+                }
+            }
+            Change::Despawn { net_id } => {
+                self.state.remove(net_id);
+            }
+        }
+    }
+
+    /// The answer to a member's `Resync { epoch, after }`: the missing updates from the
+    /// history, or a snapshot when they are gone (or the member knew another run).
+    fn resync(&self, epoch: u64, after: u64) -> SessionResponse {
+        let first = self.history.front().map(|u| u.seq);
+        match first {
+            Some(first) if epoch == self.epoch && first <= after.saturating_add(1) => {
+                SessionResponse::Updates(
+                    self.history
+                        .iter()
+                        .filter(|u| u.seq > after)
+                        .cloned()
+                        .collect(),
+                )
+            }
+            _ => SessionResponse::Snapshot(self.snapshot()),
+        }
+    }
+}
+
+/// Intents members sent, waiting for the authority's outcome: id → reply.
+#[derive(Resource, Default)]
+pub(crate) struct ForeignIntents(HashMap<IntentId, u64>);
+
+/// Remembers which entity carries which `NetId`, to name it once it is despawned.
+#[allow(clippy::type_complexity)]
+pub(crate) fn track_net_ids(
+    mut auth: ResMut<Authority>,
+    added: Query<(Entity, &NetId), (Added<NetId>, With<Replicated>)>,
+) {
+    for (entity, id) in &added {
+        auth.net_ids.insert(entity, id.0);
+    }
+}
+
+/// One per registered component: its changes and removals on `Replicated` entities this
+/// frame, as changes for the next update.
+#[allow(clippy::type_complexity)]
+pub(crate) fn collect_changes<C: Component + Serialize>(
+    registry: Res<Registry>,
+    changed: Query<(&NetId, &C), (With<Replicated>, Changed<C>)>,
+    mut removed: RemovedComponents<C>,
+    alive: Query<&NetId>,
+    mut out: ResMut<Outgoing>,
+) {
+    let Some(component) = registry.id_of::<C>() else {
+        return; // only `replicate` adds this system, after registering `C`
+    };
+    for (id, value) in &changed {
+        match postcard::to_allocvec(value) {
+            Ok(bytes) => out.0.push(Change::Insert {
+                net_id: id.0,
+                component: (component, bytes),
+            }),
+            Err(e) => {
+                let name = registry.name(component).unwrap_or_default();
+                tracing::error!(component = %name, error = %e, "cannot encode a replicated component")
+            }
+        }
+    }
+    for entity in removed.read() {
+        // A despawn is reported once, as a despawn; only removals from live entities here.
+        if let Ok(id) = alive.get(entity) {
+            out.0.push(Change::Remove {
+                net_id: id.0,
+                component,
+            });
+        }
+    }
+}
+
+/// Despawned replicated entities, after this frame's component changes.
+pub(crate) fn collect_despawns(
+    mut auth: ResMut<Authority>,
+    mut gone: RemovedComponents<NetId>,
+    mut out: ResMut<Outgoing>,
+) {
+    for entity in gone.read() {
+        if let Some(id) = auth.net_ids.remove(&entity) {
+            out.0.push(Change::Despawn { net_id: id });
+        }
+    }
+}
+
+/// Numbers this tick's changes as one update and sends it to the members (the welcomes
+/// waiting for a snapshot that includes their joiner go right after, in `membership`).
+pub(crate) fn flush(
+    mut out: ResMut<Outgoing>,
+    mut auth: ResMut<Authority>,
+    mut net: MessageWriter<NetCommand>,
+    mut tokens: ResMut<RequestTokens>,
+    members: Res<Members>,
+) {
+    if !out.0.is_empty() {
+        auth.seq += 1;
+        let update = Update {
+            epoch: auth.epoch,
+            seq: auth.seq,
+            changes: std::mem::take(&mut out.0),
+        };
+        for change in &update.changes {
+            auth.record(change);
+        }
+        for member in &members.0 {
+            auth.send(&mut net, &mut tokens, member, update.clone());
+        }
+        auth.history.push_back(update);
+        while auth.history.len() > HISTORY {
+            auth.history.pop_front();
+        }
+    }
+    auth.frames_since_resend += 1;
+    if auth.frames_since_resend >= RESEND_EVERY_FRAMES
+        && let Some(latest) = auth.history.back().cloned()
+    {
+        auth.frames_since_resend = 0;
+        let behind: Vec<PeerId> = auth.behind.keys().cloned().collect();
+        for member in behind.iter().filter(|m| members.0.contains(*m)) {
+            auth.send(&mut net, &mut tokens, member, latest.clone());
+        }
+    }
+}
+
+/// On the authority: which members acknowledged which updates, and which lost one.
+pub(crate) fn track_update_acks(
+    mut auth: ResMut<Authority>,
+    mut answers: MessageReader<PeerAnswer>,
+) {
+    for PeerAnswer { token, answer, .. } in answers.read() {
+        match answer {
+            Answer::Session(_) | Answer::Time { .. } => {
+                if let Some((member, seq)) = auth.sends.remove(token)
+                    && auth.behind.get(&member).is_some_and(|lost| *lost <= seq)
+                {
+                    auth.behind.remove(&member);
+                }
+            }
+            Answer::Failed(_) => {
+                if let Some((member, seq)) = auth.sends.remove(token) {
+                    let lost = auth.behind.entry(member).or_insert(seq);
+                    *lost = (*lost).max(seq);
+                }
+            }
+        }
+    }
+}
+
+/// The authority's side of members' requests: their intents (applied as if local, under
+/// their own author id, at most `INTENTS_PER_SECOND` each) and resyncs. Non-members get
+/// nothing.
+pub(crate) fn answer_member_requests(
+    mut net: MessageWriter<NetCommand>,
+    members: Res<Members>,
+    auth: Res<Authority>,
+    time: Res<Time<Real>>,
+    mut foreign: ResMut<ForeignIntents>,
+    mut buckets: Local<HashMap<PeerId, RateBucket>>,
+    mut requests: MessageReader<PeerRequest>,
+    mut intents: MessageWriter<Intent>,
+    waker: Option<Res<AppWaker>>,
+) {
+    let now = time.elapsed();
+    let mut queued = false;
+    for PeerRequest {
+        peer,
+        reply,
+        request,
+    } in requests.read()
+    {
+        let member = members.0.contains(peer);
+        let response = match request {
+            SessionRequest::Intent(_) if !member => {
+                Some(SessionResponse::IntentResult(Err(IntentError::new(
+                    ErrorCode::NotPermitted,
+                    "only members of the session can change it",
+                ))))
+            }
+            SessionRequest::Intent(intent) if intent.id.author != *peer => {
+                Some(SessionResponse::IntentResult(Err(IntentError::new(
+                    ErrorCode::NotPermitted,
+                    "an intent must come from its author",
+                ))))
+            }
+            SessionRequest::Intent(_)
+                if !buckets
+                    .entry(peer.clone())
+                    .or_insert_with(|| RateBucket::new(now))
+                    .take(now) =>
+            {
+                Some(SessionResponse::IntentResult(Err(IntentError::new(
+                    ErrorCode::NotPermitted,
+                    format!(
+                        "too many changes at once (more than {INTENTS_PER_SECOND} a second); slow down"
+                    ),
+                ))))
+            }
+            SessionRequest::Intent(intent) => {
+                foreign.0.insert(intent.id.clone(), *reply);
+                intents.write(intent.clone());
+                queued = true;
+                None
+            }
+            SessionRequest::Resync { .. } if !member => Some(SessionResponse::Refused {
+                reason: "not a member".into(),
+            }),
+            SessionRequest::Resync { epoch, after } => Some(auth.resync(*epoch, *after)),
+            _ => None,
+        };
+        if let Some(response) = response {
+            protocol::respond(&mut net, *reply, &response);
+        }
+    }
+    // The intents are applied in the next frame: run it now rather than at the idle tick.
+    if queued && let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// Sends members' intents' outcomes back to them, after the flush so a member's change is
+/// on its way before its confirmation.
+pub(crate) fn answer_foreign_outcomes(
+    mut net: MessageWriter<NetCommand>,
+    mut foreign: ResMut<ForeignIntents>,
+    mut outcomes: MessageReader<IntentOutcome>,
+) {
+    for outcome in outcomes.read() {
+        if let Some(reply) = foreign.0.remove(&outcome.id) {
+            let response = SessionResponse::IntentResult(outcome.result.clone());
+            protocol::respond(&mut net, reply, &response);
+        }
+    }
+}

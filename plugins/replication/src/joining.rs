@@ -1,0 +1,379 @@
+//! This device joining someone else's session: the hello from an invite link or a short code,
+//! waiting while it knocks, retrying an unreachable host, the welcome, and saying hello again
+//! after being cut off. The one owner of a welcome on the member side: it checks the host's
+//! protocol, hands the snapshot to the mirror, and answers the join intent.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use whatnext_core::invite::Invite;
+use whatnext_core::prelude::*;
+use whatnext_network::{NetCommand, NetEvent, PeerLinks, RequestTokens, net_peer, peer_of};
+
+use crate::membership::versions_differ;
+use crate::protocol::{self, Answer, Hello, SessionResponse, Snapshot};
+use crate::registry::Registry;
+
+/// A join gives up after this long without an answer.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait before trying an unreachable host again, within `JOIN_TIMEOUT`: mDNS
+/// may not have found it yet, or its relay may be restarting.
+const JOIN_RETRY: Duration = Duration::from_secs(1);
+/// A knock gives up after this long without a decision.
+pub const KNOCK_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often a knocking guest asks again whether it was let in.
+const KNOCK_POLL: Duration = Duration::from_millis(500);
+/// How often a guest cut off from its host tries to get back in.
+const REJOIN_EVERY: Duration = Duration::from_secs(2);
+
+/// A host's welcome, checked: the mirror applies its snapshot in the same frame.
+#[derive(Message, Clone, Debug)]
+pub(crate) struct Welcomed(pub(crate) Snapshot);
+
+/// This device's joins in progress, by token.
+#[derive(Resource, Default)]
+pub(crate) struct Joins(HashMap<u64, Join>);
+
+struct Join {
+    intent: IntentId,
+    /// What to send (again): a code join becomes a link join at the host once it knocked.
+    command: NetCommand,
+    started: Duration,
+    knocked: bool,
+    retry_at: Option<Duration>,
+    /// What went wrong on the last attempt, for the final answer.
+    last_error: Option<String>,
+}
+
+fn hello(local: &LocalPeer, display: bool, registry: &Registry) -> Hello {
+    Hello {
+        protocol: registry.protocol_hash(),
+        session: None,
+        key: None,
+        code: None,
+        display_name: local.display_name.clone(),
+        display,
+    }
+}
+
+/// Starts a join for each `JoinSession` intent.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn start_joins(
+    mut net: MessageWriter<NetCommand>,
+    time: Res<Time<Real>>,
+    local: Res<LocalPeer>,
+    registry: Res<Registry>,
+    as_display: Option<Res<JoinAsDisplay>>,
+    sessions: Query<(), With<Session>>,
+    mut tokens: ResMut<RequestTokens>,
+    mut joins: ResMut<Joins>,
+    mut intents: MessageReader<Intent>,
+    mut outcomes: MessageWriter<IntentOutcome>,
+) {
+    for intent in intents.read() {
+        let Action::Local(LocalAction::JoinSession { invite }) = &intent.action else {
+            continue;
+        };
+        let fail = |code, message: String| IntentOutcome {
+            id: intent.id.clone(),
+            result: Err(IntentError::new(code, message)),
+        };
+        if !sessions.is_empty() {
+            outcomes.write(fail(
+                ErrorCode::BadRequest,
+                "already in a session; leave it first".into(),
+            ));
+            continue;
+        }
+        let parsed: Invite = match invite.parse() {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                outcomes.write(fail(ErrorCode::InvalidInvite, e.to_string()));
+                continue;
+            }
+        };
+        let token = tokens.fresh();
+        let base = hello(&local, as_display.is_some(), &registry);
+        let command = match parsed {
+            Invite::Url(url) => {
+                if url.host == local.peer {
+                    outcomes.write(fail(
+                        ErrorCode::InvalidInvite,
+                        "that invite is your own session's".into(),
+                    ));
+                    continue;
+                }
+                let hello = Hello {
+                    session: Some(url.session),
+                    key: url.key,
+                    ..base
+                };
+                match link_join(token, &url.host, url.relay.as_deref(), &hello) {
+                    Ok(command) => command,
+                    Err(message) => {
+                        outcomes.write(fail(ErrorCode::InvalidInvite, message));
+                        continue;
+                    }
+                }
+            }
+            Invite::Code(code) => {
+                let hello = Hello {
+                    code: Some(code.as_str().to_owned()),
+                    ..base
+                };
+                let Ok(hello) = protocol::encode(&hello) else {
+                    outcomes.write(fail(ErrorCode::Internal, "cannot encode a hello".into()));
+                    continue;
+                };
+                NetCommand::JoinViaCode {
+                    token,
+                    code: code.as_str().to_owned(),
+                    hello,
+                }
+            }
+        };
+        net.write(command.clone());
+        joins.0.insert(
+            token,
+            Join {
+                intent: intent.id.clone(),
+                command,
+                started: time.elapsed(),
+                knocked: false,
+                retry_at: None,
+                last_error: None,
+            },
+        );
+    }
+}
+
+/// The command that says `hello` to `host` through `relay` (or the LAN), parsed once here.
+fn link_join(
+    token: u64,
+    host: &PeerId,
+    relay: Option<&str>,
+    hello: &Hello,
+) -> Result<NetCommand, String> {
+    let host = net_peer(host).ok_or_else(|| format!("`{host}` is not a peer ID"))?;
+    let relay = relay
+        .map(|r| {
+            r.parse()
+                .map_err(|e| format!("the relay address `{r}` is not valid: {e}"))
+        })
+        .transpose()?;
+    let hello = protocol::encode(hello).map_err(|e| e.to_string())?;
+    Ok(NetCommand::JoinViaUrl {
+        token,
+        host,
+        relay,
+        hello,
+    })
+}
+
+/// The host's answers to our hellos: a welcome (checked, then handed to the mirror), a knock
+/// acknowledged, or a refusal; and joins that time out or must be retried.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish_joins(
+    mut net: MessageWriter<NetCommand>,
+    time: Res<Time<Real>>,
+    registry: Res<Registry>,
+    mut rejoin: ResMut<RejoinInvite>,
+    mut joins: ResMut<Joins>,
+    links: Res<PeerLinks>,
+    mut progress: ResMut<JoinProgress>,
+    mut events: MessageReader<NetEvent>,
+    mut welcomed: MessageWriter<Welcomed>,
+    mut outcomes: MessageWriter<IntentOutcome>,
+) {
+    // Knock polls and timeouts are checked every frame; the headless loop idles at most
+    // 100 ms, so they are on time without waking it.
+    let now = time.elapsed();
+    let mut done: Vec<(u64, Result<Applied, IntentError>)> = Vec::new();
+    for event in events.read() {
+        match event {
+            NetEvent::JoinAnswer {
+                token,
+                host,
+                response,
+            } => {
+                let answer = protocol::answer_of(response);
+                let join = joins.0.get_mut(token);
+                match answer {
+                    Answer::Session(SessionResponse::Welcome(welcome)) => {
+                        if welcome.protocol != registry.protocol_hash() {
+                            let reason =
+                                versions_differ(welcome.protocol, registry.protocol_hash());
+                            tracing::warn!(%reason, "refused a welcome");
+                            if join.is_some() {
+                                done.push((
+                                    *token,
+                                    Err(IntentError::new(ErrorCode::Denied, reason)),
+                                ));
+                            }
+                            continue;
+                        }
+                        // A rejoin's welcome has no join entry; its snapshot counts all the same.
+                        if join.is_some() {
+                            rejoin.0 = welcome.rejoin.clone();
+                            done.push((
+                                *token,
+                                Ok(Applied::SessionJoined(welcome.session.clone())),
+                            ));
+                        }
+                        welcomed.write(Welcomed(welcome.snapshot));
+                    }
+                    Answer::Session(SessionResponse::Knocked) => {
+                        let Some(join) = join else { continue };
+                        join.knocked = true;
+                        join.retry_at = Some(now + KNOCK_POLL);
+                        // Ask again at the host we now know, without resolving the code again.
+                        if let NetCommand::JoinViaCode { token, hello, .. } = &join.command {
+                            join.command = NetCommand::JoinViaUrl {
+                                token: *token,
+                                host: *host,
+                                relay: None,
+                                hello: hello.clone(),
+                            };
+                        }
+                    }
+                    Answer::Session(SessionResponse::Refused { reason }) => {
+                        let Some(join) = join else { continue };
+                        let code = if join.knocked {
+                            ErrorCode::Denied
+                        } else {
+                            ErrorCode::InvalidInvite
+                        };
+                        done.push((*token, Err(IntentError::new(code, reason))));
+                    }
+                    Answer::Failed(reason) => {
+                        if join.is_some() {
+                            done.push((
+                                *token,
+                                Err(IntentError::new(
+                                    ErrorCode::InvalidInvite,
+                                    format!("the host's answer was not usable: {reason}"),
+                                )),
+                            ));
+                        }
+                    }
+                    // Not answers to a hello.
+                    Answer::Session(_) | Answer::Time { .. } => {}
+                }
+            }
+            NetEvent::JoinFailed {
+                token,
+                code,
+                message,
+            } => {
+                let Some(join) = joins.0.get_mut(token) else {
+                    continue;
+                };
+                // Unreachable can be passing (a connection closed under the request, say,
+                // as a relayed one does once a direct one is up): try again until the
+                // join's time is up. A bad or unknown invite is final.
+                if *code == ErrorCode::Unreachable {
+                    join.last_error = Some(message.clone());
+                    // Still linked to the host: only one connection went (a relayed one
+                    // closed for a direct one), so ask again at once.
+                    let linked = match &join.command {
+                        NetCommand::JoinViaUrl { host, .. } => links.0.contains_key(&peer_of(host)),
+                        _ => false,
+                    };
+                    join.retry_at = Some(if linked { now } else { now + JOIN_RETRY });
+                } else {
+                    done.push((*token, Err(IntentError::new(*code, message.clone()))));
+                }
+            }
+            _ => {}
+        }
+    }
+    for (token, join) in &mut joins.0 {
+        let limit = if join.knocked {
+            KNOCK_TIMEOUT
+        } else {
+            JOIN_TIMEOUT
+        };
+        if now.saturating_sub(join.started) > limit {
+            let message = if join.knocked {
+                "the host did not answer the knock in time".to_owned()
+            } else {
+                format!(
+                    "the host could not be reached within {} s (tried the relay in the link, and the local network){}",
+                    JOIN_TIMEOUT.as_secs(),
+                    join.last_error
+                        .as_ref()
+                        .map(|e| format!("; last error: {e}"))
+                        .unwrap_or_default()
+                )
+            };
+            done.push((
+                *token,
+                Err(IntentError::new(ErrorCode::Unreachable, message)),
+            ));
+        } else if join.retry_at.is_some_and(|at| at <= now) {
+            join.retry_at = None;
+            net.write(join.command.clone());
+        }
+    }
+    for (token, result) in done {
+        if let Some(join) = joins.0.remove(&token) {
+            outcomes.write(IntentOutcome {
+                id: join.intent,
+                result,
+            });
+        }
+    }
+    let now_at = match joins.0.values().next() {
+        None => JoinProgress::Idle,
+        Some(join) if join.knocked => JoinProgress::WaitingForApproval,
+        Some(Join {
+            command: NetCommand::JoinViaCode { .. },
+            ..
+        }) => JoinProgress::LookingUpCode,
+        Some(_) => JoinProgress::ConnectingToHost,
+    };
+    progress.set_if_neq(now_at);
+}
+
+/// A guest whose host link is gone (the relay restarted, or this app did) says hello again
+/// with the invite it was given, until the host welcomes it back.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn rejoin_when_cut_off(
+    mut net: MessageWriter<NetCommand>,
+    time: Res<Time<Real>>,
+    local: Res<LocalPeer>,
+    links: Res<PeerLinks>,
+    rejoin: Res<RejoinInvite>,
+    registry: Res<Registry>,
+    as_display: Option<Res<JoinAsDisplay>>,
+    hosts: Query<&Host>,
+    mut tokens: ResMut<RequestTokens>,
+    mut last_try: Local<Option<Duration>>,
+) {
+    let Some(host) = hosts.iter().next().map(|h| h.0.clone()) else {
+        return;
+    };
+    if host == local.peer || links.0.contains_key(&host) {
+        return;
+    }
+    let Some(Ok(Invite::Url(url))) = rejoin.0.as_deref().map(str::parse::<Invite>) else {
+        return;
+    };
+    let now = time.elapsed();
+    if last_try.is_some_and(|at| now.saturating_sub(at) < REJOIN_EVERY) {
+        return;
+    }
+    *last_try = Some(now);
+    let hello = Hello {
+        session: Some(url.session),
+        key: url.key,
+        ..hello(&local, as_display.is_some(), &registry)
+    };
+    match link_join(tokens.fresh(), &url.host, url.relay.as_deref(), &hello) {
+        Ok(command) => {
+            net.write(command);
+        }
+        Err(error) => tracing::warn!(%error, "cannot say hello again"),
+    }
+}

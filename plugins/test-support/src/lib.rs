@@ -1,0 +1,21 @@
+//! Test support for whatnext's session and replication tests and benches: ready-made host
+//! and member apps (`apps`), and a simulated network between a host and a member with a
+//! link conditioner (`network`): loss, duplication, delay and reordering, all from a seed,
+//! so a failing schedule replays exactly.
+//!
+//! ```
+//! use whatnext_test_support::{HOST, MEMBER, Network, replicating_app, tick};
+//!
+//! let mut host = replicating_app(HOST);
+//! let mut member = replicating_app(MEMBER);
+//! let mut net = Network::new(7);
+//! net.drop_chance = 0.1;
+//! net.max_delay = 3;
+//! tick(&mut host, &mut member, &mut net);
+//! ```
+
+mod apps;
+mod network;
+
+pub use apps::{Author, FRAME, replicating_app, session_app, session_state};
+pub use network::{HOST, MEMBER, Network, STRANGER, Side, WELCOME_REPLY, net_id, tick};
