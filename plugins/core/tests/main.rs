@@ -31,7 +31,11 @@ pub(crate) fn host_app() -> App {
 }
 
 /// Applies `action` as authored by `author`, with a fresh intent id.
-pub(crate) fn act(app: &mut App, author: &str, action: SessionAction) -> Result<Applied, IntentError> {
+pub(crate) fn act(
+    app: &mut App,
+    author: &str,
+    action: SessionAction,
+) -> Result<Applied, IntentError> {
     act_any(app, author, Action::Session(action))
 }
 

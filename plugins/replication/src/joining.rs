@@ -12,7 +12,7 @@ use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, NetEvent, PeerLinks, RequestTokens, net_peer, peer_of};
 
 use crate::membership::versions_differ;
-use crate::protocol::{self, Answer, Hello, SessionResponse, Snapshot};
+use crate::protocol::{self, Answer, Hello, SessionRequest, SessionResponse, Snapshot};
 use crate::registry::Registry;
 
 /// A join gives up after this long without an answer.
@@ -122,7 +122,7 @@ pub(crate) fn start_joins(
                     code: Some(code.as_str().to_owned()),
                     ..base
                 };
-                let Ok(hello) = protocol::encode(&hello) else {
+                let Ok(hello) = protocol::encode(&SessionRequest::Hello(hello)) else {
                     outcomes.write(fail(ErrorCode::Internal, "cannot encode a hello".into()));
                     continue;
                 };
@@ -162,7 +162,8 @@ fn link_join(
                 .map_err(|e| format!("the relay address `{r}` is not valid: {e}"))
         })
         .transpose()?;
-    let hello = protocol::encode(hello).map_err(|e| e.to_string())?;
+    let hello =
+        protocol::encode(&SessionRequest::Hello(hello.clone())).map_err(|e| e.to_string())?;
     Ok(NetCommand::JoinViaUrl {
         token,
         host,

@@ -147,13 +147,19 @@ pub enum WireError {
     Decode(postcard::Error),
 }
 
+/// What travels as a payload: a request or its answer, nothing else (so a `Hello` cannot be
+/// sent bare by mistake).
+pub trait SessionMessage: Serialize + DeserializeOwned {}
+impl SessionMessage for SessionRequest {}
+impl SessionMessage for SessionResponse {}
+
 /// Encodes a session message for the network.
-pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, WireError> {
+pub fn encode<T: SessionMessage>(message: &T) -> Result<Vec<u8>, WireError> {
     postcard::to_allocvec(message).map_err(WireError::Encode)
 }
 
 /// Decodes a session message from the network.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+pub fn decode<T: SessionMessage>(bytes: &[u8]) -> Result<T, WireError> {
     postcard::from_bytes(bytes).map_err(WireError::Decode)
 }
 

@@ -15,6 +15,7 @@ use whatnext_test_support::{
     HOST, MEMBER, Network, STRANGER, WELCOME_REPLY, net_id, replicating_app, session_state, tick,
 };
 
+mod versions;
 mod wire_ids;
 
 fn host_acts(host: &mut App, rng: &mut StdRng, counter: &mut u64, next_track: &mut u64) {
