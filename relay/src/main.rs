@@ -128,8 +128,31 @@ fn per_minute(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
-    let identity = whatnext_identity::load_or_create(&cli.key_file).map_err(|e| e.to_string())?;
+/// Why the relay could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("{0}")]
+    Key(#[from] whatnext_identity::IdentityError),
+    #[error("cannot set up TCP: {0}")]
+    Tcp(String),
+    #[error("cannot set up the relay: {0}")]
+    Behaviour(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: Multiaddr,
+        source: libp2p::TransportError<std::io::Error>,
+    },
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot watch for SIGTERM: {0}")]
+    Signal(std::io::Error),
+}
+
+async fn run(cli: Cli) -> Result<(), StartError> {
+    let identity = whatnext_identity::load_or_create(&cli.key_file)?;
     let keypair = identity.libp2p_keypair();
     let relay_config = relay::Config {
         max_reservations: cli.max_reservations,
@@ -158,7 +181,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             noise::Config::new,
             yamux::Config::default,
         )
-        .map_err(|e| format!("cannot set up TCP: {e}"))?
+        .map_err(|e| StartError::Tcp(e.to_string()))?
         .with_quic()
         .with_behaviour(|key| RelayBehaviour {
             relay: relay::Behaviour::new(key.public().to_peer_id(), relay_config),
@@ -171,13 +194,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 rendezvous::server::Config::default().with_min_ttl(code_min_ttl),
             ),
         })
-        .map_err(|e| format!("cannot set up the relay: {e}"))?
+        .map_err(|e| StartError::Behaviour(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
         .build();
     for addr in &cli.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+            .map_err(|source| StartError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
     }
     // A reservation tells peers where the relay is; it must have at least one address.
     for addr in &cli.external {
@@ -190,10 +216,10 @@ async fn run(cli: Cli) -> Result<(), String> {
     if let Some(addr) = cli.metrics {
         metrics::serve(addr, stats.clone())
             .await
-            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+            .map_err(|source| StartError::Metrics { addr, source })?;
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+        .map_err(StartError::Signal)?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,

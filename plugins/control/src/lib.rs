@@ -83,7 +83,6 @@ fn reply_error(channels: &Channels, id: &Value, code: ErrorCode, message: &str) 
 
 /// Handles requests in order. Intents are sent in a run and answered once applied; a
 /// request after such a run waits for the next frame, so it sees their effects.
-#[allow(clippy::too_many_arguments)]
 fn read_requests(
     channels: Res<Channels>,
     mut state: ResMut<ControlState>,
@@ -339,7 +338,6 @@ fn answer_outcomes(
 }
 
 /// Pushes session events, relay status changes and knocks as `{"event", "data"}` lines.
-#[allow(clippy::too_many_arguments)]
 fn push_events(
     channels: Res<Channels>,
     mut events: MessageReader<SessionEvent>,

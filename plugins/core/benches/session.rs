@@ -6,30 +6,16 @@ use std::time::Instant;
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
 use whatnext_core::session::apply_intent;
+use whatnext_test_support::{Author, session_app};
 
 const TRACKS: u64 = 10_000;
 
 fn main() {
-    let mut app = App::new();
-    app.add_plugins(SessionPlugin);
-    let me = PeerId::new("bench-host");
-    app.insert_resource(LocalPeer {
-        peer: me.clone(),
-        display_name: "Bench".into(),
-    });
-    app.init_resource::<Relays>();
+    let me = "bench-host";
+    let mut app = session_app(me);
     app.update();
-    let mut counter = 0u64;
-    let mut intent = |action: Action| {
-        counter += 1;
-        Intent {
-            id: IntentId {
-                author: me.clone(),
-                counter,
-            },
-            action,
-        }
-    };
+    let mut author = Author::new(me);
+    let mut intent = |action: Action| author.intent(action);
     let create = intent(Action::Local(LocalAction::CreateSession {
         session_id: SessionId("BENCH".into()),
         name: "Bench".into(),

@@ -1,8 +1,6 @@
 //! whatnext's session model: ids, components, intents, role rules, queue order and the
 //! playback clock, plus `SessionPlugin`, which applies intents. No I/O lives here.
 
-#![warn(missing_docs)]
-
 pub mod clock;
 pub mod components;
 pub mod error;

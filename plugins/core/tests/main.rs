@@ -6,6 +6,7 @@ mod session;
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
 use whatnext_core::session::apply_intent;
+use whatnext_test_support::session_app;
 
 pub(crate) const HOST: &str = "host-peer";
 pub(crate) const COHOST: &str = "cohost-peer";
@@ -14,13 +15,11 @@ pub(crate) const SCREEN: &str = "screen-peer";
 
 /// An app with `SessionPlugin`, this device being `HOST`, and a frozen wall clock.
 pub(crate) fn host_app() -> App {
-    let mut app = App::new();
-    app.add_plugins(SessionPlugin);
+    let mut app = session_app(HOST);
     app.insert_resource(LocalPeer {
         peer: PeerId::new(HOST),
         display_name: "Hana".into(),
     });
-    app.init_resource::<Relays>();
     app.insert_resource(WallClock {
         now_ms: 1_000_000,
         frozen: true,

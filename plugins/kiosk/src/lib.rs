@@ -262,7 +262,6 @@ fn from_spectrum(
     Some((out, analysis.onset_between(since_ms, position_ms)))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn animate(
     reader: SessionReader,
     settings: Res<KioskSettings>,

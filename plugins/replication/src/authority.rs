@@ -132,7 +132,6 @@ impl Authority {
 pub(crate) struct ForeignIntents(HashMap<IntentId, u64>);
 
 /// Remembers which entity carries which `NetId`, to name it once it is despawned.
-#[allow(clippy::type_complexity)]
 pub(crate) fn track_net_ids(
     mut auth: ResMut<Authority>,
     added: Query<(Entity, &NetId), (Added<NetId>, With<Replicated>)>,
@@ -144,7 +143,6 @@ pub(crate) fn track_net_ids(
 
 /// One per registered component: its changes and removals on `Replicated` entities this
 /// frame, as changes for the next update.
-#[allow(clippy::type_complexity)]
 pub(crate) fn collect_changes<C: Component + Serialize>(
     registry: Res<Registry>,
     changed: Query<(&NetId, &C), (With<Replicated>, Changed<C>)>,

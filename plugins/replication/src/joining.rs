@@ -58,7 +58,6 @@ fn hello(local: &LocalPeer, display: bool, registry: &Registry) -> Hello {
 }
 
 /// Starts a join for each `JoinSession` intent.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn start_joins(
     mut net: MessageWriter<NetCommand>,
     time: Res<Time<Real>>,
@@ -174,7 +173,6 @@ fn link_join(
 
 /// The host's answers to our hellos: a welcome (checked, then handed to the mirror), a knock
 /// acknowledged, or a refusal; and joins that time out or must be retried.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn finish_joins(
     mut net: MessageWriter<NetCommand>,
     time: Res<Time<Real>>,
@@ -339,7 +337,6 @@ pub(crate) fn finish_joins(
 
 /// A guest whose host link is gone (the relay restarted, or this app did) says hello again
 /// with the invite it was given, until the host welcomes it back.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn rejoin_when_cut_off(
     mut net: MessageWriter<NetCommand>,
     time: Res<Time<Real>>,

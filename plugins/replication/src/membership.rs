@@ -36,7 +36,6 @@ pub fn invite_secret(keys: &NetKeys, session: &SessionId) -> String {
 
 /// Keeps `SessionInvite` and the registered short code in step with the hosted session and
 /// the reserved relay.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn keep_invite_current(
     mut net: MessageWriter<NetCommand>,
     keys: Res<NetKeys>,
@@ -123,7 +122,6 @@ pub fn versions_differ(ours: u64, theirs: u64) -> String {
 }
 
 /// The host's side of a hello: admit with the secret, knock with the code, else refuse.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn answer_hellos(
     mut commands: Commands,
     mut net: MessageWriter<NetCommand>,

@@ -5,8 +5,6 @@
 //! as intents, exactly as the control protocol does. So the UI has no private path into the
 //! state, and panels are tested without a window (egui_kittest, `tests/`).
 
-#![warn(missing_docs)]
-
 pub mod library;
 pub mod permitted;
 pub mod qr;
@@ -186,7 +184,6 @@ fn remember_outcomes(mut forms: ResMut<Forms>, mut outcomes: MessageReader<Inten
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn draw_screen(
     mut contexts: EguiContexts,
     reader: SessionReader,

@@ -65,7 +65,6 @@ pub enum SessionEvent {
 /// In `PostUpdate` ([`SessionSet::Events`](super::SessionSet::Events)): turns this frame's
 /// component changes into [`SessionEvent`]s. Entities loaded from storage ([`Restored`]) are
 /// not news.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn emit_session_events(
     mut out: MessageWriter<SessionEvent>,
     mut known_session: Local<Option<SessionId>>,
