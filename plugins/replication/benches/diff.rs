@@ -105,15 +105,18 @@ fn main() {
         changes: vec![
             whatnext_replication::protocol::Change::Insert {
                 net_id: 1,
-                component: (id_of_track, postcard::to_allocvec(&track).expect("encode")),
+                component: whatnext_replication::protocol::ComponentBytes {
+                    id: id_of_track,
+                    bytes: postcard::to_allocvec(&track).expect("encode"),
+                },
             },
             whatnext_replication::protocol::Change::Insert {
                 net_id: 1,
-                component: (
-                    id_of_position,
-                    postcard::to_allocvec(&QueuePosition(QueueKey::between(None, None)))
+                component: whatnext_replication::protocol::ComponentBytes {
+                    id: id_of_position,
+                    bytes: postcard::to_allocvec(&QueuePosition(QueueKey::between(None, None)))
                         .expect("encode"),
-                ),
+                },
             },
         ],
     };

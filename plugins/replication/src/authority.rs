@@ -12,8 +12,8 @@ use whatnext_network::{NetCommand, RequestTokens};
 use crate::membership::Members;
 use crate::outbox::{INTENTS_PER_SECOND, RateBucket};
 use crate::protocol::{
-    self, Answer, Change, PeerAnswer, PeerRequest, SessionRequest, SessionResponse, Snapshot,
-    Update,
+    self, Answer, Change, ComponentBytes, PeerAnswer, PeerRequest, SessionRequest, SessionResponse,
+    Snapshot, Update,
 };
 use crate::registry::Registry;
 
@@ -84,7 +84,13 @@ impl Authority {
             entities: self
                 .state
                 .iter()
-                .map(|(id, comps)| (*id, comps.iter().map(|(n, b)| (*n, b.clone())).collect()))
+                .map(|(net_id, comps)| {
+                    let comps = comps.iter().map(|(id, bytes)| ComponentBytes {
+                        id: *id,
+                        bytes: bytes.clone(),
+                    });
+                    (*net_id, comps.collect())
+                })
                 .collect(),
         }
     }
@@ -95,7 +101,7 @@ impl Authority {
                 self.state
                     .entry(*net_id)
                     .or_default()
-                    .insert(component.0, component.1.clone());
+                    .insert(component.id, component.bytes.clone());
             }
             Change::Remove { net_id, component } => {
                 if let Some(comps) = self.state.get_mut(net_id) {
@@ -157,7 +163,10 @@ pub(crate) fn collect_changes<C: Component + Serialize>(
         match postcard::to_allocvec(value) {
             Ok(bytes) => out.0.push(Change::Insert {
                 net_id: id.0,
-                component: (component, bytes),
+                component: ComponentBytes {
+                    id: component,
+                    bytes,
+                },
             }),
             Err(e) => {
                 let name = registry.name(component).unwrap_or_default();

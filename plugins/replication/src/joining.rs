@@ -110,8 +110,11 @@ pub(crate) fn start_joins(
                 };
                 match link_join(token, &url.host, url.relay.as_deref(), &hello) {
                     Ok(command) => command,
-                    Err(message) => {
-                        outcomes.write(fail(ErrorCode::InvalidInvite, message));
+                    Err(error) => {
+                        outcomes.write(IntentOutcome {
+                            id: intent.id.clone(),
+                            result: Err(error),
+                        });
                         continue;
                     }
                 }
@@ -153,16 +156,17 @@ fn link_join(
     host: &PeerId,
     relay: Option<&str>,
     hello: &Hello,
-) -> Result<NetCommand, String> {
-    let host = net_peer(host).ok_or_else(|| format!("`{host}` is not a peer ID"))?;
+) -> Result<NetCommand, IntentError> {
+    let invalid = |message: String| IntentError::new(ErrorCode::InvalidInvite, message);
+    let host = net_peer(host).ok_or_else(|| invalid(format!("`{host}` is not a peer ID")))?;
     let relay = relay
         .map(|r| {
             r.parse()
-                .map_err(|e| format!("the relay address `{r}` is not valid: {e}"))
+                .map_err(|e| invalid(format!("the relay address `{r}` is not valid: {e}")))
         })
         .transpose()?;
-    let hello =
-        protocol::encode(&SessionRequest::Hello(hello.clone())).map_err(|e| e.to_string())?;
+    let hello = protocol::encode(&SessionRequest::Hello(hello.clone()))
+        .map_err(|e| IntentError::new(ErrorCode::Internal, e.to_string()))?;
     Ok(NetCommand::JoinViaUrl {
         token,
         host,

@@ -11,8 +11,8 @@ use whatnext_network::RequestTokens;
 use crate::joining::Welcomed;
 use crate::outbox::GuestIntents;
 use crate::protocol::{
-    self, Answer, Change, PeerAnswer, PeerRequest, SessionRequest, SessionResponse, Snapshot,
-    Update,
+    self, Answer, Change, ComponentBytes, PeerAnswer, PeerRequest, SessionRequest, SessionResponse,
+    Snapshot, Update,
 };
 use crate::registry::{Registry, UnknownComponent};
 
@@ -208,7 +208,7 @@ fn apply_change(world: &mut World, change: Change) {
     match change {
         Change::Insert {
             net_id,
-            component: (id, bytes),
+            component: ComponentBytes { id, bytes },
         } => {
             let Some(insert) = world.resource::<Registry>().insert_fn(id) else {
                 tracing::error!(error = %UnknownComponent(id), "a replicated component was skipped");

@@ -88,7 +88,14 @@ pub struct Welcome {
 }
 
 /// One replicated component's serialized value, named by its registration id.
-pub type ComponentBytes = (u16, Vec<u8>);
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentBytes {
+    /// The component's registration id.
+    pub id: u16,
+    /// Its value, postcard-encoded (one byte string on the wire, not a number per byte).
+    #[serde(with = "whatnext_network::transport::as_bytes")]
+    pub bytes: Vec<u8>,
+}
 
 /// One tick's changes on the authority, in order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -197,7 +197,7 @@ impl Registry {
     /// Checks every component `change` names is registered.
     pub fn check(&self, change: &Change) -> Result<(), UnknownComponent> {
         let id = match change {
-            Change::Insert { component, .. } => component.0,
+            Change::Insert { component, .. } => component.id,
             Change::Remove { component, .. } => *component,
             Change::Despawn { .. } => return Ok(()),
         };
@@ -341,7 +341,10 @@ mod tests {
         let registry = registry(&["A"]);
         let unknown = Change::Insert {
             net_id: 1,
-            component: (7, vec![]),
+            component: crate::protocol::ComponentBytes {
+                id: 7,
+                bytes: vec![],
+            },
         };
         assert_eq!(registry.check(&unknown), Err(UnknownComponent(7)));
         let remove = Change::Remove {

@@ -6,7 +6,7 @@ use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, NetEvent, Response};
 use whatnext_replication::Registry;
 use whatnext_replication::protocol::{
-    Change, SessionRequest, SessionResponse, Update, decode, encode,
+    Change, ComponentBytes, SessionRequest, SessionResponse, Update, decode, encode,
 };
 use whatnext_test_support::{HOST, MEMBER, net_id, replicating_app};
 
@@ -70,11 +70,17 @@ fn an_update_naming_an_unknown_component_id_is_refused_not_applied() {
             changes: vec![
                 Change::Insert {
                     net_id: 5,
-                    component: (track, bytes.clone()),
+                    component: ComponentBytes {
+                        id: track,
+                        bytes: bytes.clone(),
+                    },
                 },
                 Change::Insert {
                     net_id: 6,
-                    component: (unknown, vec![1, 2, 3]),
+                    component: ComponentBytes {
+                        id: unknown,
+                        bytes: vec![1, 2, 3],
+                    },
                 },
             ],
         },
@@ -98,7 +104,7 @@ fn an_update_naming_an_unknown_component_id_is_refused_not_applied() {
             seq: 1,
             changes: vec![Change::Insert {
                 net_id: 5,
-                component: (track, bytes),
+                component: ComponentBytes { id: track, bytes },
             }],
         },
     );
