@@ -22,7 +22,12 @@ use whatnext_core::prelude::*;
 pub use screen::draw;
 pub use words::Problem;
 
-/// Adds the desktop window's screens (egui), drawn from the session's read model.
+/// Adds the desktop window's screens (egui), drawn from the session's read model. Adds
+/// `EguiPlugin` and the [`Forms`] resource; a 2D camera in `Startup`; in
+/// `EguiPrimaryContextPass` the theme, then `draw_screen`, which draws [`draw`] and sends
+/// the actions it returns as intents (applied in `SessionSet::Apply` of the next frame); in
+/// `Update` the window title, and, after `SessionSet::Apply`, the intents' outcomes kept
+/// for the forms.
 pub struct UiPlugin;
 
 impl Plugin for UiPlugin {

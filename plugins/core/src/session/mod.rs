@@ -24,9 +24,13 @@ pub use apply::{
 pub use events::SessionEvent;
 pub use sender::{IntentCounter, IntentSender};
 
-/// Adds the session model: its resources and messages, the wall-clock tick, intent
-/// application and session events. Every app has it; network, storage and front ends build on
-/// its sets.
+/// Adds the session model: its resources (`QueueIndex`, `WallClock`, `Library`,
+/// `AppliedIntents`, `IntentCounter`, `SessionInvite`, `Knocks`, `Outbox`, `RejoinInvite`)
+/// and messages (`Intent`, `IntentOutcome`, `TrackRemoved`, [`SessionEvent`]); the wall-clock
+/// tick in `First`; intent application and moving past finished tracks in
+/// [`SessionSet::Apply`] (`Update`); session events in [`SessionSet::Events`]
+/// (`PostUpdate`); and forgetting the `Restored` mark in `Last`. Every app has it; network,
+/// storage and front ends build on its sets.
 pub struct SessionPlugin;
 
 /// Ordering for other plugins: front ends write intents before `Apply`, and read events after.
