@@ -309,3 +309,22 @@ fn a_short_code_stops_working_when_the_host_leaves() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn the_first_session_invite_after_creating_a_session_carries_the_short_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
+    host.ok("session.create", json!({"name": "Straight away"}));
+    // No polling: the answer waits until the relay has registered the code.
+    let invite = host.ok("session.invite", json!(null));
+    let code = invite["short_code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no short code in the first answer: {invite}"));
+    assert_eq!(code.len(), 6, "{invite}");
+    assert!(invite["warning"].is_null(), "{invite}");
+    assert!(
+        invite["url"].as_str().is_some_and(|u| u.contains("relay=")),
+        "{invite}"
+    );
+}

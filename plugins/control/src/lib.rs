@@ -38,11 +38,16 @@ struct Channels {
     output: Sender<String>,
 }
 
+/// How long `session.invite` waits for the relay to confirm the short code.
+pub const INVITE_CODE_WAIT_MS: u64 = 5_000;
+
 /// Requests read but not handled yet, and requests waiting for their intent's outcome.
 #[derive(Resource, Default)]
 struct ControlState {
     backlog: VecDeque<ControlInput>,
     waiting: HashMap<IntentId, (Value, Command)>,
+    /// `session.invite` requests waiting for the short code: (id, until, in wall-clock ms).
+    invites: Vec<(Value, u64)>,
     quitting: bool,
 }
 
@@ -60,7 +65,9 @@ impl Plugin for ControlPlugin {
         .add_systems(Update, read_requests.before(SessionSet::Apply))
         .add_systems(
             Last,
-            (answer_outcomes, push_events).chain().after(PersistSet),
+            (answer_outcomes, answer_invites, push_events)
+                .chain()
+                .after(PersistSet),
         );
     }
 }
@@ -90,6 +97,7 @@ fn read_requests(
     shared: SharedState,
     mut intents: IntentSender,
     mut exit: MessageWriter<AppExit>,
+    wall: Res<WallClock>,
     waker: Option<Res<AppWaker>>,
 ) {
     let mut sent_intents = false;
@@ -142,6 +150,13 @@ fn read_requests(
             state.quitting = true;
             exit.write(AppExit::Success);
             return;
+        }
+        // The code is on its way to the relay: answer once it is there (or says why not).
+        if command == Command::SessionInvite && reader.in_session() && code_pending(&shared.invite)
+        {
+            let until = wall.now_ms.saturating_add(INVITE_CODE_WAIT_MS);
+            state.invites.push((id, until));
+            continue;
         }
         match answer_query(&command, &reader, &shared) {
             Ok(result) => reply_ok(&channels, &id, result),
@@ -252,22 +267,7 @@ fn answer_query(
                     "not in a session",
                 ));
             }
-            let invite = &*shared.invite;
-            match &invite.url {
-                Some(url) => {
-                    let mut result = json!({"url": url, "short_code": invite.short_code});
-                    if let Some(problem) = &invite.problem {
-                        result["warning"] = json!(problem);
-                    }
-                    Ok(result)
-                }
-                None => Err(IntentError::new(
-                    ErrorCode::Unreachable,
-                    invite.problem.clone().unwrap_or_else(|| {
-                        "no invite yet: add a relay and wait until it is reserved".into()
-                    }),
-                )),
-            }
+            invite_json(&shared.invite)
         }
         Command::LibraryList { query } => Ok(Value::Array(
             shared
@@ -293,6 +293,68 @@ fn answer_query(
             format!("{other:?} was routed as a query; this is a bug"),
         )),
     }
+}
+
+/// The link can be shared (a relay is reserved) but the relay has not confirmed the code yet.
+fn code_pending(invite: &SessionInvite) -> bool {
+    invite.url.is_some() && invite.problem.is_none() && invite.short_code.is_none()
+}
+
+/// `session.invite`'s result: the link, the short code (or null), and a warning when
+/// something keeps friends elsewhere out.
+fn invite_json(invite: &SessionInvite) -> Result<Value, IntentError> {
+    match &invite.url {
+        Some(url) => {
+            let mut result = json!({"url": url, "short_code": invite.short_code});
+            if let Some(problem) = &invite.problem {
+                result["warning"] = json!(problem);
+            }
+            Ok(result)
+        }
+        None => Err(IntentError::new(
+            ErrorCode::Unreachable,
+            invite.problem.clone().unwrap_or_else(|| {
+                "no invite yet: add a relay and wait until it is reserved".into()
+            }),
+        )),
+    }
+}
+
+/// Answers `session.invite` requests that waited for the short code: once the relay has it,
+/// once the invite changes so there will be none (the relay went, the session ended), or
+/// after `INVITE_CODE_WAIT_MS` with a warning.
+fn answer_invites(
+    channels: Res<Channels>,
+    mut state: ResMut<ControlState>,
+    invite: Res<SessionInvite>,
+    wall: Res<WallClock>,
+) {
+    if state.invites.is_empty() {
+        return;
+    }
+    let pending = code_pending(&invite);
+    let now = wall.now_ms;
+    // Every request gets its reply, even when the app is about to exit.
+    let quitting = state.quitting;
+    state.invites.retain(|(id, until)| {
+        if pending && now < *until && !quitting {
+            return true;
+        }
+        let answer = invite_json(&invite).map(|mut result| {
+            if pending {
+                result["warning"] = json!(format!(
+                    "the relay has not confirmed the short code within {} s; the link works, ask again for the code",
+                    INVITE_CODE_WAIT_MS / 1000
+                ));
+            }
+            result
+        });
+        match answer {
+            Ok(result) => reply_ok(&channels, id, result),
+            Err(error) => reply_error(&channels, id, error.code, &error.message),
+        }
+        false
+    });
 }
 
 fn relay_json(relay: &RelayEntry) -> Value {
