@@ -140,10 +140,10 @@ fn a_guest_joins_by_short_code_after_the_host_approves_the_knock() {
     assert!(!code.contains(['0', 'O', '1', 'I', 'L']), "{code}");
 
     let mut guest = peer_on(&relay, &dir.path().join("guest"), "Gus");
-    let guest_id = guest.ok("identity", json!(null))["peer_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let identity = guest.ok("identity", json!(null));
+    let guest_id = identity["peer_id"].as_str().expect("id").to_owned();
+    let fingerprint = identity["fingerprint"].clone();
+    assert!(fingerprint.is_string(), "{identity}");
     // The join answers only once the host decides, so send it and go approve.
     guest.send_line(
         &json!({"id": "join", "cmd": "session.join", "args": {"invite": code.to_lowercase()}})
@@ -157,14 +157,18 @@ fn a_guest_joins_by_short_code_after_the_host_approves_the_knock() {
             .is_some_and(|k| k.iter().any(|k| k["peer_id"] == json!(guest_id)))
         {
             assert_eq!(knocks[0]["display_name"], json!("Gus"));
+            // The host sees the knocker's key, not only the name it chose.
+            assert_eq!(knocks[0]["fingerprint"], fingerprint, "{knocks}");
             break;
         }
         assert!(Instant::now() < deadline, "no knock arrived");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        host.events.iter().any(|e| e["event"] == json!("knock")),
-        "a knock event is pushed"
+        host.events
+            .iter()
+            .any(|e| e["event"] == json!("knock") && e["data"]["fingerprint"] == fingerprint),
+        "a knock event is pushed, with the knocker's fingerprint"
     );
     host.ok("knock.approve", json!({"peer_id": guest_id}));
     let reply = guest.reply_to(&json!("join"));

@@ -251,7 +251,8 @@ fn answer_query(
     match command {
         Command::Identity => {
             let me = reader.local_peer();
-            Ok(json!({"peer_id": me.peer, "display_name": me.display_name}))
+            Ok(json!({"peer_id": me.peer, "display_name": me.display_name,
+                "fingerprint": me.peer.fingerprint()}))
         }
         Command::RelayList => Ok(Value::Array(
             shared.relays.0.iter().map(relay_json).collect(),
@@ -285,7 +286,10 @@ fn answer_query(
                 .0
                 .iter()
                 .filter(|k| k.decision.is_none())
-                .map(|k| json!({"peer_id": k.peer, "display_name": k.display_name}))
+                .map(|k| {
+                    json!({"peer_id": k.peer, "display_name": k.display_name,
+                        "fingerprint": k.peer.fingerprint()})
+                })
                 .collect(),
         )),
         other => Err(IntentError::new(
@@ -423,7 +427,8 @@ fn push_events(
     for knock in knocks.0.iter().filter(|k| k.decision.is_none()) {
         if !announced_knocks.contains(&knock.peer) {
             announced_knocks.push(knock.peer.clone());
-            let data = json!({"peer_id": knock.peer, "display_name": knock.display_name});
+            let data = json!({"peer_id": knock.peer, "display_name": knock.display_name,
+                "fingerprint": knock.peer.fingerprint()});
             send_line(&channels, json!({"event": "knock", "data": data}));
         }
     }

@@ -21,6 +21,19 @@ impl PeerId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A short, stable rendering of this peer's key, to compare by eye or read aloud before
+    /// letting someone in: `7F3A-91C2-0B5E`, 48 bits of an FNV-1a hash of the peer id (which
+    /// is derived from the key). A name can be chosen by anyone; this cannot.
+    pub fn fingerprint(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in self.0.as_bytes() {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        let hex = format!("{:012X}", hash >> 16);
+        format!("{}-{}-{}", &hex[0..4], &hex[4..8], &hex[8..12])
+    }
 }
 
 impl fmt::Display for PeerId {
@@ -101,4 +114,25 @@ pub struct IntentId {
     pub author: PeerId,
     /// That device's counter, increasing.
     pub counter: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fingerprint_is_short_stable_and_tells_peers_apart() {
+        let a = PeerId::new("12D3KooW9tHTtS3inCZiYykw4u5G4frbjVFqhkmJX12gSNCVeH3e");
+        let b = PeerId::new("12D3KooW9xCm2jWjNVrwh51SWCQBMYdMyeU3NpT85QhLVkF6PcNM");
+        let shown = a.fingerprint();
+        assert_eq!(shown.len(), 14, "{shown}");
+        assert!(
+            shown
+                .chars()
+                .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_lowercase()),
+            "{shown}"
+        );
+        assert_eq!(shown, a.clone().fingerprint(), "the same key, the same print");
+        assert_ne!(shown, b.fingerprint());
+    }
 }

@@ -53,6 +53,10 @@ pub(super) fn show(
                 }
             });
         });
+        if stage == JoinProgress::WaitingForApproval {
+            // The host sees this next to the name, so they can tell it is really you.
+            ui.label(format!("Your key: {}", screen.me.peer.fingerprint()));
+        }
     }
     if screen.session.is_none() {
         super::problem::show(ui, forms);

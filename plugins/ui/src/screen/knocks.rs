@@ -28,6 +28,13 @@ pub(super) fn show(ui: &mut egui::Ui, screen: &Screen, actions: &mut Vec<Action>
                     "wants to join"
                 };
                 ui.label(format!("{} {what}", knock.display_name));
+                // Anyone can pick a name; the key's fingerprint tells who it really is.
+                ui.label(
+                    egui::RichText::new(format!("key {}", knock.peer.fingerprint()))
+                        .monospace()
+                        .weak(),
+                )
+                .on_hover_text("Ask them to read theirs out: it is on their screen when they knock");
                 ui.horizontal(|ui| {
                     if ui.button("Let in").clicked() {
                         actions.push(Action::Session(approve.clone()));
