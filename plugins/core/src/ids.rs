@@ -132,7 +132,11 @@ mod tests {
                 .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_lowercase()),
             "{shown}"
         );
-        assert_eq!(shown, a.clone().fingerprint(), "the same key, the same print");
+        assert_eq!(
+            shown,
+            a.clone().fingerprint(),
+            "the same key, the same print"
+        );
         assert_ne!(shown, b.fingerprint());
     }
 }

@@ -173,6 +173,11 @@ fn a_knock_is_a_prompt_with_approve_and_deny() {
     }];
     let mut cole = harness(screen.clone());
     assert!(cole.query_by_label("Dee wants to join").is_some());
+    let key = format!("key {}", peer("Dee").fingerprint());
+    assert!(
+        cole.query_by_label(&key).is_some(),
+        "the prompt shows the knocker's key fingerprint next to the name"
+    );
     cole.get_by_label("Let in").click();
     cole.run();
     assert_eq!(

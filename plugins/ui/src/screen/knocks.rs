@@ -34,7 +34,9 @@ pub(super) fn show(ui: &mut egui::Ui, screen: &Screen, actions: &mut Vec<Action>
                         .monospace()
                         .weak(),
                 )
-                .on_hover_text("Ask them to read theirs out: it is on their screen when they knock");
+                .on_hover_text(
+                    "Ask them to read theirs out: it is on their screen when they knock",
+                );
                 ui.horizontal(|ui| {
                     if ui.button("Let in").clicked() {
                         actions.push(Action::Session(approve.clone()));
