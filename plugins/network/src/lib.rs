@@ -21,7 +21,7 @@ use libp2p::Multiaddr;
 use whatnext_core::prelude::*;
 
 pub use bridge::{NetBridge, NetworkPlugin};
-pub use links::{PeerLinks, connection_of};
+pub use links::{PeerLinks, presence_of};
 pub use relays::Status as LinkStatus;
 pub use swarm::HEARTBEAT;
 pub use transport::{Request, Response};

@@ -12,10 +12,13 @@ use crate::{ConnectionKind, NetEvent, peer_of};
 #[derive(Resource, Default, Debug)]
 pub struct PeerLinks(pub HashMap<PeerId, ConnectionKind>);
 
-/// How a participant shows, given the best connection to it (`None`: none, shown as the
-/// relayed way it would come back).
-pub fn connection_of(kind: Option<ConnectionKind>) -> Connection {
-    kind.map_or(Connection::Relayed, Connection::from)
+/// How a participant shows, given the best connection to it: online while there is one,
+/// and how it goes (`None`: offline, shown as the relayed way it would come back).
+pub fn presence_of(kind: Option<ConnectionKind>) -> Presence {
+    Presence {
+        online: kind.is_some(),
+        connection: kind.map_or(Connection::Relayed, Connection::from),
+    }
 }
 
 /// Keeps [`PeerLinks`] in step with the network's link events.

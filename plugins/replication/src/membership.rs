@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use tracing::{info, warn};
 use whatnext_core::invite::{InviteUrl, ShortCode};
 use whatnext_core::prelude::*;
-use whatnext_network::{NetCommand, NetEvent, NetKeys, PeerLinks, connection_of};
+use whatnext_network::{NetCommand, NetEvent, NetKeys, PeerLinks, presence_of};
 
 use crate::authority::Authority;
 use crate::protocol::{self, Hello, PeerRequest, SessionRequest, SessionResponse, Welcome};
@@ -207,11 +207,7 @@ fn admit(
     guest: &PeerId,
     hello: &Hello,
 ) {
-    let link = links.0.get(guest).copied();
-    let presence = Presence {
-        online: link.is_some(),
-        connection: connection_of(link),
-    };
+    let presence = presence_of(links.0.get(guest).copied());
     if let Some((mut p, mut pr)) = participants.iter_mut().find(|(p, _)| p.peer == *guest) {
         p.display_name = hello.display_name.clone();
         *pr = presence;

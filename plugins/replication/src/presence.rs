@@ -3,7 +3,7 @@
 
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
-use whatnext_network::{NetEvent, PeerLinks, connection_of, peer_of};
+use whatnext_network::{NetEvent, PeerLinks, peer_of, presence_of};
 
 /// Presence is this device's own knowledge, never replicated: fill it in for mirrored
 /// participants from the connections we have.
@@ -20,11 +20,7 @@ pub(crate) fn give_presence(
                 connection: Connection::Myself,
             }
         } else {
-            let kind = links.0.get(&p.peer).copied();
-            Presence {
-                online: kind.is_some(),
-                connection: connection_of(kind),
-            }
+            presence_of(links.0.get(&p.peer).copied())
         };
         commands.entity(entity).insert(presence);
     }
@@ -43,10 +39,7 @@ pub(crate) fn follow_links(
         let peer = peer_of(peer);
         for (p, mut presence) in &mut presences {
             if p.peer == peer && presence.connection != Connection::Myself {
-                presence.set_if_neq(Presence {
-                    online: kind.is_some(),
-                    connection: connection_of(*kind),
-                });
+                presence.set_if_neq(presence_of(*kind));
             }
         }
     }
