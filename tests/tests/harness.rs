@@ -52,8 +52,14 @@ pub fn binary() -> PathBuf {
     sibling_binary("whatnext")
 }
 
-/// A workspace binary built next to this test.
+/// A workspace binary built next to this test, or in `WHATNEXT_BIN_DIR` when set (so work
+/// trees sharing one target dir can each test their own copy of the binaries).
 pub fn sibling_binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("WHATNEXT_BIN_DIR") {
+        let bin = Path::new(&dir).join(name);
+        assert!(bin.exists(), "{} is missing (WHATNEXT_BIN_DIR)", bin.display());
+        return bin;
+    }
     let exe = std::env::current_exe().expect("test exe path");
     // target/<profile>/deps/main-<hash> → target/<profile>/<name>; a benchmark (built in
     // release) drives the debug binaries the tests use.
