@@ -62,6 +62,10 @@ pub enum ErrorCode {
     Denied,
     /// A fault inside whatnext.
     Internal,
+    /// The disk refused the write; nothing changed, and the app goes on.
+    Storage,
+    /// A field, a file or a count is over its cap; the message names the cap.
+    TooLarge,
 }
 
 impl ErrorCode {
@@ -76,6 +80,8 @@ impl ErrorCode {
             ErrorCode::Unreachable => "unreachable",
             ErrorCode::Denied => "denied",
             ErrorCode::Internal => "internal",
+            ErrorCode::Storage => "storage",
+            ErrorCode::TooLarge => "too_large",
         }
     }
 }

@@ -48,6 +48,10 @@ pub fn sentence_for(code: ErrorCode) -> &'static str {
         ErrorCode::BadRequest => "That doesn't look right; check what you typed.",
         ErrorCode::NotInSession => "You're not in a party right now.",
         ErrorCode::Internal => "Something went wrong inside whatnext.",
+        ErrorCode::Storage => {
+            "The disk is full or refused the write, so nothing changed. Free some space and try again."
+        }
+        ErrorCode::TooLarge => "That is over the size limit; the message says which one.",
     }
 }
 
