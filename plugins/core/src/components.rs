@@ -118,6 +118,12 @@ pub struct QueueIndex {
     by_id: HashMap<TrackId, Entity>,
     order: BTreeMap<(QueueKey, TrackId), Entity>,
     keys: HashMap<Entity, (QueueKey, TrackId)>,
+    /// Each track entity's adder and wire size, for the caps in `limits`.
+    footprints: HashMap<Entity, (PeerId, usize)>,
+    /// The sum of the footprints' sizes.
+    bytes: usize,
+    /// How many track entities each peer added.
+    per_adder: HashMap<PeerId, usize>,
 }
 
 impl QueueIndex {
@@ -164,6 +170,33 @@ impl QueueIndex {
         self.order.keys().next().map(|(_, id)| *id)
     }
 
+    /// About how many bytes the queue's tracks take on the wire (see `limits`).
+    pub fn wire_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// How many tracks in the queue `peer` added.
+    pub fn added_by(&self, peer: &PeerId) -> usize {
+        self.per_adder.get(peer).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, entity: Entity, footprint: Option<(PeerId, usize)>) {
+        if let Some((peer, size)) = self.footprints.remove(&entity) {
+            self.bytes = self.bytes.saturating_sub(size);
+            if let Some(n) = self.per_adder.get_mut(&peer) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_adder.remove(&peer);
+                }
+            }
+        }
+        if let Some((peer, size)) = footprint {
+            self.bytes += size;
+            *self.per_adder.entry(peer.clone()).or_default() += 1;
+            self.footprints.insert(entity, (peer, size));
+        }
+    }
+
     /// The last key in the queue, for appends.
     pub fn last_key(&self) -> Option<&QueueKey> {
         self.order.keys().next_back().map(|(k, _)| k)
@@ -171,9 +204,15 @@ impl QueueIndex {
 }
 
 fn index_track(mut world: DeferredWorld, ctx: HookContext) {
-    let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
+    let Some((id, footprint)) = world.get::<Track>(ctx.entity).map(|t| {
+        let size = crate::limits::track_wire_bytes(t, None);
+        (t.id, (t.added_by.clone(), size))
+    }) else {
         return;
     };
+    world
+        .resource_mut::<QueueIndex>()
+        .count(ctx.entity, Some(footprint));
     let key = world.get::<QueuePosition>(ctx.entity).map(|p| p.0.clone());
     let confirmed = world.get::<Pending>(ctx.entity).is_none();
     let mut index = world.resource_mut::<QueueIndex>();
@@ -201,6 +240,7 @@ fn unindex_track(mut world: DeferredWorld, ctx: HookContext) {
         return;
     };
     let mut index = world.resource_mut::<QueueIndex>();
+    index.count(ctx.entity, None);
     // Only when this entity stood for the track: a replaced pending copy is not a removal.
     if index.by_id.get(&id) == Some(&ctx.entity) {
         index.by_id.remove(&id);

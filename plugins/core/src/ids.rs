@@ -106,6 +106,14 @@ impl fmt::Display for SessionId {
 )]
 pub struct NetId(pub u64);
 
+impl NetId {
+    /// A new random id. Only the authority allocates them, never from a peer's input: a
+    /// chosen id could collide with another entity's and merge into it on every member.
+    pub fn fresh() -> Self {
+        Self(rand::random())
+    }
+}
+
 /// Names one intent for ever: its author and that author's counter. Re-delivery of the same
 /// id is recognised and ignored, which makes the offline outbox safe to resend.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod intent;
 pub mod invite;
+pub mod limits;
 pub mod order;
 pub mod relay;
 pub mod rules;

@@ -291,6 +291,15 @@ pub(crate) fn answer_member_requests(
                     "only members of the session can change it",
                 ))))
             }
+            // A member may change the session, never the host's own device (its name,
+            // relays, files, or which session it is in).
+            SessionRequest::Intent(Intent {
+                action: Action::Local(_),
+                ..
+            }) => Some(SessionResponse::IntentResult(Err(IntentError::new(
+                ErrorCode::NotPermitted,
+                "only session actions can be sent to the host",
+            )))),
             SessionRequest::Intent(intent) if intent.id.author != *peer => {
                 Some(SessionResponse::IntentResult(Err(IntentError::new(
                     ErrorCode::NotPermitted,

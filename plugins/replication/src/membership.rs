@@ -221,7 +221,7 @@ fn admit(
             display: hello.display,
         },
         presence,
-        NetId(rand::random()),
+        NetId::fresh(),
         Replicated,
     ));
 }

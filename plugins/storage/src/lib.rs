@@ -389,7 +389,8 @@ fn restore_session(
                 added_by: t.added_by,
             },
             QueuePosition(key),
-            NetId(id.0),
+            // Any id will do: members resync with a snapshot from a restarted host.
+            NetId::fresh(),
             Replicated,
             Restored,
         ));

@@ -8,6 +8,7 @@ use crate::clock::PlaybackClock;
 use crate::components::*;
 use crate::ids::{NetId, SessionId};
 use crate::intent::*;
+use crate::limits;
 use crate::relay::validate_relay_addr;
 
 /// Applies a local action.
@@ -29,6 +30,7 @@ pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<App
             Ok(Applied::Done)
         }
         LocalAction::AddRelay { addr } => {
+            limits::check_bytes("a relay address", addr, limits::MAX_RELAY_ADDR_BYTES)?;
             let addr = validate_relay_addr(addr).map_err(|e| bad(e.to_string()))?;
             let mut relays = world.resource_mut::<Relays>();
             if !relays.0.iter().any(|r| r.addr == addr) {
@@ -72,6 +74,8 @@ pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<App
             duration_ms,
             path,
         } => {
+            limits::check_path(path.as_deref())?;
+            limits::check_duration(*duration_ms)?;
             let track = LibraryTrack {
                 id: *track_id,
                 title: clean_text("a track title", title)?,
@@ -105,7 +109,7 @@ pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<App
 
 /// Spawns a new session hosted by `host`, who is its first participant and playback owner.
 pub fn spawn_session(world: &mut World, id: SessionId, name: String, host: &LocalPeer) -> Entity {
-    let net_id = NetId(rand::random());
+    let net_id = NetId::fresh();
     let session = world
         .spawn((
             Session { id, name },
@@ -127,7 +131,7 @@ pub fn spawn_session(world: &mut World, id: SessionId, name: String, host: &Loca
             online: true,
             connection: Connection::Myself,
         },
-        NetId(rand::random()),
+        NetId::fresh(),
         Replicated,
     ));
     session

@@ -16,8 +16,8 @@ use crate::intent::*;
 
 pub use local::{despawn_session, spawn_session};
 
-/// Longest display, session and track text accepted, in characters.
-pub const MAX_TEXT_CHARS: usize = 200;
+/// Kept at its old path; every cap lives in [`crate::limits`].
+pub use crate::limits::MAX_TEXT_CHARS;
 
 /// Successful intents already applied, by id, so that a re-delivered intent changes nothing
 /// and gets the same answer. Storage persists them (`unsaved` is what it has not written yet),
@@ -121,10 +121,6 @@ fn clean_text(what: &str, text: &str) -> Result<String, IntentError> {
     if text.is_empty() {
         return Err(bad(format!("{what} cannot be empty")));
     }
-    if text.chars().count() > MAX_TEXT_CHARS {
-        return Err(bad(format!(
-            "{what} is longer than {MAX_TEXT_CHARS} characters"
-        )));
-    }
+    crate::limits::check_text(what, text)?;
     Ok(text.to_owned())
 }

@@ -8,6 +8,7 @@ use crate::clock::{PlayState, PlaybackClock};
 use crate::components::*;
 use crate::ids::{NetId, PeerId, TrackId};
 use crate::intent::*;
+use crate::limits;
 use crate::order::QueueKey;
 use crate::rules::{Role, SessionRoles, authorize, facts_for};
 use crate::time::WallClock;
@@ -75,6 +76,31 @@ impl SessionRoles for AsHosted<'_> {
     }
 }
 
+/// Refuses a track the queue has no room for: too many tracks in the session or from this
+/// member (`per_member`: the host is not counted), or too many bytes for one frame.
+fn check_room(index: &QueueIndex, track: &Track, per_member: bool) -> Result<(), IntentError> {
+    if index.len() >= limits::MAX_TRACKS_PER_SESSION {
+        return Err(limits::too_large(format!(
+            "the queue is full ({} tracks)",
+            limits::MAX_TRACKS_PER_SESSION
+        )));
+    }
+    if per_member && index.added_by(&track.added_by) >= limits::MAX_TRACKS_PER_MEMBER {
+        return Err(limits::too_large(format!(
+            "you have {} tracks in the queue, the most one guest may have",
+            limits::MAX_TRACKS_PER_MEMBER
+        )));
+    }
+    let size = limits::track_wire_bytes(track, None);
+    if index.wire_bytes() + size > limits::MAX_QUEUE_BYTES {
+        return Err(limits::too_large(format!(
+            "the queue holds its most text ({} MiB); remove a track first",
+            limits::MAX_QUEUE_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(())
+}
+
 fn track(world: &World, id: TrackId) -> Result<(Entity, Track), IntentError> {
     world
         .resource::<QueueIndex>()
@@ -127,23 +153,25 @@ pub(super) fn apply_session(
         } => {
             let title = clean_text("a track title", title)?;
             let artist = artist.trim().to_owned();
-            if world.resource::<QueueIndex>().entity(*track_id).is_some() {
+            limits::check_text("an artist", &artist)?;
+            limits::check_path(path.as_deref())?;
+            limits::check_duration(*duration_ms)?;
+            let index = world.resource::<QueueIndex>();
+            if index.entity(*track_id).is_some() {
                 return Err(bad(format!("track {track_id} is already in the queue")));
             }
-            let key = QueueKey::between(world.resource::<QueueIndex>().last_key(), None);
-            world.spawn((
-                Track {
-                    id: *track_id,
-                    title,
-                    artist,
-                    duration_ms: *duration_ms,
-                    path: path.clone(),
-                    added_by: author.clone(),
-                },
-                QueuePosition(key),
-                NetId(track_id.0),
-                Replicated,
-            ));
+            let track = Track {
+                id: *track_id,
+                title,
+                artist,
+                duration_ms: *duration_ms,
+                path: path.clone(),
+                added_by: author.clone(),
+            };
+            check_room(index, &track, *author != session.host.0)?;
+            let key = QueueKey::between(index.last_key(), None);
+            // The authority picks the replication id: never the author's track id.
+            world.spawn((track, QueuePosition(key), NetId::fresh(), Replicated));
             Ok(Applied::TrackAdded(*track_id))
         }
         A::RemoveTrack { track_id } => {
@@ -177,6 +205,13 @@ pub(super) fn apply_session(
             }
             let after_key = following.and_then(|f| index.key_of(f).cloned());
             let key = QueueKey::between(before_key.as_ref(), after_key.as_ref());
+            if key.as_str().len() > limits::MAX_QUEUE_KEY_CHARS {
+                return Err(limits::too_large(format!(
+                    "moving it there needs a queue key longer than {} characters; move it \
+                     somewhere else first",
+                    limits::MAX_QUEUE_KEY_CHARS
+                )));
+            }
             world.entity_mut(entity).insert(QueuePosition(key));
             Ok(Applied::Done)
         }
