@@ -46,8 +46,9 @@ pub const INVITE_CODE_WAIT_MS: u64 = 5_000;
 struct ControlState {
     backlog: VecDeque<ControlInput>,
     waiting: HashMap<IntentId, (Value, Command)>,
-    /// `session.invite` requests waiting for the short code: (id, until, in wall-clock ms).
-    invites: Vec<(Value, u64)>,
+    /// `session.invite` (and `.rotate`) requests waiting for the short code: (id, until, in
+    /// wall-clock ms, and a rotated-away link the answer must not carry).
+    invites: Vec<(Value, u64, Option<String>)>,
     quitting: bool,
 }
 
@@ -155,7 +156,7 @@ fn read_requests(
         if command == Command::SessionInvite && reader.in_session() && code_pending(&shared.invite)
         {
             let until = wall.now_ms.saturating_add(INVITE_CODE_WAIT_MS);
-            state.invites.push((id, until));
+            state.invites.push((id, until, None));
             continue;
         }
         match answer_query(&command, &reader, &shared) {
@@ -210,6 +211,10 @@ fn intent_for(command: &Command) -> Option<Action> {
         C::CohostRemove { peer_id } => session(SessionAction::RemoveCohost { peer: peer_id }),
         C::KnockApprove { peer_id } => session(SessionAction::ApproveKnock { peer: peer_id }),
         C::KnockDeny { peer_id } => session(SessionAction::DenyKnock { peer: peer_id }),
+        C::MemberKick { peer_id, ban } => {
+            session(SessionAction::RemoveMember { peer: peer_id, ban })
+        }
+        C::InviteRotate => local(LocalAction::RotateInvite),
         C::LibraryAdd {
             title,
             artist,
@@ -336,11 +341,13 @@ fn answer_invites(
     if state.invites.is_empty() {
         return;
     }
-    let pending = code_pending(&invite);
     let now = wall.now_ms;
     // Every request gets its reply, even when the app is about to exit.
     let quitting = state.quitting;
-    state.invites.retain(|(id, until)| {
+    state.invites.retain(|(id, until, rotated_away)| {
+        // A rotation is answered with the new link, once the invite carries it.
+        let stale = rotated_away.is_some() && invite.url == *rotated_away;
+        let pending = stale || code_pending(&invite);
         if pending && now < *until && !quitting {
             return true;
         }
@@ -390,12 +397,20 @@ fn applied_json(applied: &Applied) -> Value {
 fn answer_outcomes(
     channels: Res<Channels>,
     mut state: ResMut<ControlState>,
+    invite: Res<SessionInvite>,
+    wall: Res<WallClock>,
     mut outcomes: MessageReader<IntentOutcome>,
 ) {
     for outcome in outcomes.read() {
-        let Some((id, _command)) = state.waiting.remove(&outcome.id) else {
+        let Some((id, command)) = state.waiting.remove(&outcome.id) else {
             continue; // another front end's intent
         };
+        // A rotated invite answers with the new link and code, as `session.invite` does.
+        if command == Command::InviteRotate && outcome.result.is_ok() {
+            let until = wall.now_ms.saturating_add(INVITE_CODE_WAIT_MS);
+            state.invites.push((id, until, invite.url.clone()));
+            continue;
+        }
         match &outcome.result {
             Ok(applied) => reply_ok(&channels, &id, applied_json(applied)),
             Err(error) => reply_error(&channels, &id, error.code, &error.message),
@@ -444,9 +459,10 @@ fn push_events(
                 "session.joined",
                 json!({"session_id": session_id, "name": reader.snapshot().map(|s| s.name)}),
             ),
-            SessionEvent::SessionLeft { session_id } => {
-                ("session.left", json!({"session_id": session_id}))
-            }
+            SessionEvent::SessionLeft { session_id, reason } => (
+                "session.left",
+                json!({"session_id": session_id, "reason": reason.as_str()}),
+            ),
             SessionEvent::ParticipantJoined { peer } => {
                 ("participant.joined", json!({"peer_id": peer}))
             }

@@ -187,6 +187,15 @@ pub enum Command {
         /// The guest.
         peer_id: PeerId,
     },
+    /// `member.kick`: removes a participant; `ban` also refuses its joins from now on.
+    MemberKick {
+        /// The participant.
+        peer_id: PeerId,
+        /// Refuse its joins for the rest of the session.
+        ban: bool,
+    },
+    /// `session.invite.rotate`: a new invite secret and short code; the old ones stop working.
+    InviteRotate,
     /// `library.add`: adds one track to this device's library.
     LibraryAdd {
         /// The track's title.
@@ -238,6 +247,8 @@ pub const COMMANDS: &[&str] = &[
     "knock.list",
     "knock.approve",
     "knock.deny",
+    "member.kick",
+    "session.invite.rotate",
     "library.add",
     "library.import",
     "library.list",
@@ -288,6 +299,13 @@ struct SeekArgs {
 #[derive(Deserialize)]
 struct PeerArgs {
     peer_id: String,
+}
+
+#[derive(Deserialize)]
+struct KickArgs {
+    peer_id: String,
+    #[serde(default)]
+    ban: bool,
 }
 
 /// Parses one input line.
@@ -429,6 +447,14 @@ fn command(cmd: &str, raw: Value) -> Result<Command, RequestError> {
         "knock.deny" => C::KnockDeny {
             peer_id: peer_id(cmd, args::<PeerArgs>(cmd, raw)?.peer_id)?,
         },
+        "member.kick" => {
+            let a: KickArgs = args(cmd, raw)?;
+            C::MemberKick {
+                peer_id: peer_id(cmd, a.peer_id)?,
+                ban: a.ban,
+            }
+        }
+        "session.invite.rotate" => C::InviteRotate,
         "quit" => C::Quit,
         other => {
             return Err(RequestError::UnknownCommand {

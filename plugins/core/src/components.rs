@@ -438,6 +438,55 @@ pub struct Knock {
     pub decision: Option<bool>,
 }
 
+/// On the hosted session entity, on the host only (never replicated): who may come in.
+/// Rotating the invite bumps `generation`, which changes the link's secret and the code.
+#[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionAccess {
+    /// How many times the invite was rotated; part of the link's secret.
+    pub generation: u32,
+    /// Peers whose joins are refused for the rest of the session.
+    pub banned: std::collections::BTreeSet<PeerId>,
+    /// Removed peers whose own rejoin links no longer work; a current invite lets them in
+    /// again (unless banned).
+    pub revoked: std::collections::BTreeSet<PeerId>,
+}
+
+/// A participant was removed by the host or a co-host: replication tells it and stops
+/// sending it anything.
+#[derive(Message, Clone, Debug, PartialEq, Eq)]
+pub struct MemberRemoved {
+    /// Who was removed.
+    pub peer: PeerId,
+    /// Also refused from now on.
+    pub banned: bool,
+}
+
+/// Why this device's session ended, for the `SessionLeft` event; set by whoever ends it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LeaveReason {
+    /// This device left (or, as the host, closed the session).
+    Left,
+    /// The host ended the session.
+    Ended,
+    /// The host or a co-host removed this device.
+    Removed,
+}
+
+impl LeaveReason {
+    /// The reason's text in the control protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Left => "left",
+            LeaveReason::Ended => "ended",
+            LeaveReason::Removed => "removed",
+        }
+    }
+}
+
+/// The reason for the next `SessionLeft`, when known; taken when the event is written.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingLeaveReason(pub Option<LeaveReason>);
+
 /// Present when a network plugin handles joins; without it a join answers "offline".
 #[derive(Resource, Clone, Copy, Debug, Default)]
 pub struct NetworkPresent;

@@ -107,6 +107,12 @@ pub enum Rule {
     OnlyHostManagesCohosts,
     /// Only the host or a co-host answers knocks.
     OnlyHostOrCohostAnswersKnocks,
+    /// Only the host or a co-host removes people.
+    OnlyHostOrCohostRemovesMembers,
+    /// A co-host removes only guests and party screens.
+    CohostsRemoveOnlyGuests,
+    /// Nobody removes the host.
+    TheHostCannotBeRemoved,
 }
 
 impl Rule {
@@ -126,6 +132,13 @@ impl Rule {
             }
             Rule::OnlyHostManagesCohosts => "only the host can add or remove co-hosts",
             Rule::OnlyHostOrCohostAnswersKnocks => "only the host or a co-host can answer a knock",
+            Rule::OnlyHostOrCohostRemovesMembers => {
+                "only the host or a co-host can remove someone from the party"
+            }
+            Rule::CohostsRemoveOnlyGuests => {
+                "a co-host can only remove guests and party screens, not other co-hosts"
+            }
+            Rule::TheHostCannotBeRemoved => "the host cannot be removed from their own party",
         }
     }
 }

@@ -77,6 +77,9 @@ pub enum LocalAction {
         /// The folder to scan.
         path: String,
     },
+    /// Makes a new invite secret and short code for the hosted session: the old link and
+    /// code stop working (members keep their own rejoin links).
+    RotateInvite,
 }
 
 /// Actions on the shared session, checked against the role rules by the authority.
@@ -145,6 +148,13 @@ pub enum SessionAction {
         /// Who knocked.
         peer: PeerId,
     },
+    /// Removes a participant from the session; `ban` also refuses its joins from now on.
+    RemoveMember {
+        /// Who is removed.
+        peer: PeerId,
+        /// Refuse this peer's joins for the rest of the session.
+        ban: bool,
+    },
 }
 
 impl SessionAction {
@@ -174,7 +184,8 @@ impl SessionAction {
             SessionAction::AddCohost { peer: peer.clone() },
             SessionAction::RemoveCohost { peer: peer.clone() },
             SessionAction::ApproveKnock { peer: peer.clone() },
-            SessionAction::DenyKnock { peer },
+            SessionAction::DenyKnock { peer: peer.clone() },
+            SessionAction::RemoveMember { peer, ban: false },
         ]
     }
 }

@@ -48,7 +48,7 @@ pub struct Facts {
     pub is_playback_owner: bool,
     /// For a track removal: the author added that track.
     pub added_the_track: bool,
-    /// For a hand-off: the role of the peer it goes to.
+    /// For a hand-off or a removal: the role of the peer it is about.
     pub target_role: Option<Role>,
 }
 
@@ -90,6 +90,9 @@ pub fn facts_for(
             facts.added_the_track = session.added_by(*track_id) == Some(peer);
         }
         SessionAction::HandOff { to } => facts.target_role = session.role_of(to),
+        SessionAction::RemoveMember { peer: target, .. } => {
+            facts.target_role = session.role_of(target)
+        }
         _ => {}
     }
     Some(facts)
@@ -129,6 +132,17 @@ pub fn authorize(action: &SessionAction, facts: &Facts) -> Result<(), Rule> {
         }
         A::ApproveKnock { .. } | A::DenyKnock { .. } => {
             require(host_or_cohost, Rule::OnlyHostOrCohostAnswersKnocks)
+        }
+        A::RemoveMember { .. } => {
+            require(host_or_cohost, Rule::OnlyHostOrCohostRemovesMembers)?;
+            match facts.target_role {
+                Some(Role::Host) => Err(Rule::TheHostCannotBeRemoved),
+                Some(Role::CoHost) => {
+                    require(facts.role == Role::Host, Rule::CohostsRemoveOnlyGuests)
+                }
+                // Not a member: the authority answers "not found" before asking.
+                _ => Ok(()),
+            }
         }
     }
 }

@@ -20,6 +20,7 @@ fn action(kind: &str) -> SessionAction {
         "remove_cohost",
         "approve",
         "deny",
+        "kick",
     ]
     .iter()
     .position(|k| *k == kind)
@@ -29,7 +30,7 @@ fn action(kind: &str) -> SessionAction {
 
 #[test]
 fn the_table_names_every_kind_of_session_action() {
-    assert_eq!(SessionAction::all_kinds().len(), 13);
+    assert_eq!(SessionAction::all_kinds().len(), 14);
 }
 
 /// `owner`: the author owns playback. `own`: the author added the track being removed.
@@ -309,6 +310,45 @@ fn the_table_names_every_kind_of_session_action() {
     Err(Rule::DisplayIsReadOnly)
 )]
 #[case::display_cannot_deny("deny", Display, false, false, None, Err(Rule::DisplayIsReadOnly))]
+// remove someone from the party (kick, ban): host and co-hosts; nobody removes the host,
+// and a co-host removes only guests and party screens
+#[case::host_kicks_guest("kick", Host, false, false, Some(Guest), Ok(()))]
+#[case::host_kicks_cohost("kick", Host, false, false, Some(CoHost), Ok(()))]
+#[case::host_kicks_display("kick", Host, false, false, Some(Display), Ok(()))]
+#[case::cohost_kicks_guest("kick", CoHost, false, false, Some(Guest), Ok(()))]
+#[case::cohost_kicks_display("kick", CoHost, false, false, Some(Display), Ok(()))]
+#[case::cohost_cannot_kick_cohost(
+    "kick",
+    CoHost,
+    false,
+    false,
+    Some(CoHost),
+    Err(Rule::CohostsRemoveOnlyGuests)
+)]
+#[case::cohost_cannot_kick_host(
+    "kick",
+    CoHost,
+    false,
+    false,
+    Some(Host),
+    Err(Rule::TheHostCannotBeRemoved)
+)]
+#[case::guest_cannot_kick(
+    "kick",
+    Guest,
+    false,
+    false,
+    Some(Guest),
+    Err(Rule::OnlyHostOrCohostRemovesMembers)
+)]
+#[case::display_cannot_kick(
+    "kick",
+    Display,
+    false,
+    false,
+    Some(Guest),
+    Err(Rule::DisplayIsReadOnly)
+)]
 fn role_table(
     #[case] kind: &str,
     #[case] role: Role,
@@ -356,6 +396,9 @@ fn every_rule_explains_itself() {
         Rule::HandOffOnlyToHostOrCohost,
         Rule::OnlyHostManagesCohosts,
         Rule::OnlyHostOrCohostAnswersKnocks,
+        Rule::OnlyHostOrCohostRemovesMembers,
+        Rule::CohostsRemoveOnlyGuests,
+        Rule::TheHostCannotBeRemoved,
     ];
     let messages: std::collections::HashSet<&str> = rules.iter().map(|r| r.message()).collect();
     assert_eq!(messages.len(), rules.len(), "each rule has its own message");

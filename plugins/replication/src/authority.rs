@@ -117,19 +117,17 @@ impl Authority {
     /// The answer to a member's `Resync { epoch, after }`: the missing updates from the
     /// history, or a snapshot when they are gone (or the member knew another run).
     fn resync(&self, epoch: u64, after: u64) -> SessionResponse {
-        let first = self.history.front().map(|u| u.seq);
-        match first {
-            Some(first) if epoch == self.epoch && first <= after.saturating_add(1) => {
-                SessionResponse::Updates(
-                    self.history
-                        .iter()
-                        .filter(|u| u.seq > after)
-                        .cloned()
-                        .collect(),
-                )
-            }
-            _ => SessionResponse::Snapshot(self.snapshot()),
+        if self.needs_snapshot(epoch, after) {
+            return SessionResponse::Snapshot(self.snapshot());
         }
+        let missing = self.history.iter().filter(|u| u.seq > after);
+        SessionResponse::Updates(missing.cloned().collect())
+    }
+
+    /// The history no longer holds what came after `after` (or the member knew another run).
+    fn needs_snapshot(&self, epoch: u64, after: u64) -> bool {
+        let first = self.history.front().map(|u| u.seq);
+        !matches!(first, Some(first) if epoch == self.epoch && first <= after.saturating_add(1))
     }
 }
 
@@ -261,9 +259,16 @@ pub(crate) fn track_update_acks(
     }
 }
 
+/// Each member may be sent this many resync snapshots a second, with bursts up to
+/// `SNAPSHOT_BURST`: a snapshot is the whole session. Resyncs the history answers are not
+/// limited beyond the intent rate.
+pub const SNAPSHOTS_PER_SECOND: f64 = 1.0;
+/// How many snapshots a member may be sent at once before the steady rate applies.
+pub const SNAPSHOT_BURST: f64 = 3.0;
+
 /// The authority's side of members' requests: their intents (applied as if local, under
-/// their own author id, at most `INTENTS_PER_SECOND` each) and resyncs. Non-members get
-/// nothing.
+/// their own author id, at most `INTENTS_PER_SECOND` each) and resyncs (at most
+/// `SNAPSHOTS_PER_SECOND` of them answered with a snapshot). Non-members get nothing.
 pub(crate) fn answer_member_requests(
     mut net: MessageWriter<NetCommand>,
     members: Res<Members>,
@@ -271,6 +276,7 @@ pub(crate) fn answer_member_requests(
     time: Res<Time<Real>>,
     mut foreign: ResMut<ForeignIntents>,
     mut buckets: Local<HashMap<PeerId, RateBucket>>,
+    mut resync_buckets: Local<HashMap<PeerId, RateBucket>>,
     mut requests: MessageReader<PeerRequest>,
     mut intents: MessageWriter<Intent>,
     waker: Option<Res<AppWaker>>,
@@ -328,6 +334,21 @@ pub(crate) fn answer_member_requests(
             SessionRequest::Resync { .. } if !member => Some(SessionResponse::Refused {
                 reason: "not a member".into(),
             }),
+            SessionRequest::Resync { epoch, after }
+                if auth.needs_snapshot(*epoch, *after)
+                    && !resync_buckets
+                        .entry(peer.clone())
+                        .or_insert_with(|| {
+                            RateBucket::limit(now, SNAPSHOTS_PER_SECOND, SNAPSHOT_BURST)
+                        })
+                        .take(now) =>
+            {
+                Some(SessionResponse::Refused {
+                    reason: format!(
+                        "too many snapshots (more than {SNAPSHOTS_PER_SECOND} a second); ask again later"
+                    ),
+                })
+            }
             SessionRequest::Resync { epoch, after } => Some(auth.resync(*epoch, *after)),
             _ => None,
         };

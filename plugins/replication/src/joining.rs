@@ -240,6 +240,11 @@ pub(crate) fn finish_joins(
                             };
                         }
                     }
+                    Answer::Session(SessionResponse::Denied { reason }) => {
+                        if join.is_some() {
+                            done.push((*token, Err(IntentError::new(ErrorCode::Denied, reason))));
+                        }
+                    }
                     Answer::Session(SessionResponse::Refused { reason }) => {
                         let Some(join) = join else { continue };
                         let code = if join.knocked {
@@ -377,5 +382,45 @@ pub(crate) fn rejoin_when_cut_off(
             net.write(command);
         }
         Err(error) => tracing::warn!(%error, "cannot say hello again"),
+    }
+}
+
+/// A member its host removed leaves the session, says why (`removed`), and forgets its
+/// rejoin link. Only the current host can say so, and only about the current session.
+pub(crate) fn leave_when_removed(
+    mut commands: Commands,
+    mut net: MessageWriter<NetCommand>,
+    local: Res<LocalPeer>,
+    sessions: Query<(&Session, &Host)>,
+    mut requests: MessageReader<protocol::PeerRequest>,
+) {
+    for protocol::PeerRequest {
+        peer,
+        reply,
+        request,
+    } in requests.read()
+    {
+        let SessionRequest::Removed { session } = request else {
+            continue;
+        };
+        let ours = sessions
+            .iter()
+            .any(|(s, h)| s.id == *session && h.0 == *peer && h.0 != local.peer);
+        if !ours {
+            protocol::respond(
+                &mut net,
+                *reply,
+                &SessionResponse::Refused {
+                    reason: "you do not host this device's session".into(),
+                },
+            );
+            continue;
+        }
+        protocol::respond(&mut net, *reply, &SessionResponse::Ack);
+        tracing::info!(%session, "the host removed this device from the session");
+        commands.queue(|world: &mut World| {
+            world.resource_mut::<PendingLeaveReason>().0 = Some(LeaveReason::Removed);
+            whatnext_core::session::despawn_session(world);
+        });
     }
 }

@@ -38,8 +38,13 @@ use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, NetEvent, NetKeys, PeerLinks, RequestTokens};
 
 pub use authority::{HISTORY, RESEND_EVERY_FRAMES};
+pub use authority::{SNAPSHOT_BURST, SNAPSHOTS_PER_SECOND};
 pub use joining::{JOIN_TIMEOUT, KNOCK_TIMEOUT};
-pub use membership::{Members, PendingWelcomes, invite_secret, versions_differ};
+pub use membership::{
+    HELLO_BURST, HELLOS_PER_SECOND, KNOCK_STALE, MAX_WAITING_KNOCKS, Members, PendingWelcomes,
+    invite_secret, member_secret, versions_differ,
+};
+pub use mirror::RESYNC_BACKOFF;
 pub use outbox::{INTENT_BURST, INTENTS_PER_SECOND, MAX_INTENTS_IN_FLIGHT};
 pub use registry::{AppReplicationExt, BadComponent, Registry, UnknownComponent};
 
@@ -105,6 +110,7 @@ impl Plugin for ReplicationPlugin {
             .add_message::<NetCommand>()
             .add_message::<NetEvent>();
         app.init_resource::<membership::PendingWelcomes>()
+            .init_resource::<membership::HelloLimits>()
             .init_resource::<joining::Joins>()
             .init_resource::<JoinProgress>()
             .add_message::<protocol::PeerRequest>()
@@ -136,9 +142,13 @@ impl Plugin for ReplicationPlugin {
                     membership::keep_invite_current
                         .run_if(resource_exists::<NetKeys>.and_then(resource_exists::<Relays>)),
                     membership::answer_hellos.run_if(resource_exists::<NetKeys>),
+                    membership::expire_knocks,
+                    membership::forget_removed_members,
+                    membership::revoke_members_when_the_session_ends,
                     joining::start_joins,
                     joining::finish_joins,
                     joining::rejoin_when_cut_off,
+                    joining::leave_when_removed,
                     presence::follow_links,
                     mirror::receive,
                     authority::track_update_acks,

@@ -3,13 +3,18 @@
 //! welcome sent once the authority's snapshot includes the new member. The one owner of
 //! admitting a member on the host.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use bevy::prelude::*;
 use tracing::{info, warn};
 use whatnext_core::invite::{InviteUrl, ShortCode};
+use whatnext_core::limits;
 use whatnext_core::prelude::*;
-use whatnext_network::{NetCommand, NetEvent, NetKeys, PeerLinks, presence_of};
+use whatnext_network::{NetCommand, NetEvent, NetKeys, PeerLinks, RequestTokens, presence_of};
 
 use crate::authority::Authority;
+use crate::outbox::RateBucket;
 use crate::protocol::{self, Hello, PeerRequest, SessionRequest, SessionResponse, Welcome};
 use crate::registry::Registry;
 
@@ -22,40 +27,68 @@ pub struct Members(pub std::collections::HashSet<PeerId>);
 #[derive(Resource, Default, Debug)]
 pub struct PendingWelcomes(pub Vec<(u64, PeerId, Welcome)>);
 
-/// The invite secret for a session: a signature by this device's key, so it is the same
-/// after a restart and nobody else can make one.
-pub fn invite_secret(keys: &NetKeys, session: &SessionId) -> String {
-    let message = format!("whatnext invite secret v1 {}", session.0);
-    let signature = keys.sign(message.as_bytes());
-    signature
+/// The invite secret for a session's link: a signature by this device's key over the session
+/// and the invite's generation, so it is the same after a restart, nobody else can make one,
+/// and rotating the invite (a new generation) makes a new one. Generation 0 signs the words
+/// links had before rotation existed, so those links keep working.
+pub fn invite_secret(keys: &NetKeys, session: &SessionId, generation: u32) -> String {
+    let message = match generation {
+        0 => format!("whatnext invite secret v1 {}", session.0),
+        n => format!("whatnext invite secret v1 {} rotation {n}", session.0),
+    };
+    short_signature(keys, &message)
+}
+
+/// A member's own rejoin secret: bound to its peer id, so it is worth nothing to anyone
+/// else, survives the invite's rotation, and stops working when the member is removed.
+pub fn member_secret(keys: &NetKeys, session: &SessionId, member: &PeerId) -> String {
+    short_signature(
+        keys,
+        &format!("whatnext member secret v1 {} {}", session.0, member),
+    )
+}
+
+fn short_signature(keys: &NetKeys, message: &str) -> String {
+    keys.sign(message.as_bytes())
         .iter()
         .take(16)
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-/// Keeps `SessionInvite` and the registered short code in step with the hosted session and
-/// the reserved relay.
+/// The relay this device holds a reservation on, for links.
+fn reserved_relay(relays: &Relays) -> Option<String> {
+    relays
+        .0
+        .iter()
+        .find(|r| r.status == RelayStatus::Reserved)
+        .map(|r| r.addr.clone())
+}
+
+/// Keeps `SessionInvite` and the registered short code in step with the hosted session, its
+/// invite's generation, and the reserved relay.
 pub(crate) fn keep_invite_current(
     mut net: MessageWriter<NetCommand>,
     keys: Res<NetKeys>,
     local: Res<LocalPeer>,
     relays: Res<Relays>,
-    sessions: Query<(&Session, &Host)>,
+    sessions: Query<(&Session, &Host, Option<&SessionAccess>)>,
     mut invite: ResMut<SessionInvite>,
     mut events: MessageReader<NetEvent>,
-    mut code: Local<Option<(SessionId, ShortCode)>>,
+    mut code: Local<Option<(SessionId, u32, ShortCode)>>,
 ) {
     let hosted = sessions
         .iter()
-        .find(|(_, h)| h.0 == local.peer)
-        .map(|(s, _)| s.id.clone());
-    // One code per hosted session, for as long as this app runs it.
+        .find(|(_, h, _)| h.0 == local.peer)
+        .map(|(s, _, access)| (s.id.clone(), access.map_or(0, |a| a.generation)));
+    // One code per hosted session and invite generation, for as long as this app runs it.
     let wanted = match (&hosted, code.as_ref()) {
-        (Some(id), Some((cid, c))) if cid == id => Some(c.clone()),
-        (Some(id), _) => {
+        (Some((id, generation)), Some((cid, cgen, c))) if cid == id && cgen == generation => {
+            Some(c.clone())
+        }
+        (Some((id, generation)), _) => {
             let fresh = ShortCode::random(&mut rand::thread_rng());
-            *code = Some((id.clone(), fresh.clone()));
+            *code = Some((id.clone(), *generation, fresh.clone()));
             net.write(NetCommand::SetCode(Some(fresh.as_str().to_owned())));
             Some(fresh)
         }
@@ -76,22 +109,18 @@ pub(crate) fn keep_invite_current(
             _ => {}
         }
     }
-    let reserved = relays
-        .0
-        .iter()
-        .find(|r| r.status == RelayStatus::Reserved)
-        .map(|r| r.addr.clone());
+    let reserved = reserved_relay(&relays);
     let next = match &hosted {
         None => SessionInvite::default(),
         // Without a reserved relay the link still works on the local network (mDNS finds
         // the host by its peer id); say so, because friends elsewhere cannot use it.
-        Some(id) => SessionInvite {
+        Some((id, generation)) => SessionInvite {
             url: Some(
                 InviteUrl {
                     host: local.peer.clone(),
                     relay: reserved.clone(),
                     session: id.clone(),
-                    key: Some(invite_secret(&keys, id)),
+                    key: Some(invite_secret(&keys, id, *generation)),
                 }
                 .to_string(),
             ),
@@ -121,7 +150,33 @@ pub fn versions_differ(ours: u64, theirs: u64) -> String {
     )
 }
 
-/// The host's side of a hello: admit with the secret, knock with the code, else refuse.
+/// Most knocks waiting for an answer at once; more are refused until some are answered.
+pub const MAX_WAITING_KNOCKS: usize = 20;
+/// A knock whose knocker stopped asking (it polls every half second) for this long goes.
+pub const KNOCK_STALE: Duration = Duration::from_secs(10);
+/// Each peer may say hello this many times a second (a knocker polls twice a second), with
+/// bursts up to `HELLO_BURST`: each admitted hello costs the host a whole snapshot.
+pub const HELLOS_PER_SECOND: f64 = 4.0;
+/// How many hellos a peer may send at once before the steady rate applies.
+pub const HELLO_BURST: f64 = 10.0;
+
+/// The host's hello bookkeeping: each peer's rate and when each knocker last asked.
+#[derive(Resource, Default)]
+pub(crate) struct HelloLimits {
+    buckets: HashMap<PeerId, RateBucket>,
+    knocked_at: HashMap<PeerId, Duration>,
+}
+
+/// What the host makes of one hello.
+enum Verdict {
+    Admit,
+    Knock,
+    Refuse(String),
+    Deny(String),
+}
+
+/// The host's side of a hello: admit with the link's secret or the member's own, knock with
+/// the code, else refuse; banned peers are denied, and every hello is rate-limited.
 pub(crate) fn answer_hellos(
     mut commands: Commands,
     mut net: MessageWriter<NetCommand>,
@@ -129,13 +184,17 @@ pub(crate) fn answer_hellos(
     local: Res<LocalPeer>,
     links: Res<PeerLinks>,
     invite: Res<SessionInvite>,
+    relays: Option<Res<Relays>>,
     registry: Res<Registry>,
+    time: Res<Time<Real>>,
+    mut limits: ResMut<HelloLimits>,
     mut knocks: ResMut<Knocks>,
-    sessions: Query<(&Session, &Host)>,
+    mut sessions: Query<(&Session, &Host, Option<&mut SessionAccess>)>,
     mut participants: Query<(&mut Participant, &mut Presence)>,
     mut requests: MessageReader<PeerRequest>,
     mut welcomes: ResMut<PendingWelcomes>,
 ) {
+    let now = time.elapsed();
     for PeerRequest {
         peer: guest,
         reply,
@@ -145,58 +204,221 @@ pub(crate) fn answer_hellos(
         let SessionRequest::Hello(hello) = request else {
             continue;
         };
-        let hosted = sessions.iter().find(|(_, h)| h.0 == local.peer);
-        let refuse = |reason: String| SessionResponse::Refused { reason };
-        let response = match hosted {
-            None => refuse("this peer is not hosting a session".into()),
-            Some(_) if hello.protocol != registry.protocol_hash() => {
-                let reason = versions_differ(registry.protocol_hash(), hello.protocol);
-                warn!(peer = %guest, %reason, "refused a hello");
-                refuse(reason)
-            }
-            Some((session, _)) => {
-                let by_link = hello.session.as_ref() == Some(&session.id)
-                    && hello.key.as_deref() == Some(invite_secret(&keys, &session.id).as_str());
-                let by_code = hello.code.is_some() && hello.code == invite.short_code;
-                let decision = knocks
-                    .0
-                    .iter()
-                    .find(|k| k.peer == *guest)
-                    .and_then(|k| k.decision);
-                if by_link || (by_code && decision == Some(true)) {
-                    admit(&mut commands, &mut participants, &links, guest, hello);
-                    let welcome = Welcome {
-                        protocol: registry.protocol_hash(),
-                        session: session.id.clone(),
-                        name: session.name.clone(),
-                        host: local.peer.clone(),
-                        snapshot: Default::default(),
-                        rejoin: invite.url.clone(),
-                    };
-                    // Sent after this frame's flush, once the snapshot includes the joiner.
-                    welcomes.0.push((*reply, guest.clone(), welcome));
-                    continue;
-                } else if by_code && decision == Some(false) {
-                    refuse("the host declined your request to join".into())
-                } else if by_code {
-                    if !knocks.0.iter().any(|k| k.peer == *guest) {
-                        info!(peer = %guest, name = %hello.display_name, "knock");
-                        knocks.0.push(Knock {
-                            peer: guest.clone(),
-                            display_name: hello.display_name.clone(),
-                            display: hello.display,
-                            decision: None,
-                        });
-                    }
-                    SessionResponse::Knocked
-                } else if hello.session.is_some() {
-                    refuse("the invite link is not valid for this session".into())
-                } else {
-                    refuse("that short code is not this session's".into())
+        let Some((session, _, mut access)) =
+            sessions.iter_mut().find(|(_, h, _)| h.0 == local.peer)
+        else {
+            let refusal = refused("this peer is not hosting a session".into());
+            protocol::respond(&mut net, *reply, &refusal);
+            continue;
+        };
+        let access_now = access.as_deref().cloned().unwrap_or_default();
+        let welcomed_before = participants.iter().any(|(p, _)| p.peer == *guest);
+        let verdict = judge(
+            &keys,
+            &registry,
+            &invite,
+            &knocks,
+            &mut limits,
+            now,
+            session,
+            &access_now,
+            participants.iter().count(),
+            welcomed_before,
+            guest,
+            hello,
+        );
+        let response = match verdict {
+            Verdict::Admit => {
+                if let Some(access) = access.as_deref_mut()
+                    && access.revoked.contains(guest)
+                {
+                    access.revoked.remove(guest);
                 }
+                admit(&mut commands, &mut participants, &links, guest, hello);
+                let rejoin = InviteUrl {
+                    host: local.peer.clone(),
+                    relay: relays.as_deref().and_then(reserved_relay),
+                    session: session.id.clone(),
+                    key: Some(member_secret(&keys, &session.id, guest)),
+                };
+                let welcome = Welcome {
+                    protocol: registry.protocol_hash(),
+                    session: session.id.clone(),
+                    name: session.name.clone(),
+                    host: local.peer.clone(),
+                    snapshot: Default::default(),
+                    rejoin: Some(rejoin.to_string()),
+                };
+                // Sent after this frame's flush, once the snapshot includes the joiner.
+                welcomes.0.push((*reply, guest.clone(), welcome));
+                continue;
             }
+            Verdict::Knock => {
+                limits.knocked_at.insert(guest.clone(), now);
+                if !knocks.0.iter().any(|k| k.peer == *guest) {
+                    info!(peer = %guest, fingerprint = %guest.fingerprint(), name = %hello.display_name, "knock");
+                    knocks.0.push(Knock {
+                        peer: guest.clone(),
+                        display_name: hello.display_name.clone(),
+                        display: hello.display,
+                        decision: None,
+                    });
+                }
+                SessionResponse::Knocked
+            }
+            Verdict::Refuse(reason) => {
+                info!(peer = %guest, %reason, "refused a hello");
+                refused(reason)
+            }
+            Verdict::Deny(reason) => SessionResponse::Denied { reason },
         };
         protocol::respond(&mut net, *reply, &response);
+    }
+}
+
+fn refused(reason: String) -> SessionResponse {
+    SessionResponse::Refused { reason }
+}
+
+/// Decides one hello, in order: rate, version, name, ban, then the invite it carries.
+fn judge(
+    keys: &NetKeys,
+    registry: &Registry,
+    invite: &SessionInvite,
+    knocks: &Knocks,
+    limits: &mut HelloLimits,
+    now: Duration,
+    session: &Session,
+    access: &SessionAccess,
+    participants: usize,
+    welcomed_before: bool,
+    guest: &PeerId,
+    hello: &Hello,
+) -> Verdict {
+    let bucket = limits
+        .buckets
+        .entry(guest.clone())
+        .or_insert_with(|| RateBucket::limit(now, HELLOS_PER_SECOND, HELLO_BURST));
+    if !bucket.take(now) {
+        return Verdict::Refuse("too many join attempts at once; wait a moment".into());
+    }
+    if hello.protocol != registry.protocol_hash() {
+        return Verdict::Refuse(versions_differ(registry.protocol_hash(), hello.protocol));
+    }
+    if let Err(error) = limits::check_text("your display name", &hello.display_name) {
+        return Verdict::Refuse(error.message);
+    }
+    if access.banned.contains(guest) {
+        return Verdict::Deny("the host removed you from this party".into());
+    }
+    let for_this_session = hello.session.as_ref() == Some(&session.id);
+    let key = hello.key.as_deref();
+    let by_link = for_this_session
+        && key == Some(invite_secret(keys, &session.id, access.generation).as_str());
+    let by_own_key = for_this_session
+        && !access.revoked.contains(guest)
+        && key == Some(member_secret(keys, &session.id, guest).as_str());
+    let by_code = hello.code.is_some() && hello.code == invite.short_code;
+    let decision = knocks
+        .0
+        .iter()
+        .find(|k| k.peer == *guest)
+        .and_then(|k| k.decision);
+    let admitted = by_link || by_own_key || (by_code && decision == Some(true));
+    if admitted && !welcomed_before && participants >= limits::MAX_PARTICIPANTS {
+        return Verdict::Refuse(format!(
+            "the party is full ({} people)",
+            limits::MAX_PARTICIPANTS
+        ));
+    }
+    if admitted {
+        Verdict::Admit
+    } else if by_code && decision == Some(false) {
+        Verdict::Refuse("the host declined your request to join".into())
+    } else if by_code {
+        let waiting = knocks.0.iter().filter(|k| k.decision.is_none()).count();
+        let known = knocks.0.iter().any(|k| k.peer == *guest);
+        if !known && waiting >= MAX_WAITING_KNOCKS {
+            Verdict::Refuse(
+                "too many people are waiting to be let in; try again in a minute".into(),
+            )
+        } else {
+            Verdict::Knock
+        }
+    } else if hello.session.is_some() {
+        Verdict::Refuse("the invite link is not valid for this session".into())
+    } else {
+        Verdict::Refuse("that short code is not this session's".into())
+    }
+}
+
+/// Knocks whose knocker stopped asking go, so the list holds only people still waiting.
+pub(crate) fn expire_knocks(
+    time: Res<Time<Real>>,
+    mut limits: ResMut<HelloLimits>,
+    mut knocks: ResMut<Knocks>,
+) {
+    let now = time.elapsed();
+    let stale = |at: Option<&Duration>| at.is_none_or(|at| now.saturating_sub(*at) > KNOCK_STALE);
+    if knocks
+        .0
+        .iter()
+        .any(|k| stale(limits.knocked_at.get(&k.peer)))
+    {
+        knocks.0.retain(|k| !stale(limits.knocked_at.get(&k.peer)));
+    }
+    limits
+        .knocked_at
+        .retain(|_, at| now.saturating_sub(*at) <= KNOCK_STALE);
+    // Buckets refill in under three seconds; older ones hold nothing worth keeping.
+    limits
+        .buckets
+        .retain(|_, b| now.saturating_sub(b.last_take()) < Duration::from_secs(60));
+}
+
+/// A removed member is told, and gets nothing more: not updates, not its welcome.
+pub(crate) fn forget_removed_members(
+    mut net: MessageWriter<NetCommand>,
+    mut tokens: ResMut<RequestTokens>,
+    mut members: ResMut<Members>,
+    mut welcomes: ResMut<PendingWelcomes>,
+    sessions: Query<&Session>,
+    mut removed: MessageReader<MemberRemoved>,
+) {
+    for MemberRemoved { peer, banned } in removed.read() {
+        members.0.remove(peer);
+        welcomes.0.retain(|(_, guest, _)| guest != peer);
+        info!(%peer, banned, "removed from the session");
+        if let Some(session) = sessions.iter().next() {
+            let notice = SessionRequest::Removed {
+                session: session.id.clone(),
+            };
+            protocol::send(&mut net, tokens.fresh(), peer, &notice);
+        }
+    }
+}
+
+/// When the hosted session ends, every membership ends with it: former members get no
+/// updates and no snapshots, even if the host starts another session.
+pub(crate) fn revoke_members_when_the_session_ends(
+    local: Res<LocalPeer>,
+    mut members: ResMut<Members>,
+    mut welcomes: ResMut<PendingWelcomes>,
+    mut limits: ResMut<HelloLimits>,
+    mut hosted: Local<Option<Entity>>,
+    hosts: Query<(Entity, &Host), With<Session>>,
+) {
+    let now_hosted = hosts
+        .iter()
+        .find(|(_, h)| h.0 == local.peer)
+        .map(|(e, _)| e);
+    if *hosted != now_hosted {
+        if hosted.is_some() {
+            members.0.clear();
+            welcomes.0.clear();
+            limits.knocked_at.clear();
+        }
+        *hosted = now_hosted;
     }
 }
 

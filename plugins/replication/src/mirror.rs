@@ -27,7 +27,12 @@ pub(crate) struct Mirror {
     resyncing: bool,
     /// The token of the resync request in flight.
     resync: Option<u64>,
+    /// The host refused a resync (too many snapshots): no new one before this time.
+    quiet_until: Option<std::time::Duration>,
 }
+
+/// After the host refuses a resync, the member waits this long before asking again.
+pub const RESYNC_BACKOFF: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The messages the mirror reads: checked welcomes, the host's updates, resync answers.
 type Inbox<'w, 's> = (
@@ -96,7 +101,13 @@ pub(crate) fn receive(world: &mut World, state: &mut SystemState<Inbox>) -> Resu
                     let _ = accept_update(world, update);
                 }
             }
-            // Lost or refused: the gap is still there, and is asked for again below.
+            // Refused (the host limits snapshots): ask again later, not at once.
+            Answer::Session(SessionResponse::Refused { reason }) => {
+                tracing::info!(%reason, "the host refused a resync; asking again later");
+                let now = world.resource::<Time<Real>>().elapsed();
+                world.resource_mut::<Mirror>().quiet_until = Some(now + RESYNC_BACKOFF);
+            }
+            // Lost: the gap is still there, and is asked for again below.
             _ => {}
         }
     }
@@ -108,11 +119,18 @@ pub(crate) fn receive(world: &mut World, state: &mut SystemState<Inbox>) -> Resu
 
 /// Asks for a resync when updates wait behind a gap and no resync is in flight.
 fn ask_for_gap(world: &mut World) {
-    let (gap, resyncing, last) = {
+    let now = world.resource::<Time<Real>>().elapsed();
+    let (gap, resyncing, last, quiet) = {
         let mirror = world.resource::<Mirror>();
-        (!mirror.buffer.is_empty(), mirror.resyncing, mirror.last_seq)
+        let quiet = mirror.quiet_until.is_some_and(|until| now < until);
+        (
+            !mirror.buffer.is_empty(),
+            mirror.resyncing,
+            mirror.last_seq,
+            quiet,
+        )
     };
-    if gap && !resyncing {
+    if gap && !resyncing && !quiet {
         request_resync(world, last);
     }
 }

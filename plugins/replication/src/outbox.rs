@@ -26,34 +26,47 @@ pub const MAX_INTENTS_IN_FLIGHT: usize = 32;
 /// requests together on arrival.
 const GUEST_PACE: f64 = 0.9;
 
-/// A token bucket for one member's intents. Times are the app's elapsed time, so tests can
+/// A token bucket for one peer's requests. Times are the app's elapsed time, so tests can
 /// drive it.
 pub(crate) struct RateBucket {
     tokens: f64,
     at: Duration,
-    /// The share of the full rate and burst this bucket allows.
-    share: f64,
+    /// Tokens added per second.
+    rate: f64,
+    /// The most tokens it holds.
+    burst: f64,
 }
 
 impl RateBucket {
-    /// A full bucket at the host's rate.
+    /// A full bucket at the host's rate for intents.
     pub(crate) fn new(now: Duration) -> Self {
         Self::scaled(now, 1.0)
     }
 
-    /// A full bucket at `share` of the host's rate and burst.
+    /// A full bucket at `share` of the host's rate and burst for intents.
     pub(crate) fn scaled(now: Duration, share: f64) -> Self {
+        Self::limit(now, INTENTS_PER_SECOND * share, INTENT_BURST * share)
+    }
+
+    /// A full bucket of `burst` tokens, refilled at `rate` a second.
+    pub(crate) fn limit(now: Duration, rate: f64, burst: f64) -> Self {
         Self {
-            tokens: INTENT_BURST * share,
+            tokens: burst,
             at: now,
-            share,
+            rate,
+            burst,
         }
+    }
+
+    /// When a token was last taken (or the bucket made).
+    pub(crate) fn last_take(&self) -> Duration {
+        self.at
     }
 
     /// Takes one token if there is one, refilling for the time since the last take.
     pub(crate) fn take(&mut self, now: Duration) -> bool {
-        let refill = now.saturating_sub(self.at).as_secs_f64() * INTENTS_PER_SECOND * self.share;
-        self.tokens = (self.tokens + refill).min(INTENT_BURST * self.share);
+        let refill = now.saturating_sub(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.burst);
         self.at = self.at.max(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;

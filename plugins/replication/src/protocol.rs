@@ -28,6 +28,11 @@ pub enum SessionRequest {
         /// The last update it applied.
         after: u64,
     },
+    /// Host → member: you were removed from the session; nothing more will come.
+    Removed {
+        /// The session it was removed from.
+        session: SessionId,
+    },
 }
 
 /// The answer to a [`SessionRequest`].
@@ -50,6 +55,11 @@ pub enum SessionResponse {
     Updates(Vec<Update>),
     /// The answer to `Resync` when the missing updates are gone: the whole state.
     Snapshot(Snapshot),
+    /// A join refused for good: this peer was banned from the session.
+    Denied {
+        /// Why, as a sentence.
+        reason: String,
+    },
 }
 
 /// A guest's first words to a host.

@@ -15,6 +15,7 @@ use whatnext_test_support::{
     HOST, MEMBER, Network, STRANGER, WELCOME_REPLY, net_id, replicating_app, session_state, tick,
 };
 
+mod admission;
 mod hostile_members;
 mod versions;
 mod wire_ids;

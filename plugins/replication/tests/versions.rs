@@ -33,7 +33,7 @@ fn host_with_session(host: &mut App) -> String {
         host: PeerId::new(HOST),
         relay: None,
         session: session.clone(),
-        key: Some(invite_secret(&keys, &session)),
+        key: Some(invite_secret(&keys, &session, 0)),
     }
     .to_string()
 }

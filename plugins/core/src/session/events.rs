@@ -23,6 +23,8 @@ pub enum SessionEvent {
     SessionLeft {
         /// The session left.
         session_id: SessionId,
+        /// Why: left here, ended by the host, or removed by the host or a co-host.
+        reason: LeaveReason,
     },
     /// Someone joined the session.
     ParticipantJoined {
@@ -68,6 +70,7 @@ pub enum SessionEvent {
 pub(super) fn emit_session_events(
     mut out: MessageWriter<SessionEvent>,
     mut known_session: Local<Option<SessionId>>,
+    mut leave_reason: ResMut<PendingLeaveReason>,
     mut known_participants: Local<HashMap<Entity, PeerId>>,
     sessions: Query<(&Session, Has<Restored>)>,
     new_participants: Query<(Entity, &Participant, Has<Restored>), Added<Participant>>,
@@ -84,7 +87,13 @@ pub(super) fn emit_session_events(
     let current_id = current.map(|(s, _)| s.id.clone());
     if *known_session != current_id {
         if let Some(left) = known_session.take() {
-            out.write(SessionEvent::SessionLeft { session_id: left });
+            // Without a reason given, the session went from under this device: the host
+            // ended it.
+            let reason = leave_reason.0.take().unwrap_or(LeaveReason::Ended);
+            out.write(SessionEvent::SessionLeft {
+                session_id: left,
+                reason,
+            });
         }
         if let Some((s, false)) = current {
             out.write(SessionEvent::SessionJoined {

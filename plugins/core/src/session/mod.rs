@@ -55,6 +55,8 @@ impl Plugin for SessionPlugin {
             .init_resource::<Knocks>()
             .init_resource::<Outbox>()
             .init_resource::<RejoinInvite>()
+            .init_resource::<PendingLeaveReason>()
+            .add_message::<MemberRemoved>()
             .add_message::<Intent>()
             .add_message::<IntentOutcome>()
             .add_message::<TrackRemoved>()

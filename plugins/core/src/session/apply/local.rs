@@ -101,7 +101,20 @@ pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<App
                     "not in a session",
                 ));
             }
+            world.resource_mut::<PendingLeaveReason>().0 = Some(LeaveReason::Left);
             despawn_session(world);
+            Ok(Applied::Done)
+        }
+        LocalAction::RotateInvite => {
+            let me = world.resource::<LocalPeer>().peer.clone();
+            let mut hosted = world.query::<(&Host, &mut SessionAccess)>();
+            let Some((_, mut access)) = hosted.iter_mut(world).find(|(h, _)| h.0 == me) else {
+                return Err(IntentError::new(
+                    ErrorCode::NotPermitted,
+                    "only the host can make a new invite",
+                ));
+            };
+            access.generation = access.generation.wrapping_add(1);
             Ok(Applied::Done)
         }
     }
@@ -117,6 +130,7 @@ pub fn spawn_session(world: &mut World, id: SessionId, name: String, host: &Loca
             CoHosts::default(),
             PlaybackOwner(host.peer.clone()),
             PlaybackClock::stopped(),
+            SessionAccess::default(),
             net_id,
             Replicated,
         ))

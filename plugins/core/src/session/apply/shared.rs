@@ -306,6 +306,41 @@ pub(super) fn apply_session(
             knock.decision = Some(approve);
             Ok(Applied::Done)
         }
+        A::RemoveMember { peer, ban } => {
+            if *peer == *author {
+                return Err(bad("to remove yourself, leave the party"));
+            }
+            let entity = world
+                .query::<(Entity, &Participant)>()
+                .iter(world)
+                .find(|(_, p)| p.peer == *peer)
+                .map(|(e, _)| e)
+                .ok_or_else(|| not_found(format!("no participant {peer} in this session")))?;
+            world.despawn(entity);
+            if session.cohosts.0.contains(peer) {
+                let mut cohosts = session.cohosts.clone();
+                cohosts.0.retain(|p| p != peer);
+                world.entity_mut(session.entity).insert(cohosts);
+            }
+            if session.owner.0 == *peer {
+                set_owner(world, session.entity, session.host.0.clone());
+            }
+            world.resource_mut::<Knocks>().0.retain(|k| k.peer != *peer);
+            let mut access = world
+                .get::<SessionAccess>(session.entity)
+                .cloned()
+                .unwrap_or_default();
+            access.revoked.insert(peer.clone());
+            if *ban {
+                access.banned.insert(peer.clone());
+            }
+            world.entity_mut(session.entity).insert(access);
+            world.write_message(MemberRemoved {
+                peer: peer.clone(),
+                banned: *ban,
+            });
+            Ok(Applied::Done)
+        }
     }
 }
 
