@@ -7,6 +7,7 @@ mod headless;
 mod join;
 mod kiosk;
 mod lan;
+mod members;
 mod library;
 mod nat;
 mod natlab;
