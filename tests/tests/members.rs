@@ -64,22 +64,37 @@ fn a_kicked_guest_is_told_removed_and_a_banned_one_cannot_come_back() {
     let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
     let guest_id = peer_id(&mut guest);
     guest.ok("session.join", json!({"invite": url}));
-    wait_state(&mut host, "the guest joined", |s| has_participant(s, &guest_id));
+    wait_state(&mut host, "the guest joined", |s| {
+        has_participant(s, &guest_id)
+    });
 
     // Kicked without a ban: told, out, and back in with the link.
     host.ok("member.kick", json!({"peer_id": guest_id}));
-    wait_event(&mut guest, "session.left", |d| d["reason"] == json!("removed"));
-    assert_eq!(guest.error_code("session.state", json!(null)), "not_in_session");
-    let (state, _) = wait_state(&mut host, "the guest gone", |s| !has_participant(s, &guest_id));
+    wait_event(&mut guest, "session.left", |d| {
+        d["reason"] == json!("removed")
+    });
+    assert_eq!(
+        guest.error_code("session.state", json!(null)),
+        "not_in_session"
+    );
+    let (state, _) = wait_state(&mut host, "the guest gone", |s| {
+        !has_participant(s, &guest_id)
+    });
     assert!(!has_participant(&state, &guest_id));
     guest.ok("session.join", json!({"invite": url}));
-    wait_state(&mut host, "the guest back", |s| has_participant(s, &guest_id));
+    wait_state(&mut host, "the guest back", |s| {
+        has_participant(s, &guest_id)
+    });
 
     // Banned: out, and the link no longer lets it in.
     guest.events.clear();
     host.ok("member.kick", json!({"peer_id": guest_id, "ban": true}));
-    wait_event(&mut guest, "session.left", |d| d["reason"] == json!("removed"));
-    wait_state(&mut host, "the guest gone again", |s| !has_participant(s, &guest_id));
+    wait_event(&mut guest, "session.left", |d| {
+        d["reason"] == json!("removed")
+    });
+    wait_state(&mut host, "the guest gone again", |s| {
+        !has_participant(s, &guest_id)
+    });
     assert_eq!(
         guest.error_code("session.join", json!({"invite": url})),
         "denied"
@@ -117,7 +132,10 @@ fn a_rotated_invite_refuses_the_old_link_and_code() {
     let new_url = new["url"].as_str().expect("a new link").to_owned();
     assert_ne!(old["url"], new["url"], "the link did not change");
     assert!(new["short_code"].is_string(), "no new code: {new}");
-    assert_ne!(old["short_code"], new["short_code"], "the code did not change");
+    assert_ne!(
+        old["short_code"], new["short_code"],
+        "the code did not change"
+    );
 
     let mut late = Headless::start_with(&dir.path().join("late"), RELAY_ONLY);
     assert_eq!(

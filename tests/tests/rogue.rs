@@ -1,0 +1,388 @@
+//! A modified client against a real host process: the rogue speaks the real session protocol
+//! (whatnext's own swarm, transport and message types) through a real relay on loopback, and
+//! sends what the app's UI never would. One test per attack, named after what it tries; each
+//! checks the host refused it and that the party is intact.
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::request_response::{Event as RrEvent, Message};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId as NetPeerId, Swarm, identity};
+use serde_json::{Value, json};
+use whatnext_core::invite::InviteUrl;
+use whatnext_core::prelude::*;
+use whatnext_network::NetConfig;
+use whatnext_network::swarm::{Behaviour, BehaviourEvent, build_swarm};
+use whatnext_network::transport::{Request, Response};
+use whatnext_replication::protocol::{Hello, SessionRequest, SessionResponse, decode, encode};
+
+use crate::harness::*;
+use crate::relay::{Relay, wait_relay_status};
+
+const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
+
+/// A client built from whatnext's own parts, that says whatever the test tells it to.
+struct Rogue {
+    runtime: tokio::runtime::Runtime,
+    swarm: Swarm<Behaviour>,
+    host: NetPeerId,
+    circuit: Multiaddr,
+    invite: InviteUrl,
+    counter: u64,
+}
+
+impl Rogue {
+    /// A rogue with a fresh key, aimed at the host of `url` through the link's relay.
+    fn aimed_at(url: &str) -> Self {
+        let invite: InviteUrl = url.parse().expect("a link");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut config = NetConfig::new(identity::Keypair::generate_ed25519());
+        config.mdns = false;
+        config.hole_punch = false;
+        config.listen.clear();
+        let swarm = runtime
+            .block_on(async { build_swarm(&config) })
+            .expect("swarm");
+        let host: NetPeerId = invite.host.as_str().parse().expect("host id");
+        let relay = invite.relay.clone().expect("a relayed link");
+        let circuit = format!("{relay}/p2p-circuit/p2p/{host}")
+            .parse()
+            .expect("circuit address");
+        Self {
+            runtime,
+            swarm,
+            host,
+            circuit,
+            invite,
+            counter: 0,
+        }
+    }
+
+    fn peer_id(&self) -> PeerId {
+        PeerId::new(self.swarm.local_peer_id().to_string())
+    }
+
+    /// Sends raw bytes as a session payload and waits for the answer.
+    fn send_bytes(&mut self, payload: Vec<u8>) -> Response {
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .session
+            .send_request_with_addresses(
+                &self.host,
+                Request::Payload(payload),
+                vec![self.circuit.clone()],
+            );
+        let swarm = &mut self.swarm;
+        self.runtime.block_on(async {
+            let wait = async {
+                loop {
+                    match swarm.select_next_some().await {
+                        SwarmEvent::Behaviour(BehaviourEvent::Session(RrEvent::Message {
+                            message:
+                                Message::Response {
+                                    request_id,
+                                    response,
+                                },
+                            ..
+                        })) if request_id == id => return response,
+                        SwarmEvent::Behaviour(BehaviourEvent::Session(
+                            RrEvent::OutboundFailure {
+                                request_id, error, ..
+                            },
+                        )) if request_id == id => panic!("the request failed: {error}"),
+                        _ => {}
+                    }
+                }
+            };
+            tokio::time::timeout(TIMEOUT, wait)
+                .await
+                .expect("the host answers in time")
+        })
+    }
+
+    fn send(&mut self, request: &SessionRequest) -> SessionResponse {
+        match self.send_bytes(encode(request).expect("encode")) {
+            Response::Payload(bytes) => decode(&bytes).expect("a session response"),
+            other => panic!("not a session answer: {other:?}"),
+        }
+    }
+
+    fn hello(&self, key: Option<String>, code: Option<String>, name: &str) -> Hello {
+        Hello {
+            // The rogue runs this build: its protocol hash is the host's.
+            protocol: whatnext_replication_protocol_hash(),
+            session: key.as_ref().map(|_| self.invite.session.clone()),
+            key,
+            code,
+            display_name: name.into(),
+            display: false,
+        }
+    }
+
+    /// Joins with the link's secret, as a real guest would.
+    fn join(&mut self) -> SessionResponse {
+        let hello = self.hello(self.invite.key.clone(), None, "Mallory");
+        self.send(&SessionRequest::Hello(hello))
+    }
+
+    fn intent(&mut self, action: Action) -> SessionResponse {
+        self.counter += 1;
+        let intent = Intent {
+            id: IntentId {
+                author: self.peer_id(),
+                counter: self.counter,
+            },
+            action,
+        };
+        self.send(&SessionRequest::Intent(intent))
+    }
+}
+
+/// The session protocol hash of this build, as the app computes it.
+fn whatnext_replication_protocol_hash() -> u64 {
+    use bevy::prelude::*;
+    let mut app = App::new();
+    app.add_plugins(SessionPlugin)
+        .add_plugins(whatnext_replication::ReplicationPlugin);
+    app.world()
+        .resource::<whatnext_replication::Registry>()
+        .protocol_hash()
+}
+
+/// A relay, a host with a session, and the host's relayed link.
+struct Party {
+    _dir: tempfile::TempDir,
+    _relay: Relay,
+    host: Headless,
+    url: String,
+}
+
+fn party() -> Party {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = Headless::start_with(&dir.path().join("host"), RELAY_ONLY);
+    host.ok("identity.set_name", json!({"name": "Hana"}));
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Target"}));
+    let url = host.relayed_invite_url();
+    Party {
+        _dir: dir,
+        _relay: relay,
+        host,
+        url,
+    }
+}
+
+fn refusal(answer: SessionResponse) -> IntentError {
+    match answer {
+        SessionResponse::IntentResult(Err(error)) => error,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn queue_titles(state: &Value) -> Vec<String> {
+    state["queue"]
+        .as_array()
+        .map(|q| {
+            q.iter()
+                .filter_map(|t| t["title"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn rogue_member_sends_the_hosts_local_actions() {
+    let mut party = party();
+    let mut rogue = Rogue::aimed_at(&party.url);
+    assert!(matches!(rogue.join(), SessionResponse::Welcome(_)));
+    let attacks = [
+        LocalAction::LeaveSession,
+        LocalAction::SetDisplayName {
+            name: "pwned".into(),
+        },
+        LocalAction::ImportFolder {
+            path: "/etc".into(),
+        },
+        LocalAction::JoinSession {
+            invite: "ABCDEF".into(),
+        },
+    ];
+    for attack in attacks {
+        let error = refusal(rogue.intent(Action::Local(attack.clone())));
+        assert_eq!(error.code, ErrorCode::NotPermitted, "{attack:?}: {error}");
+    }
+    let state = party.host.ok("session.state", json!(null));
+    assert_eq!(state["name"], json!("Target"), "the party ended: {state}");
+    let me = party.host.ok("identity", json!(null));
+    assert_eq!(me["display_name"], json!("Hana"), "the host was renamed");
+}
+
+#[test]
+fn rogue_member_picks_the_sessions_replication_id_as_a_track_id() {
+    let mut party = party();
+    // A real guest: on members, a track carrying the session's replication id would merge
+    // into the session entity, and removing it would end the party for them.
+    let mut guest = Headless::start_with(&party._dir.path().join("guest"), RELAY_ONLY);
+    guest.ok("session.join", json!({"invite": party.url}));
+    let mut rogue = Rogue::aimed_at(&party.url);
+    let SessionResponse::Welcome(welcome) = rogue.join() else {
+        panic!("not welcomed");
+    };
+    // Every replicated entity's id is in the snapshot: pick the session's (any will do to
+    // try the merge; try them all).
+    for (n, (net_id, _)) in welcome.snapshot.entities.iter().enumerate() {
+        let track_id = TrackId(*net_id);
+        let added = rogue.intent(Action::Session(SessionAction::AddTrack {
+            track_id,
+            title: format!("Merge {n}"),
+            artist: String::new(),
+            duration_ms: 1_000,
+            path: None,
+        }));
+        assert!(
+            matches!(added, SessionResponse::IntentResult(Ok(_))),
+            "{added:?}"
+        );
+        let removed = rogue.intent(Action::Session(SessionAction::RemoveTrack { track_id }));
+        assert!(
+            matches!(removed, SessionResponse::IntentResult(Ok(_))),
+            "{removed:?}"
+        );
+    }
+    let state = party.host.ok("session.state", json!(null));
+    assert_eq!(state["name"], json!("Target"), "the session went: {state}");
+    assert_eq!(
+        state["participants"].as_array().map(Vec::len),
+        Some(3),
+        "{state}"
+    );
+    // Updates arrive in order: once the guest has the host's marker, it has applied every
+    // addition and removal before it, and is still in the party.
+    party.host.ok(
+        "track.add",
+        json!({"title": "After", "artist": "", "duration_ms": 1000}),
+    );
+    let (state, _) = wait_state(&mut guest, "the marker track", |s| {
+        queue_titles(s).contains(&"After".to_owned())
+    });
+    assert_eq!(state["name"], json!("Target"), "{state}");
+    assert_eq!(queue_titles(&state), vec!["After".to_owned()]);
+}
+
+#[test]
+fn rogue_member_adds_a_track_with_a_five_megabyte_artist() {
+    let mut party = party();
+    let mut rogue = Rogue::aimed_at(&party.url);
+    assert!(matches!(rogue.join(), SessionResponse::Welcome(_)));
+    let error = refusal(rogue.intent(Action::Session(SessionAction::AddTrack {
+        track_id: TrackId(1),
+        title: "Huge".into(),
+        artist: "x".repeat(5_000_000),
+        duration_ms: 1_000,
+        path: None,
+    })));
+    assert_eq!(error.code, ErrorCode::TooLarge, "{error}");
+    let state = party.host.ok("session.state", json!(null));
+    assert!(
+        queue_titles(&state).is_empty(),
+        "{:?}",
+        queue_titles(&state)
+    );
+}
+
+#[test]
+fn rogue_stranger_sends_intents_and_resyncs_without_joining() {
+    let mut party = party();
+    let mut rogue = Rogue::aimed_at(&party.url);
+    let error = refusal(rogue.intent(Action::Session(SessionAction::AddTrack {
+        track_id: TrackId(1),
+        title: "Sneaky".into(),
+        artist: String::new(),
+        duration_ms: 1,
+        path: None,
+    })));
+    assert_eq!(error.code, ErrorCode::NotPermitted);
+    let resync = rogue.send(&SessionRequest::Resync { epoch: 0, after: 0 });
+    assert!(
+        matches!(resync, SessionResponse::Refused { .. }),
+        "{resync:?}"
+    );
+    let state = party.host.ok("session.state", json!(null));
+    assert!(queue_titles(&state).is_empty());
+}
+
+#[test]
+fn rogue_floods_the_host_with_hellos() {
+    let party = party();
+    let mut rogue = Rogue::aimed_at(&party.url);
+    let wrong = rogue.hello(Some("not-the-key".into()), None, "Flood");
+    let mut refused_for_rate = 0;
+    for _ in 0..40 {
+        if let SessionResponse::Refused { reason } =
+            rogue.send(&SessionRequest::Hello(wrong.clone()))
+            && reason.contains("too many")
+        {
+            refused_for_rate += 1;
+        }
+    }
+    assert!(
+        refused_for_rate > 20,
+        "only {refused_for_rate} of 40 refused for rate"
+    );
+}
+
+#[test]
+fn rogue_knocks_with_many_throwaway_ids() {
+    let mut party = party();
+    let invite = party.host.relayed_invite(true);
+    let code = invite["short_code"].as_str().expect("code").to_owned();
+    let mut knocked = 0;
+    let mut refused = 0;
+    let started = Instant::now();
+    for i in 0..30 {
+        let mut rogue = Rogue::aimed_at(&party.url);
+        let hello = rogue.hello(None, Some(code.clone()), &format!("Ghost {i}"));
+        match rogue.send(&SessionRequest::Hello(hello)) {
+            SessionResponse::Knocked => knocked += 1,
+            SessionResponse::Refused { .. } => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    eprintln!(
+        "30 throwaway ids knocked in {:?}: {knocked} waiting, {refused} refused",
+        started.elapsed()
+    );
+    let knocks = party.host.ok("knock.list", json!(null));
+    let waiting = knocks.as_array().map_or(0, Vec::len);
+    assert!(waiting <= 20, "{waiting} knocks waiting: {knocks}");
+    assert!(refused >= 10, "{refused} refused");
+    // The knocks stop asking: they expire, and the host's list empties by itself.
+    std::thread::sleep(Duration::from_secs(12));
+    let knocks = party.host.ok("knock.list", json!(null));
+    assert_eq!(knocks.as_array().map_or(0, Vec::len), 0, "{knocks}");
+}
+
+#[test]
+fn rogue_banned_peer_says_hello_again() {
+    let mut party = party();
+    let mut rogue = Rogue::aimed_at(&party.url);
+    assert!(matches!(rogue.join(), SessionResponse::Welcome(_)));
+    let id = rogue.peer_id();
+    party
+        .host
+        .ok("member.kick", json!({"peer_id": id.as_str(), "ban": true}));
+    let again = rogue.join();
+    assert!(matches!(again, SessionResponse::Denied { .. }), "{again:?}");
+    let state = party.host.ok("session.state", json!(null));
+    let in_party = state["participants"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p["peer_id"] == json!(id.as_str())));
+    assert!(!in_party, "a banned peer is back: {state}");
+}
