@@ -12,6 +12,10 @@ use super::Task;
 use crate::NetEvent;
 use crate::transport::{Request, Response};
 
+/// Most inbound requests waiting for the app's answer at once. Beyond it, new ones are
+/// refused at once ("busy"): the app is behind, and queueing more only costs memory.
+pub const MAX_WAITING_REQUESTS: usize = 1024;
+
 /// The request side of the task's state.
 #[derive(Default)]
 pub(super) struct Requests {
@@ -70,6 +74,16 @@ impl Task {
         }
     }
 
+    /// Back-pressure: too many inbound requests wait for the app (answers it never gave
+    /// are forgotten once their peer stops waiting), so a new one is refused at once.
+    fn app_is_behind(&mut self) -> bool {
+        if self.requests.replies.len() < MAX_WAITING_REQUESTS {
+            return false;
+        }
+        self.requests.replies.retain(|_, channel| channel.is_open());
+        self.requests.replies.len() >= MAX_WAITING_REQUESTS
+    }
+
     fn answer_now(&mut self, channel: ResponseChannel<Response>, response: Response) {
         let _ = self
             .swarm
@@ -100,6 +114,12 @@ impl Task {
                     };
                     self.answer_now(channel, refusal);
                     self.strike(peer, "a frame that did not decode");
+                }
+                Request::Payload(_) if self.app_is_behind() => {
+                    let busy = Response::Refused {
+                        reason: "busy: too many requests are waiting; try again shortly".into(),
+                    };
+                    self.answer_now(channel, busy);
                 }
                 Request::Payload(payload) => {
                     self.requests.next_reply += 1;
