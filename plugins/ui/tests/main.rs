@@ -409,3 +409,42 @@ fn dragging_a_track_onto_another_moves_it_there() {
         })]
     );
 }
+
+#[test]
+fn the_host_removes_and_bans_from_the_people_list_and_guests_cannot() {
+    let mut hana = harness(party("Hana"));
+    // Cole and Gus each have a "Remove…" menu; Hana's own row has none.
+    assert_eq!(hana.query_all_by_label("Remove…").count(), 2);
+    hana.query_all_by_label("Remove…")
+        .last()
+        .expect("Gus's menu")
+        .click();
+    hana.run();
+    hana.get_by_label("Remove and ban").click();
+    hana.run();
+    assert_eq!(
+        hana.state().actions,
+        [Action::Session(SessionAction::RemoveMember {
+            peer: peer("Gus"),
+            ban: true,
+        })]
+    );
+    // A co-host removes guests, not other co-hosts or the host.
+    let cole = harness(party("Cole"));
+    assert_eq!(cole.query_all_by_label("Remove…").count(), 1);
+    let gus = harness(party("Gus"));
+    assert!(gus.query_by_label("Remove…").is_none());
+}
+
+#[test]
+fn the_host_can_make_a_new_link_and_code() {
+    let mut hana = harness(party("Hana"));
+    hana.get_by_label("New link and code").click();
+    hana.run();
+    assert_eq!(
+        hana.state().actions,
+        [Action::Local(LocalAction::RotateInvite)]
+    );
+    let gus = harness(party("Gus"));
+    assert!(gus.query_by_label("New link and code").is_none());
+}

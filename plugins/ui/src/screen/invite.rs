@@ -7,10 +7,24 @@ use crate::Screen;
 use crate::theme::WARN;
 
 /// The invite section of the side panel, for the host or for a member.
-pub(super) fn show(ui: &mut egui::Ui, screen: &Screen, session: &SessionSnapshot) {
+pub(super) fn show(
+    ui: &mut egui::Ui,
+    screen: &Screen,
+    session: &SessionSnapshot,
+    actions: &mut Vec<Action>,
+) {
     // The host's relay holds the code; members pass the host's invite on.
     if session.host == screen.me.peer {
         share(ui, &screen.invite);
+        // A link that leaked (a screenshot in the wrong chat) can be made useless; members
+        // keep their own way back in.
+        if ui
+            .small_button("New link and code")
+            .on_hover_text("The old link and code stop working; people already here stay")
+            .clicked()
+        {
+            actions.push(Action::Local(LocalAction::RotateInvite));
+        }
     } else {
         ui.heading("Invite");
         ui.weak("Ask the host for the code or link to invite more people.");

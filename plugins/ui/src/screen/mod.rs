@@ -84,7 +84,7 @@ fn side_panel(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &m
                     knocks::show(ui, screen, actions);
                     people::show(ui, screen, session, actions);
                     ui.separator();
-                    invite::show(ui, screen, session);
+                    invite::show(ui, screen, session, actions);
                     ui.separator();
                 }
                 relays::show(ui, &screen.relays, forms, actions);

@@ -1,4 +1,5 @@
-//! The session's people: who is online, their roles, and promoting or demoting co-hosts.
+//! The session's people: who is online, their roles, promoting or demoting co-hosts, and
+//! removing (or banning) someone.
 
 use bevy_egui::egui::{self, Color32, RichText};
 use whatnext_core::prelude::*;
@@ -60,6 +61,30 @@ fn participant_row(
             && ui.small_button("Remove co-host").clicked()
         {
             actions.push(Action::Session(demote));
+        }
+        let remove = |ban| SessionAction::RemoveMember {
+            peer: p.peer_id.clone(),
+            ban,
+        };
+        if p.peer_id != screen.me.peer && allowed(screen, session, &remove(false)) {
+            ui.menu_button("Remove…", |ui| {
+                if ui
+                    .button("Remove from the party")
+                    .on_hover_text("They can come back with the invite")
+                    .clicked()
+                {
+                    actions.push(Action::Session(remove(false)));
+                    ui.close();
+                }
+                if ui
+                    .button("Remove and ban")
+                    .on_hover_text("They cannot come back to this party")
+                    .clicked()
+                {
+                    actions.push(Action::Session(remove(true)));
+                    ui.close();
+                }
+            });
         }
     });
 }
