@@ -15,4 +15,5 @@ mod playback;
 mod relay;
 mod replication;
 mod rogue;
+mod rogue_client;
 mod window;

@@ -5,154 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use libp2p::request_response::{Event as RrEvent, Message};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId as NetPeerId, Swarm, identity};
 use serde_json::{Value, json};
-use whatnext_core::invite::InviteUrl;
 use whatnext_core::prelude::*;
-use whatnext_network::NetConfig;
-use whatnext_network::swarm::{Behaviour, BehaviourEvent, build_swarm};
-use whatnext_network::transport::{Request, Response};
-use whatnext_replication::protocol::{Hello, SessionRequest, SessionResponse, decode, encode};
+use whatnext_replication::protocol::{SessionRequest, SessionResponse};
 
 use crate::harness::*;
 use crate::relay::{Relay, wait_relay_status};
+use crate::rogue_client::Rogue;
 
 const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
-
-/// A client built from whatnext's own parts, that says whatever the test tells it to.
-struct Rogue {
-    runtime: tokio::runtime::Runtime,
-    swarm: Swarm<Behaviour>,
-    host: NetPeerId,
-    circuit: Multiaddr,
-    invite: InviteUrl,
-    counter: u64,
-}
-
-impl Rogue {
-    /// A rogue with a fresh key, aimed at the host of `url` through the link's relay.
-    fn aimed_at(url: &str) -> Self {
-        let invite: InviteUrl = url.parse().expect("a link");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let mut config = NetConfig::new(identity::Keypair::generate_ed25519());
-        config.mdns = false;
-        config.hole_punch = false;
-        config.listen.clear();
-        let swarm = runtime
-            .block_on(async { build_swarm(&config) })
-            .expect("swarm");
-        let host: NetPeerId = invite.host.as_str().parse().expect("host id");
-        let relay = invite.relay.clone().expect("a relayed link");
-        let circuit = format!("{relay}/p2p-circuit/p2p/{host}")
-            .parse()
-            .expect("circuit address");
-        Self {
-            runtime,
-            swarm,
-            host,
-            circuit,
-            invite,
-            counter: 0,
-        }
-    }
-
-    fn peer_id(&self) -> PeerId {
-        PeerId::new(self.swarm.local_peer_id().to_string())
-    }
-
-    /// Sends raw bytes as a session payload and waits for the answer.
-    fn send_bytes(&mut self, payload: Vec<u8>) -> Response {
-        let id = self
-            .swarm
-            .behaviour_mut()
-            .session
-            .send_request_with_addresses(
-                &self.host,
-                Request::Payload(payload),
-                vec![self.circuit.clone()],
-            );
-        let swarm = &mut self.swarm;
-        self.runtime.block_on(async {
-            let wait = async {
-                loop {
-                    match swarm.select_next_some().await {
-                        SwarmEvent::Behaviour(BehaviourEvent::Session(RrEvent::Message {
-                            message:
-                                Message::Response {
-                                    request_id,
-                                    response,
-                                },
-                            ..
-                        })) if request_id == id => return response,
-                        SwarmEvent::Behaviour(BehaviourEvent::Session(
-                            RrEvent::OutboundFailure {
-                                request_id, error, ..
-                            },
-                        )) if request_id == id => panic!("the request failed: {error}"),
-                        _ => {}
-                    }
-                }
-            };
-            tokio::time::timeout(TIMEOUT, wait)
-                .await
-                .expect("the host answers in time")
-        })
-    }
-
-    fn send(&mut self, request: &SessionRequest) -> SessionResponse {
-        match self.send_bytes(encode(request).expect("encode")) {
-            Response::Payload(bytes) => decode(&bytes).expect("a session response"),
-            other => panic!("not a session answer: {other:?}"),
-        }
-    }
-
-    fn hello(&self, key: Option<String>, code: Option<String>, name: &str) -> Hello {
-        Hello {
-            // The rogue runs this build: its protocol hash is the host's.
-            protocol: whatnext_replication_protocol_hash(),
-            session: key.as_ref().map(|_| self.invite.session.clone()),
-            key,
-            code,
-            display_name: name.into(),
-            display: false,
-        }
-    }
-
-    /// Joins with the link's secret, as a real guest would.
-    fn join(&mut self) -> SessionResponse {
-        let hello = self.hello(self.invite.key.clone(), None, "Mallory");
-        self.send(&SessionRequest::Hello(hello))
-    }
-
-    fn intent(&mut self, action: Action) -> SessionResponse {
-        self.counter += 1;
-        let intent = Intent {
-            id: IntentId {
-                author: self.peer_id(),
-                counter: self.counter,
-            },
-            action,
-        };
-        self.send(&SessionRequest::Intent(intent))
-    }
-}
-
-/// The session protocol hash of this build, as the app computes it.
-fn whatnext_replication_protocol_hash() -> u64 {
-    use bevy::prelude::*;
-    let mut app = App::new();
-    app.add_plugins(SessionPlugin)
-        .add_plugins(whatnext_replication::ReplicationPlugin);
-    app.world()
-        .resource::<whatnext_replication::Registry>()
-        .protocol_hash()
-}
 
 /// A relay, a host with a session, and the host's relayed link.
 struct Party {
