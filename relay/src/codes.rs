@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use libp2p::PeerId;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::ConnectionId;
-use libp2p::PeerId;
 use tracing::debug;
 use whatnext_code_protocol::{CODE_PROTOCOL, CodeCodec, CodeRequest, CodeResponse};
 

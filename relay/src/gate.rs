@@ -101,9 +101,19 @@ impl NetworkBehaviour for PrefixGate {
         let Some(prefix) = Prefix::of(remote) else {
             return Ok(());
         };
-        check(&self.counts_pending, prefix, self.max_pending, "handshaking")?;
+        check(
+            &self.counts_pending,
+            prefix,
+            self.max_pending,
+            "handshaking",
+        )?;
         // Refused early: an established connection costs a handshake.
-        check(&self.counts_established, prefix, self.max_established, "open")?;
+        check(
+            &self.counts_established,
+            prefix,
+            self.max_established,
+            "open",
+        )?;
         self.pending.insert(connection_id, prefix);
         *self.counts_pending.entry(prefix).or_default() += 1;
         Ok(())
@@ -116,9 +126,16 @@ impl NetworkBehaviour for PrefixGate {
         _local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        let prefix = self.end_pending(connection_id).or_else(|| Prefix::of(remote));
+        let prefix = self
+            .end_pending(connection_id)
+            .or_else(|| Prefix::of(remote));
         if let Some(prefix) = prefix {
-            check(&self.counts_established, prefix, self.max_established, "open")?;
+            check(
+                &self.counts_established,
+                prefix,
+                self.max_established,
+                "open",
+            )?;
         }
         Ok(dummy::ConnectionHandler)
     }

@@ -111,8 +111,10 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         .with_max_established(Some(cli.max_connections))
         .with_max_pending_incoming(Some(cli.max_pending_connections))
         .with_max_established_per_peer(Some(cli.max_connections_per_peer));
-    let per_network =
-        gate::PrefixGate::new(cli.max_pending_connections_per_ip, cli.max_connections_per_ip);
+    let per_network = gate::PrefixGate::new(
+        cli.max_pending_connections_per_ip,
+        cli.max_connections_per_ip,
+    );
     let mut registry = Registry::new(RegistryLimits {
         ttl: Duration::from_secs(cli.code_ttl_secs.max(1)),
         per_peer: cli.max_codes_per_peer,

@@ -68,7 +68,8 @@ impl Stats {
         match outcome {
             Outcome::Served => {}
             Outcome::Refused => {
-                c.code_requests_refused_total.fetch_add(1, Ordering::Relaxed);
+                c.code_requests_refused_total
+                    .fetch_add(1, Ordering::Relaxed);
             }
             Outcome::RateLimited => {
                 c.code_requests_rate_limited_total
@@ -124,7 +125,10 @@ impl Stats {
             ("circuits_total", &c.circuits_total),
             ("circuits_denied_total", &c.circuits_denied_total),
             ("code_requests_total", &c.code_requests_total),
-            ("code_requests_refused_total", &c.code_requests_refused_total),
+            (
+                "code_requests_refused_total",
+                &c.code_requests_refused_total,
+            ),
             (
                 "code_requests_rate_limited_total",
                 &c.code_requests_rate_limited_total,

@@ -124,9 +124,11 @@ impl<K: Hash + Eq + Copy> Buckets<K> {
 pub fn relay_limiter(per_minute: u32) -> Box<dyn libp2p::relay::RateLimiter> {
     let mut buckets = Buckets::<Prefix>::new(per_minute);
     // libp2p's `web_time::Instant` is `std::time::Instant` off the web.
-    Box::new(move |_peer: libp2p::PeerId, addr: &Multiaddr, now: Instant| {
-        Prefix::of(addr).is_none_or(|p| buckets.try_take(p, now))
-    })
+    Box::new(
+        move |_peer: libp2p::PeerId, addr: &Multiaddr, now: Instant| {
+            Prefix::of(addr).is_none_or(|p| buckets.try_take(p, now))
+        },
+    )
 }
 
 #[cfg(test)]
@@ -137,7 +139,11 @@ mod tests {
     #[test]
     fn ipv6_addresses_in_one_64_are_one_prefix_and_ipv4_addresses_are_each_their_own() {
         let a = Prefix::of(&"/ip6/2001:db8:1:2:aaaa::1/tcp/1".parse().expect("addr"));
-        let b = Prefix::of(&"/ip6/2001:db8:1:2:bbbb::9/udp/2/quic-v1".parse().expect("addr"));
+        let b = Prefix::of(
+            &"/ip6/2001:db8:1:2:bbbb::9/udp/2/quic-v1"
+                .parse()
+                .expect("addr"),
+        );
         let c = Prefix::of(&"/ip6/2001:db8:1:3::1/tcp/1".parse().expect("addr"));
         assert_eq!(a, b);
         assert_ne!(a, c);
@@ -148,7 +154,10 @@ mod tests {
             Prefix::of(&"/ip6/::ffff:10.0.0.1/tcp/1".parse().expect("addr")),
             d
         );
-        assert_eq!(Prefix::of(&"/dns4/example.org/tcp/1".parse().expect("addr")), None);
+        assert_eq!(
+            Prefix::of(&"/dns4/example.org/tcp/1".parse().expect("addr")),
+            None
+        );
     }
 
     #[test]

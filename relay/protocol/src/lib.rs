@@ -94,9 +94,13 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Refusal::Taken => "another peer holds that code",
-            Refusal::TooManyCodes => "this peer or its network already holds as many codes as the relay allows",
+            Refusal::TooManyCodes => {
+                "this peer or its network already holds as many codes as the relay allows"
+            }
             Refusal::Full => "the relay holds as many codes as it can",
-            Refusal::RateLimited => "too many code requests from this peer or its network; try again in a minute",
+            Refusal::RateLimited => {
+                "too many code requests from this peer or its network; try again in a minute"
+            }
             Refusal::BadCode => "that is not a short code",
         })
     }
@@ -237,8 +241,8 @@ mod tests {
     fn an_oversized_or_truncated_message_is_an_error() {
         let mut big = ((MAX_MESSAGE_BYTES + 1) as u16).to_be_bytes().to_vec();
         big.extend_from_slice(&[0; 8]);
-        let error = block_on(read_message::<CodeRequest, _>(&mut big.as_slice()))
-            .expect_err("refused");
+        let error =
+            block_on(read_message::<CodeRequest, _>(&mut big.as_slice())).expect_err("refused");
         assert!(error.to_string().contains("over the"), "{error}");
         let short = [0u8, 10, 1, 2];
         assert!(block_on(read_message::<CodeRequest, _>(&mut short.as_slice())).is_err());
