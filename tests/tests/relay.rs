@@ -472,7 +472,7 @@ fn a_silent_metrics_client_neither_blocks_a_scrape_nor_stays_open() {
         .read_to_string(&mut body)
         .expect("an answer within 5 s");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-    assert!(body.contains("whatnext_relay_codes 0"), "{body}");
+    assert!(body.contains("whatnext_relay_connections"), "{body}");
     let started = Instant::now();
     let mut rest = Vec::new();
     silent
