@@ -59,6 +59,11 @@ pub struct Cli {
     #[arg(long, default_value_t = 4)]
     pub max_reservations_per_peer: usize,
 
+    /// Most reservations the peers of one IP (IPv6: one /64) may hold at once. A peer
+    /// already holding one may still renew it.
+    #[arg(long, default_value_t = 32)]
+    pub max_reservations_per_ip: usize,
+
     /// How long a reservation lasts before the peer must renew it, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub reservation_secs: u64,
@@ -70,6 +75,11 @@ pub struct Cli {
     /// Most relayed circuits per peer.
     #[arg(long, default_value_t = 8)]
     pub max_circuits_per_peer: usize,
+
+    /// Most relayed circuits from peers of one IP (IPv6: one /64) at once, so one address
+    /// cannot take every slot.
+    #[arg(long, default_value_t = 16)]
+    pub max_circuits_per_ip: usize,
 
     /// Longest a relayed circuit lasts, in seconds; peers re-open it when it ends (libp2p's
     /// default, 2 minutes, is too short for a listening party).

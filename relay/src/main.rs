@@ -10,6 +10,7 @@
 mod cli;
 mod codes;
 mod gate;
+mod held;
 mod metrics;
 mod prefix;
 mod registry;
@@ -95,6 +96,8 @@ enum StartError {
 async fn run(cli: Cli) -> Result<(), StartError> {
     let identity = whatnext_identity::load_or_create(&cli.key_file)?;
     let keypair = identity.libp2p_keypair();
+    let reservations_held = held::HeldPerNetwork::new(cli.max_reservations_per_ip, true);
+    let circuits_held = held::HeldPerNetwork::new(cli.max_circuits_per_ip, false);
     let relay_config = relay::Config {
         max_reservations: cli.max_reservations,
         max_reservations_per_peer: cli.max_reservations_per_peer,
@@ -103,9 +106,16 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         max_circuits_per_peer: cli.max_circuits_per_peer,
         max_circuit_duration: Duration::from_secs(cli.max_circuit_secs),
         max_circuit_bytes: cli.max_circuit_bytes,
-        // By network (IPv4 address, IPv6 /64), not libp2p's by exact address.
-        reservation_rate_limiters: vec![prefix::relay_limiter(cli.reservations_per_ip_per_minute)],
-        circuit_src_rate_limiters: vec![prefix::relay_limiter(cli.circuits_per_ip_per_minute)],
+        // By network (IPv4 address, IPv6 /64), not libp2p's by exact address; what a
+        // network holds is checked first, so a refusal spends no rate token.
+        reservation_rate_limiters: vec![
+            reservations_held.limiter(),
+            prefix::relay_limiter(cli.reservations_per_ip_per_minute),
+        ],
+        circuit_src_rate_limiters: vec![
+            circuits_held.limiter(),
+            prefix::relay_limiter(cli.circuits_per_ip_per_minute),
+        ],
     };
     let connection_limits = connection_limits::ConnectionLimits::default()
         .with_max_established(Some(cli.max_connections))
@@ -207,7 +217,11 @@ async fn run(cli: Cli) -> Result<(), StartError> {
                         stats.code_request(outcome, registry.len());
                     }
                 }
-                SwarmEvent::Behaviour(RelayBehaviourEvent::Relay(event)) => stats.relay_event(&event),
+                SwarmEvent::Behaviour(RelayBehaviourEvent::Relay(event)) => {
+                    reservations_held.on_reservation_event(&event);
+                    circuits_held.on_circuit_event(&event);
+                    stats.relay_event(&event);
+                }
                 SwarmEvent::Behaviour(RelayBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                     // Peers tell us where they listen; keep nothing, but log for operators.
                     tracing::debug!(%peer_id, observed = %info.observed_addr, "identified");
