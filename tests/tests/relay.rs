@@ -449,6 +449,32 @@ fn a_thousand_fresh_peer_ids_from_one_ip_hold_only_a_few_codes() {
     assert!(connected <= 64, "{connected} open connections from one IP");
 }
 
+/// Reservations are counted per network, not per peer id: fresh peer ids from one IP get
+/// no more than `--max-reservations-per-ip` between them.
+#[test]
+fn fresh_peer_ids_from_one_ip_hold_at_most_their_networks_reservations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(
+        &dir.path().join("relay.key"),
+        0,
+        &["--max-reservations-per-ip", "3"],
+    );
+    let (accepted, refused, _peers) = runtime().block_on(async {
+        let (mut accepted, mut refused, mut peers) = (0, Vec::new(), Vec::new());
+        for _ in 0..6 {
+            let mut peer = CodePeer::connect(relay.addr()).await.expect("connect");
+            match peer.reserve(relay.addr()).await {
+                Ok(()) => accepted += 1,
+                Err(e) => refused.push(e),
+            }
+            peers.push(peer); // held open, so the reservations stay
+        }
+        (accepted, refused, peers)
+    });
+    assert_eq!(accepted, 3, "refusals: {refused:?}");
+    assert_eq!(refused.len(), 3);
+}
+
 /// A metrics client that connects and sends nothing is closed after the header timeout, and
 /// does not hold up another scrape meanwhile.
 #[test]

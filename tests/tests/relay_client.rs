@@ -6,11 +6,12 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, noise, rendezvous, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, noise, relay, rendezvous, tcp, yamux};
 use whatnext_code_protocol::{CODE_PROTOCOL, CodeCodec, CodeRequest, CodeResponse};
 
 #[derive(NetworkBehaviour)]
 pub struct ClientBehaviour {
+    relay_client: relay::client::Behaviour,
     codes: request_response::Behaviour<CodeCodec>,
     rendezvous: rendezvous::client::Behaviour,
 }
@@ -43,7 +44,10 @@ impl CodePeer {
                 yamux::Config::default,
             )
             .map_err(|e| e.to_string())?
-            .with_behaviour(|key| ClientBehaviour {
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| e.to_string())?
+            .with_behaviour(|key, relay_client| ClientBehaviour {
+                relay_client,
                 codes: request_response::Behaviour::with_codec(
                     CodeCodec,
                     [(CODE_PROTOCOL, ProtocolSupport::Outbound)],
@@ -118,6 +122,30 @@ impl CodePeer {
                     request_id, error, ..
                 },
             )) if request_id == id => Some(Err(error.to_string())),
+            _ => None,
+        })
+        .await?
+    }
+
+    /// Asks the relay at `relay_addr` for a reservation; whether it was accepted.
+    pub async fn reserve(&mut self, relay_addr: &str) -> Result<(), String> {
+        let addr: Multiaddr = relay_addr.parse().map_err(|e| format!("{e}"))?;
+        let listener = self
+            .swarm
+            .listen_on(addr.with(libp2p::multiaddr::Protocol::P2pCircuit))
+            .map_err(|e| e.to_string())?;
+        self.until(|event| match event {
+            SwarmEvent::Behaviour(ClientBehaviourEvent::RelayClient(
+                relay::client::Event::ReservationReqAccepted { .. },
+            )) => Some(Ok(())),
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                reason,
+                ..
+            } if listener_id == listener => Some(Err(format!("{reason:?}"))),
+            SwarmEvent::ListenerError { listener_id, error } if listener_id == listener => {
+                Some(Err(error.to_string()))
+            }
             _ => None,
         })
         .await?
