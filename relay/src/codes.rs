@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use libp2p::PeerId;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::ConnectionId;
 use tracing::debug;
@@ -44,18 +43,10 @@ pub fn on_event(
     else {
         return None;
     };
-    let (response, outcome) = answer(registry, peer, prefix_of(connection_id), request);
+    let (response, outcome) =
+        registry.handle(peer, prefix_of(connection_id), request, Instant::now());
     if codes.send_response(channel, response).is_err() {
         debug!(%peer, "a peer left before its code answer");
     }
     Some(outcome)
-}
-
-fn answer(
-    registry: &mut Registry,
-    peer: PeerId,
-    prefix: Option<Prefix>,
-    request: CodeRequest,
-) -> (CodeResponse, Outcome) {
-    registry.handle(peer, prefix, request, Instant::now())
 }
