@@ -1,99 +1,45 @@
 //! `whatnext-relay`: the relay whatnext users run themselves.
 //!
 //! It runs circuit relay v2 (so peers behind NATs can reach each other), identify and ping
-//! (so peers learn their observed addresses and notice dead links), and a rendezvous server
-//! (so a host can register a short code that a joiner resolves). Its key lives in a file, so
-//! its peer id, which invites carry, survives restarts.
+//! (so peers learn their observed addresses and notice dead links), and the short-code
+//! registry `/whatnext/code/1` (so a host can register a short code that a joiner who knows
+//! it resolves). Every resource has a limit per peer, per network and in total (see
+//! [`cli::Cli`]). Its key lives in a file, so its peer id, which invites carry, survives
+//! restarts.
 
+mod cli;
+mod codes;
+mod gate;
+mod held;
 mod metrics;
+mod prefix;
+mod registry;
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use futures::StreamExt;
 use libp2p::multiaddr::Protocol;
+use libp2p::request_response;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, identify, noise, ping, relay, rendezvous, tcp, yamux};
+use libp2p::{Multiaddr, connection_limits, identify, noise, ping, relay, tcp, yamux};
 use tracing::{info, warn};
+use whatnext_code_protocol::CodeCodec;
 
-/// The whatnext relay: circuit relay v2, identify, ping and rendezvous (for short codes).
-///
-/// On start it prints each listen address with its /p2p/<peer id>, one per line, ready to
-/// paste into whatnext's relay settings.
-#[derive(Parser, Debug)]
-#[command(name = "whatnext-relay", version, about, long_about)]
-struct Cli {
-    /// The relay's ed25519 key file; created (mode 0600) if missing. Keep it: the peer id in
-    /// every invite through this relay comes from it.
-    #[arg(long, value_name = "PATH", default_value = "whatnext-relay.key")]
-    key_file: PathBuf,
-
-    /// An address to listen on (repeatable). Port 0 picks a free port.
-    #[arg(long, value_name = "MULTIADDR", default_values = ["/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"])]
-    listen: Vec<Multiaddr>,
-
-    /// An address to announce to peers as where this relay can be reached (repeatable),
-    /// e.g. the public address of a port forward. Default: every address it listens on.
-    #[arg(long, value_name = "MULTIADDR")]
-    external: Vec<Multiaddr>,
-
-    /// Most reservations held at once, over all peers.
-    #[arg(long, default_value_t = 1024)]
-    max_reservations: usize,
-
-    /// Most reservations one peer may hold.
-    #[arg(long, default_value_t = 4)]
-    max_reservations_per_peer: usize,
-
-    /// How long a reservation lasts before the peer must renew it, in seconds.
-    #[arg(long, default_value_t = 3600)]
-    reservation_secs: u64,
-
-    /// Most relayed circuits at once, over all peers.
-    #[arg(long, default_value_t = 256)]
-    max_circuits: usize,
-
-    /// Most relayed circuits per peer.
-    #[arg(long, default_value_t = 16)]
-    max_circuits_per_peer: usize,
-
-    /// Longest a relayed circuit lasts, in seconds. Peers re-open it when it ends; libp2p's
-    /// default (2 minutes) is too short for a listening session.
-    #[arg(long, default_value_t = 6 * 3600)]
-    max_circuit_secs: u64,
-
-    /// Most bytes one relayed circuit may carry. libp2p's default (128 KiB) would cut a session.
-    #[arg(long, default_value_t = 256 * 1024 * 1024)]
-    max_circuit_bytes: u64,
-
-    /// New reservations accepted per source IP address per minute.
-    #[arg(long, default_value_t = 60)]
-    reservations_per_ip_per_minute: u32,
-
-    /// New circuits accepted per source IP address per minute.
-    #[arg(long, default_value_t = 120)]
-    circuits_per_ip_per_minute: u32,
-
-    /// Shortest lifetime, in seconds, a short code may be registered for.
-    #[arg(long, default_value_t = 60)]
-    code_min_ttl_secs: u64,
-
-    /// Serve Prometheus metrics (connections, reservations, circuits, bytes) over HTTP here,
-    /// e.g. 127.0.0.1:9464.
-    #[arg(long, value_name = "ADDR")]
-    metrics: Option<SocketAddr>,
-}
+use cli::Cli;
+use registry::{Registry, RegistryLimits};
 
 #[derive(NetworkBehaviour)]
 struct RelayBehaviour {
+    // The gates come first: a connection they refuse never reaches the others.
+    limits: connection_limits::Behaviour,
+    per_network: gate::PrefixGate,
     relay: relay::Behaviour,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
-    rendezvous: rendezvous::server::Behaviour,
+    codes: request_response::Behaviour<CodeCodec>,
 }
 
 fn main() -> ExitCode {
@@ -124,10 +70,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn per_minute(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n.max(1)).unwrap_or(NonZeroU32::MIN)
-}
-
 /// Why the relay could not start.
 #[derive(Debug, thiserror::Error)]
 enum StartError {
@@ -154,6 +96,8 @@ enum StartError {
 async fn run(cli: Cli) -> Result<(), StartError> {
     let identity = whatnext_identity::load_or_create(&cli.key_file)?;
     let keypair = identity.libp2p_keypair();
+    let reservations_held = held::HeldPerNetwork::new(cli.max_reservations_per_ip, true);
+    let circuits_held = held::HeldPerNetwork::new(cli.max_circuits_per_ip, false);
     let relay_config = relay::Config {
         max_reservations: cli.max_reservations,
         max_reservations_per_peer: cli.max_reservations_per_peer,
@@ -162,18 +106,33 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         max_circuits_per_peer: cli.max_circuits_per_peer,
         max_circuit_duration: Duration::from_secs(cli.max_circuit_secs),
         max_circuit_bytes: cli.max_circuit_bytes,
-        reservation_rate_limiters: Vec::new(),
-        circuit_src_rate_limiters: Vec::new(),
-    }
-    .reservation_rate_per_ip(
-        per_minute(cli.reservations_per_ip_per_minute),
-        Duration::from_secs(60),
-    )
-    .circuit_src_per_ip(
-        per_minute(cli.circuits_per_ip_per_minute),
-        Duration::from_secs(60),
+        // By network (IPv4 address, IPv6 /64), not libp2p's by exact address; what a
+        // network holds is checked first, so a refusal spends no rate token.
+        reservation_rate_limiters: vec![
+            reservations_held.limiter(),
+            prefix::relay_limiter(cli.reservations_per_ip_per_minute),
+        ],
+        circuit_src_rate_limiters: vec![
+            circuits_held.limiter(),
+            prefix::relay_limiter(cli.circuits_per_ip_per_minute),
+        ],
+    };
+    let connection_limits = connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(cli.max_connections))
+        .with_max_pending_incoming(Some(cli.max_pending_connections))
+        .with_max_established_per_peer(Some(cli.max_connections_per_peer));
+    let per_network = gate::PrefixGate::new(
+        cli.max_pending_connections_per_ip,
+        cli.max_connections_per_ip,
     );
-    let code_min_ttl = cli.code_min_ttl_secs;
+    let mut registry = Registry::new(RegistryLimits {
+        ttl: Duration::from_secs(cli.code_ttl_secs.max(1)),
+        per_peer: cli.max_codes_per_peer,
+        per_prefix: cli.max_codes_per_ip,
+        total: cli.max_codes,
+        queries_per_peer_per_minute: cli.code_queries_per_peer_per_minute,
+        queries_per_prefix_per_minute: cli.code_queries_per_ip_per_minute,
+    });
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -184,15 +143,15 @@ async fn run(cli: Cli) -> Result<(), StartError> {
         .map_err(|e| StartError::Tcp(e.to_string()))?
         .with_quic()
         .with_behaviour(|key| RelayBehaviour {
+            limits: connection_limits::Behaviour::new(connection_limits),
+            per_network,
             relay: relay::Behaviour::new(key.public().to_peer_id(), relay_config),
             identify: identify::Behaviour::new(identify::Config::new(
                 "/whatnext/relay/1".into(),
                 key.public(),
             )),
             ping: ping::Behaviour::new(ping::Config::new()),
-            rendezvous: rendezvous::server::Behaviour::new(
-                rendezvous::server::Config::default().with_min_ttl(code_min_ttl),
-            ),
+            codes: codes::behaviour(),
         })
         .map_err(|e| StartError::Behaviour(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
@@ -218,12 +177,17 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             .await
             .map_err(|source| StartError::Metrics { addr, source })?;
     }
+    let mut purge = tokio::time::interval(codes::PURGE_EVERY);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(StartError::Signal)?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
+            _ = purge.tick() => {
+                registry.purge(Instant::now());
+                stats.codes(registry.len());
+            }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => {
                     if announce_listen_addrs {
@@ -234,8 +198,30 @@ async fn run(cli: Cli) -> Result<(), StartError> {
                     println!("{full}");
                 }
                 SwarmEvent::ConnectionEstablished { .. } => stats.connection_opened(),
-                SwarmEvent::ConnectionClosed { .. } => stats.connection_closed(),
-                SwarmEvent::Behaviour(RelayBehaviourEvent::Relay(event)) => stats.relay_event(&event),
+                SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                    stats.connection_closed();
+                    if num_established == 0 {
+                        // Nobody reaches a host through a relay it left.
+                        registry.forget_peer(peer_id);
+                        stats.codes(registry.len());
+                    }
+                }
+                SwarmEvent::IncomingConnectionError { error: libp2p::swarm::ListenError::Denied { cause }, send_back_addr, .. } => {
+                    stats.connection_denied();
+                    tracing::debug!(%send_back_addr, %cause, "connection refused");
+                }
+                SwarmEvent::Behaviour(RelayBehaviourEvent::Codes(event)) => {
+                    let behaviour = swarm.behaviour_mut();
+                    let gate = &behaviour.per_network;
+                    if let Some(outcome) = codes::on_event(&mut registry, &mut behaviour.codes, |c| gate.prefix_of(c), event) {
+                        stats.code_request(outcome, registry.len());
+                    }
+                }
+                SwarmEvent::Behaviour(RelayBehaviourEvent::Relay(event)) => {
+                    reservations_held.on_reservation_event(&event);
+                    circuits_held.on_circuit_event(&event);
+                    stats.relay_event(&event);
+                }
                 SwarmEvent::Behaviour(RelayBehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. })) => {
                     // Peers tell us where they listen; keep nothing, but log for operators.
                     tracing::debug!(%peer_id, observed = %info.observed_addr, "identified");

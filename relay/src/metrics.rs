@@ -1,20 +1,42 @@
-//! Prometheus text metrics for relay operators, over a minimal HTTP endpoint.
+//! Prometheus text metrics for relay operators, served by hyper (HTTP/1): a client gets
+//! [`HEADER_TIMEOUT`] to send its request and [`CONNECTION_TIMEOUT`] in all, so a slow or
+//! half-open client holds one task, never the listener; an accept error is logged and
+//! waited out, never spun on.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use libp2p::relay;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::registry::Outcome;
+
+/// How long a client has to send its request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one metrics connection may last.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long to wait after an accept error (out of file descriptors, say) before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);
 
 #[derive(Default)]
 struct Counters {
     connections: AtomicI64,
+    connections_denied_total: AtomicU64,
     reservations: AtomicI64,
     reservations_total: AtomicU64,
     circuits: AtomicI64,
     circuits_total: AtomicU64,
     circuits_denied_total: AtomicU64,
+    codes: AtomicI64,
+    code_requests_total: AtomicU64,
+    code_requests_refused_total: AtomicU64,
+    code_requests_rate_limited_total: AtomicU64,
 }
 
 /// Shared counters, updated by the swarm loop and read by the HTTP handler.
@@ -30,6 +52,38 @@ impl Stats {
     /// Counts a closed connection.
     pub fn connection_closed(&self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts an inbound connection refused by a limit.
+    pub fn connection_denied(&self) {
+        self.0
+            .connections_denied_total
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one short-code request and what became of it; `codes` is the registry's size.
+    pub fn code_request(&self, outcome: Outcome, codes: usize) {
+        let c = &self.0;
+        c.code_requests_total.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Outcome::Served => {}
+            Outcome::Refused => {
+                c.code_requests_refused_total
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::RateLimited => {
+                c.code_requests_rate_limited_total
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.codes(codes);
+    }
+
+    /// Sets the number of registered codes.
+    pub fn codes(&self, codes: usize) {
+        self.0
+            .codes
+            .store(i64::try_from(codes).unwrap_or(i64::MAX), Ordering::Relaxed);
     }
 
     /// Updates the reservation and circuit gauges and totals from one relay behaviour event.
@@ -59,22 +113,40 @@ impl Stats {
 
     fn render(&self) -> String {
         let c = &self.0;
-        let g = |a: &AtomicI64| a.load(Ordering::Relaxed);
-        let t = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        format!(
-            "# TYPE whatnext_relay_connections gauge\nwhatnext_relay_connections {}\n\
-             # TYPE whatnext_relay_reservations gauge\nwhatnext_relay_reservations {}\n\
-             # TYPE whatnext_relay_reservations_total counter\nwhatnext_relay_reservations_total {}\n\
-             # TYPE whatnext_relay_circuits gauge\nwhatnext_relay_circuits {}\n\
-             # TYPE whatnext_relay_circuits_total counter\nwhatnext_relay_circuits_total {}\n\
-             # TYPE whatnext_relay_circuits_denied_total counter\nwhatnext_relay_circuits_denied_total {}\n",
-            g(&c.connections),
-            g(&c.reservations),
-            t(&c.reservations_total),
-            g(&c.circuits),
-            t(&c.circuits_total),
-            t(&c.circuits_denied_total),
-        )
+        let gauges = [
+            ("connections", c.connections.load(Ordering::Relaxed)),
+            ("reservations", c.reservations.load(Ordering::Relaxed)),
+            ("circuits", c.circuits.load(Ordering::Relaxed)),
+            ("codes", c.codes.load(Ordering::Relaxed)),
+        ];
+        let counters = [
+            ("connections_denied_total", &c.connections_denied_total),
+            ("reservations_total", &c.reservations_total),
+            ("circuits_total", &c.circuits_total),
+            ("circuits_denied_total", &c.circuits_denied_total),
+            ("code_requests_total", &c.code_requests_total),
+            (
+                "code_requests_refused_total",
+                &c.code_requests_refused_total,
+            ),
+            (
+                "code_requests_rate_limited_total",
+                &c.code_requests_rate_limited_total,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, value) in gauges {
+            out.push_str(&format!(
+                "# TYPE whatnext_relay_{name} gauge\nwhatnext_relay_{name} {value}\n"
+            ));
+        }
+        for (name, value) in counters {
+            let value = value.load(Ordering::Relaxed);
+            out.push_str(&format!(
+                "# TYPE whatnext_relay_{name} counter\nwhatnext_relay_{name} {value}\n"
+            ));
+        }
+        out
     }
 }
 
@@ -84,18 +156,31 @@ pub async fn serve(addr: SocketAddr, stats: Stats) -> std::io::Result<()> {
     tracing::info!(%addr, "serving metrics");
     tokio::spawn(async move {
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else {
-                continue;
+            let socket = match listener.accept().await {
+                Ok((socket, _)) => socket,
+                Err(error) => {
+                    tracing::warn!(%error, "metrics: cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
             };
-            let body = stats.render();
+            let stats = stats.clone();
             tokio::spawn(async move {
-                let mut request = [0u8; 1024];
-                let _ = socket.read(&mut request).await;
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
+                let service = service_fn(move |_: Request<hyper::body::Incoming>| {
+                    let body = stats.render();
+                    async move {
+                        let response = Response::builder()
+                            .header("content-type", "text/plain; version=0.0.4")
+                            .body(body);
+                        Ok::<_, Infallible>(response.unwrap_or_default())
+                    }
+                });
+                let connection = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .keep_alive(false)
+                    .serve_connection(TokioIo::new(socket), service);
+                let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
             });
         }
     });

@@ -57,6 +57,12 @@ fn main() {
             "100000",
             "--max-circuits",
             "100000",
+            "--max-circuits-per-ip",
+            "100000",
+            "--max-connections-per-ip",
+            "100000",
+            "--max-pending-connections-per-ip",
+            "100000",
         ],
     );
 }

@@ -9,6 +9,12 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
+#[path = "relay_client.rs"]
+mod client;
+
+use client::CodePeer;
+use whatnext_code_protocol::{CodeRequest, CodeResponse, Refusal};
+
 /// A running relay and the addresses it printed.
 pub struct Relay {
     pub child: Child,
@@ -252,4 +258,251 @@ fn a_frozen_relay_is_noticed_by_the_heartbeat() {
         started.elapsed()
     );
     let _ = Command::new("kill").args(["-CONT", &pid]).status();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
+/// A host app with a session whose short code is registered on `relay`; its peer id and code.
+fn host_with_code(relay: &Relay, dir: &Path) -> (Headless, String, String) {
+    let mut host = Headless::start_with(dir, LOOPBACK);
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Coded"}));
+    let code = host.relayed_invite(true)["short_code"]
+        .as_str()
+        .expect("code")
+        .to_owned();
+    let id = host.ok("identity", json!(null))["peer_id"]
+        .as_str()
+        .expect("peer id")
+        .to_owned();
+    (host, id, code)
+}
+
+/// The old relay ran stock rendezvous: one DISCOVER without a namespace listed every code
+/// with its host's peer id.
+#[test]
+fn a_stranger_cannot_list_the_relays_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let (_host, host_id, _code) = host_with_code(&relay, &dir.path().join("host"));
+    let listed = runtime().block_on(async {
+        let mut stranger = CodePeer::connect(relay.addr()).await?;
+        stranger.discover_everything().await
+    });
+    if let Ok(list) = listed {
+        assert!(
+            list.iter().all(|(_, peer)| peer.to_string() != host_id),
+            "a stranger listed the host's code: {list:?}"
+        );
+    }
+}
+
+#[test]
+fn a_second_peer_cannot_take_a_live_code_and_a_joiner_finds_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let (_host, host_id, code) = host_with_code(&relay, &dir.path().join("host"));
+    let (taken, dropped, found) = runtime().block_on(async {
+        let mut thief = CodePeer::connect(relay.addr()).await.expect("connect");
+        let taken = thief
+            .ask(CodeRequest::Register {
+                code: code.clone(),
+                addrs: Vec::new(),
+            })
+            .await;
+        let dropped = thief
+            .ask(CodeRequest::Unregister { code: code.clone() })
+            .await;
+        let mut joiner = CodePeer::connect(relay.addr()).await.expect("connect");
+        let found = joiner
+            .ask(CodeRequest::Lookup {
+                code: code.to_lowercase(),
+            })
+            .await;
+        (taken, dropped, found)
+    });
+    assert_eq!(
+        taken,
+        Ok(CodeResponse::Refused {
+            reason: Refusal::Taken
+        })
+    );
+    assert_eq!(dropped, Ok(CodeResponse::Unregistered));
+    match found {
+        Ok(CodeResponse::Found { peer, .. }) => {
+            let peer = libp2p::PeerId::from_bytes(&peer).expect("peer id");
+            assert_eq!(
+                peer.to_string(),
+                host_id,
+                "the code still leads to its host"
+            );
+        }
+        other => panic!("the joiner did not find the host: {other:?}"),
+    }
+}
+
+/// With the default allowance (60 a minute per IP, also the burst), a storm of lookups from
+/// several fresh peer ids on one IP is answered 60 times, then refused.
+#[test]
+fn a_lookup_storm_from_one_ip_is_refused_after_its_allowance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let started = Instant::now();
+    let (served, limited, other) = runtime().block_on(async {
+        let mut peers = Vec::new();
+        for _ in 0..5 {
+            peers.push(CodePeer::connect(relay.addr()).await.expect("connect"));
+        }
+        let (mut served, mut limited, mut other) = (0, 0, Vec::new());
+        for i in 0..150 {
+            let code = format!("GUESS{i}");
+            match peers[i % 5].ask(CodeRequest::Lookup { code }).await {
+                Ok(CodeResponse::NotFound) => served += 1,
+                Ok(CodeResponse::Refused {
+                    reason: Refusal::RateLimited,
+                }) => limited += 1,
+                answer => other.push(answer),
+            }
+        }
+        (served, limited, other)
+    });
+    let elapsed = started.elapsed();
+    eprintln!("lookups from one IP: {served} answered, {limited} refused in {elapsed:?}");
+    assert!(other.is_empty(), "{other:?}");
+    // One token comes back a second while the storm lasts.
+    let refill = elapsed.as_secs() as usize + 1;
+    assert!((60..=60 + refill).contains(&served), "{served} answered");
+    assert_eq!(served + limited, 150);
+}
+
+/// 1,000 fresh peer ids from one IP, each connecting and registering a code, with the
+/// default limits: the network's connection and code caps hold.
+#[test]
+fn a_thousand_fresh_peer_ids_from_one_ip_hold_only_a_few_codes() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let addr = relay.addr().to_owned();
+    let started = Instant::now();
+    let outcomes: Vec<(Result<CodeResponse, String>, Option<CodePeer>)> =
+        runtime().block_on(async {
+            futures::stream::iter(0..1000)
+                .map(|i| {
+                    let addr = addr.clone();
+                    async move {
+                        match CodePeer::connect(&addr).await {
+                            Ok(mut peer) => {
+                                let code = format!("FLOOD{i}");
+                                let answer = peer
+                                    .ask(CodeRequest::Register {
+                                        code,
+                                        addrs: Vec::new(),
+                                    })
+                                    .await;
+                                (answer, Some(peer))
+                            }
+                            Err(e) => (Err(e), None),
+                        }
+                    }
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await
+        });
+    let count = |f: &dyn Fn(&Result<CodeResponse, String>) -> bool| {
+        outcomes.iter().filter(|(o, _)| f(o)).count()
+    };
+    let connected = outcomes.iter().filter(|(_, p)| p.is_some()).count();
+    let registered = count(&|o| matches!(o, Ok(CodeResponse::Registered { .. })));
+    let too_many = count(&|o| {
+        matches!(
+            o,
+            Ok(CodeResponse::Refused {
+                reason: Refusal::TooManyCodes
+            })
+        )
+    });
+    let limited = count(&|o| {
+        matches!(
+            o,
+            Ok(CodeResponse::Refused {
+                reason: Refusal::RateLimited
+            })
+        )
+    });
+    eprintln!(
+        "1000 fresh peer ids from one IP in {:?}: {connected} connections accepted (at most 64 \
+         open at once), {registered} codes registered, {too_many} refused as too many, \
+         {limited} rate-limited, {} connections refused",
+        started.elapsed(),
+        1000 - connected
+    );
+    assert_eq!(registered, 8, "the default cap of codes per IP");
+    // Every accepted peer is still connected here, so this is the open count.
+    assert!(connected <= 64, "{connected} open connections from one IP");
+}
+
+/// Reservations are counted per network, not per peer id: fresh peer ids from one IP get
+/// no more than `--max-reservations-per-ip` between them.
+#[test]
+fn fresh_peer_ids_from_one_ip_hold_at_most_their_networks_reservations() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(
+        &dir.path().join("relay.key"),
+        0,
+        &["--max-reservations-per-ip", "3"],
+    );
+    let (accepted, refused, _peers) = runtime().block_on(async {
+        let (mut accepted, mut refused, mut peers) = (0, Vec::new(), Vec::new());
+        for _ in 0..6 {
+            let mut peer = CodePeer::connect(relay.addr()).await.expect("connect");
+            match peer.reserve(relay.addr()).await {
+                Ok(()) => accepted += 1,
+                Err(e) => refused.push(e),
+            }
+            peers.push(peer); // held open, so the reservations stay
+        }
+        (accepted, refused, peers)
+    });
+    assert_eq!(accepted, 3, "refusals: {refused:?}");
+    assert_eq!(refused.len(), 3);
+}
+
+/// A metrics client that connects and sends nothing is closed after the header timeout, and
+/// does not hold up another scrape meanwhile.
+#[test]
+fn a_silent_metrics_client_neither_blocks_a_scrape_nor_stays_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = format!("127.0.0.1:{}", free_tcp_port());
+    let _relay = Relay::start(&dir.path().join("relay.key"), 0, &["--metrics", &metrics]);
+    let mut silent = std::net::TcpStream::connect(&metrics).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut scrape = std::net::TcpStream::connect(&metrics).expect("connect");
+    scrape
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: relay\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    scrape
+        .read_to_string(&mut body)
+        .expect("an answer within 5 s");
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("whatnext_relay_connections"), "{body}");
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    silent
+        .read_to_end(&mut rest)
+        .expect("the silent client is closed, not left hanging");
+    eprintln!("silent metrics client closed after {:?}", started.elapsed());
 }

@@ -1,55 +1,82 @@
-//! Short codes on the relay's rendezvous service: keeping ours registered (and renewed before
-//! it lapses), and resolving someone else's to say hello to its holder.
+//! Short codes on the relay's code registry (`/whatnext/code/1`): keeping ours registered
+//! (and refreshed before it lapses), and looking up someone else's to say hello to its
+//! holder. The relay answers a code only to whoever sends it, keeps one owner per code, and
+//! rate-limits lookups; see `whatnext-code-protocol`.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use libp2p::rendezvous;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ProtocolSupport};
+use libp2p::{Multiaddr, PeerId};
 use tracing::debug;
+use whatnext_code_protocol::{
+    CODE_PROTOCOL, CodeCodec, CodeRequest, CodeResponse, Refusal, addrs_from_wire, addrs_to_wire,
+    normalize_code, peer_from_wire,
+};
 use whatnext_core::intent::ErrorCode;
 
 use super::Task;
 use crate::NetEvent;
 
-/// How long a short code stays registered before renewal must refresh it.
-pub const CODE_TTL_SECS: u64 = 600;
+/// When a registration got no answer (or a refusal worth retrying), try again this soon.
+const RETRY: Duration = Duration::from_secs(30);
 
-/// The rendezvous namespace a short code is registered under.
-pub fn code_namespace(code: &str) -> String {
-    format!("whatnext/code/{code}")
+/// The client side of `/whatnext/code/1`: it asks, it never answers.
+pub fn behaviour() -> request_response::Behaviour<CodeCodec> {
+    request_response::Behaviour::with_codec(
+        CodeCodec,
+        [(CODE_PROTOCOL, ProtocolSupport::Outbound)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(15)),
+    )
 }
 
 /// The short-code side of the task's state.
 #[derive(Default)]
 pub(super) struct Codes {
-    /// The short code to keep registered, and when it was last registered.
+    /// The short code to keep registered.
     code: Option<String>,
-    registered_at: Option<Instant>,
-    /// Codes being resolved: namespace → (join token, hello).
-    resolving: HashMap<String, (u64, Vec<u8>)>,
+    /// When to refresh the registration (half its TTL after the relay confirmed it).
+    refresh_at: Option<Instant>,
+    /// Registrations in flight: request → code.
+    registering: HashMap<OutboundRequestId, String>,
+    /// Lookups in flight: request → (join token, hello, the relay asked).
+    lookups: HashMap<OutboundRequestId, (u64, Vec<u8>, Multiaddr)>,
+}
+
+/// What a failed code request to the relay means, as a sentence.
+fn failure_text(error: &OutboundFailure) -> String {
+    match error {
+        OutboundFailure::UnsupportedProtocols => {
+            "the relay does not serve short codes (it lacks /whatnext/code/1): share the invite link instead".into()
+        }
+        other => format!("the relay did not answer: {other}"),
+    }
 }
 
 impl Task {
-    /// Registers (or renews) the short code on the reserved relay.
+    /// Registers (or refreshes) the short code on the reserved relay.
     pub(super) fn register_code(&mut self) {
         let (Some(code), Some((_, relay))) = (self.codes.code.clone(), self.relays.reserved())
         else {
             return;
         };
-        let Ok(namespace) = rendezvous::Namespace::new(code_namespace(&code)) else {
+        if self.codes.registering.values().any(|c| *c == code) {
             return;
+        }
+        let addrs: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
+        let request = CodeRequest::Register {
+            code: code.clone(),
+            addrs: addrs_to_wire(&addrs),
         };
-        match self
+        let id = self
             .swarm
             .behaviour_mut()
-            .rendezvous
-            .register(namespace, relay, Some(CODE_TTL_SECS))
-        {
-            Ok(()) => self.codes.registered_at = Some(Instant::now()),
-            Err(e) => self.out.emit(NetEvent::CodeProblem(format!(
-                "cannot register the short code: {e}"
-            ))),
-        }
+            .codes
+            .send_request(&relay, request);
+        self.codes.registering.insert(id, code);
+        // If no answer comes, the next attempt is due then.
+        self.codes.refresh_at = Some(Instant::now() + RETRY);
     }
 
     /// Keeps `code` registered from now on, in place of the old one.
@@ -57,29 +84,31 @@ impl Task {
         if code == self.codes.code {
             return;
         }
-        if let (Some(old), Some((_, relay))) = (self.codes.code.take(), self.relays.reserved())
-            && let Ok(ns) = rendezvous::Namespace::new(code_namespace(&old))
-        {
-            self.swarm.behaviour_mut().rendezvous.unregister(ns, relay);
+        if let (Some(old), Some((_, relay))) = (self.codes.code.take(), self.relays.reserved()) {
+            self.swarm
+                .behaviour_mut()
+                .codes
+                .send_request(&relay, CodeRequest::Unregister { code: old });
         }
         self.codes.code = code;
-        self.codes.registered_at = None;
+        self.codes.refresh_at = None;
         self.register_code();
     }
 
-    /// Renews the short code before its registration lapses; returns when to look again.
+    /// Refreshes the short code before its registration lapses; returns when to look again.
     pub(super) fn renew_code(&mut self, now: Instant) -> Option<Instant> {
-        let at = self.codes.registered_at? + Duration::from_secs(CODE_TTL_SECS / 2);
+        self.codes.code.as_ref()?;
+        let at = self.codes.refresh_at?;
         if at <= now {
+            self.codes.refresh_at = Some(now + RETRY);
             self.register_code();
-            return Some(now + Duration::from_secs(CODE_TTL_SECS / 2));
         }
-        Some(at)
+        self.codes.refresh_at
     }
 
     /// Looks `code` up on our relay; the hello goes to whoever holds it.
     pub(super) fn resolve_code(&mut self, token: u64, code: &str, hello: Vec<u8>) {
-        let Some((_, relay)) = self.relays.reserved() else {
+        let Some((relay_addr, relay)) = self.relays.reserved() else {
             self.join_failed(
                 token,
                 ErrorCode::Unreachable,
@@ -87,8 +116,7 @@ impl Task {
             );
             return;
         };
-        let namespace = code_namespace(code);
-        let Ok(ns) = rendezvous::Namespace::new(namespace.clone()) else {
+        let (Some(code), Ok(relay_addr)) = (normalize_code(code), relay_addr.parse()) else {
             self.join_failed(
                 token,
                 ErrorCode::InvalidInvite,
@@ -96,70 +124,129 @@ impl Task {
             );
             return;
         };
-        self.codes.resolving.insert(namespace, (token, hello));
-        self.swarm
+        let id = self
+            .swarm
             .behaviour_mut()
-            .rendezvous
-            .discover(Some(ns), None, Some(4), relay);
+            .codes
+            .send_request(&relay, CodeRequest::Lookup { code });
+        self.codes.lookups.insert(id, (token, hello, relay_addr));
     }
 
-    pub(super) fn on_rendezvous(&mut self, event: rendezvous::client::Event) {
-        use rendezvous::client::Event as E;
+    pub(super) fn on_code_event(
+        &mut self,
+        event: request_response::Event<CodeRequest, CodeResponse>,
+    ) {
+        use request_response::Event as E;
         match event {
-            E::Registered { namespace, ttl, .. } => {
-                debug!(%namespace, ttl, "short code registered");
-                if let Some(code) = self
-                    .codes
-                    .code
-                    .clone()
-                    .filter(|c| code_namespace(c) == namespace.to_string())
-                {
-                    self.out.emit(NetEvent::CodeRegistered(code));
-                }
-            }
-            E::RegisterFailed {
-                namespace, error, ..
-            } => {
-                self.out.emit(NetEvent::CodeProblem(format!(
-                    "the relay refused the short code {namespace}: {error:?}"
-                )));
-            }
-            E::Discovered {
-                registrations,
-                cookie,
+            E::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
                 ..
             } => {
-                let namespace = cookie.namespace().map(|n| n.to_string());
-                let Some((token, hello)) = namespace.and_then(|n| self.codes.resolving.remove(&n))
-                else {
-                    return;
-                };
-                match registrations.first() {
-                    Some(found) => {
-                        let host = found.record.peer_id();
-                        let addresses = found.record.addresses().to_vec();
-                        self.send_hello(token, host, addresses, hello);
-                    }
-                    None => self.join_failed(
-                        token,
-                        ErrorCode::InvalidInvite,
-                        "that short code is unknown or has expired: check it with the host".into(),
-                    ),
+                if let Some(code) = self.codes.registering.remove(&request_id) {
+                    self.on_registered(code, response);
+                } else if let Some((token, hello, relay)) = self.codes.lookups.remove(&request_id) {
+                    self.on_looked_up(token, hello, relay, response);
                 }
             }
-            E::DiscoverFailed {
-                namespace, error, ..
+            E::OutboundFailure {
+                request_id, error, ..
             } => {
-                let key = namespace.map(|n| n.to_string());
-                if let Some((token, _)) = key.and_then(|k| self.codes.resolving.remove(&k)) {
+                if let Some(code) = self.codes.registering.remove(&request_id) {
+                    if self.codes.code.as_ref() == Some(&code) {
+                        self.out.emit(NetEvent::CodeProblem(format!(
+                            "cannot register the short code {code}: {}",
+                            failure_text(&error)
+                        )));
+                    }
+                } else if let Some((token, ..)) = self.codes.lookups.remove(&request_id) {
                     self.join_failed(
                         token,
                         ErrorCode::Unreachable,
-                        format!("the relay could not look up the code: {error:?}"),
+                        format!("could not look up the code: {}", failure_text(&error)),
                     );
                 }
             }
             _ => {}
         }
     }
+
+    fn on_registered(&mut self, code: String, response: CodeResponse) {
+        if self.codes.code.as_ref() != Some(&code) {
+            return; // replaced meanwhile
+        }
+        match response {
+            CodeResponse::Registered { ttl_secs } => {
+                debug!(%code, ttl_secs, "short code registered");
+                let half = Duration::from_secs(ttl_secs / 2).max(Duration::from_secs(5));
+                self.codes.refresh_at = Some(Instant::now() + half);
+                self.out.emit(NetEvent::CodeRegistered(code));
+            }
+            CodeResponse::Refused { reason } => {
+                if reason != Refusal::RateLimited {
+                    // Taken, caps, bad code: asking again will not help; a new code will.
+                    self.codes.refresh_at = None;
+                }
+                self.out.emit(NetEvent::CodeProblem(format!(
+                    "the relay refused the short code {code}: {reason}"
+                )));
+            }
+            other => self.out.emit(NetEvent::CodeProblem(format!(
+                "the relay answered a registration with {other:?}"
+            ))),
+        }
+    }
+
+    fn on_looked_up(
+        &mut self,
+        token: u64,
+        hello: Vec<u8>,
+        relay: Multiaddr,
+        response: CodeResponse,
+    ) {
+        match response {
+            CodeResponse::Found { peer, addrs } => {
+                let Some(host) = peer_from_wire(&peer) else {
+                    self.join_failed(
+                        token,
+                        ErrorCode::Unreachable,
+                        "the relay answered the code with a malformed peer id".into(),
+                    );
+                    return;
+                };
+                let mut addresses = vec![circuit_to(&relay, host)];
+                addresses.extend(addrs_from_wire(&addrs));
+                self.send_hello(token, host, addresses, hello);
+            }
+            CodeResponse::NotFound => self.join_failed(
+                token,
+                ErrorCode::InvalidInvite,
+                "that short code is unknown or has expired: check it with the host".into(),
+            ),
+            CodeResponse::Refused { reason } => self.join_failed(
+                token,
+                match reason {
+                    Refusal::BadCode => ErrorCode::InvalidInvite,
+                    _ => ErrorCode::Unreachable,
+                },
+                format!("the relay refused to look up the code: {reason}"),
+            ),
+            other => self.join_failed(
+                token,
+                ErrorCode::Unreachable,
+                format!("the relay answered a lookup with {other:?}"),
+            ),
+        }
+    }
+}
+
+/// The host's address through the relay we asked: it holds a reservation there.
+fn circuit_to(relay: &Multiaddr, host: PeerId) -> Multiaddr {
+    relay
+        .clone()
+        .with(Protocol::P2pCircuit)
+        .with(Protocol::P2p(host))
 }

@@ -4,7 +4,8 @@
 //! One job a module, each owning its part of the task's state:
 //! - [`connections`]: how each peer is connected (direct, relayed, LAN);
 //! - [`relay_link`]: the reservation on one of the user's relays;
-//! - [`codes`]: the short code registered on the relay, and resolving others' codes;
+//! - [`codes`]: the short code registered on the relay's code registry, and looking up
+//!   others' codes;
 //! - [`requests`]: the session transport's requests and answers, and joins' hellos;
 //! - [`strikes`]: counting malformed messages per peer.
 
@@ -23,18 +24,25 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{Swarm, dcutr, identify, mdns, noise, ping, relay, rendezvous, tcp, yamux};
+use libp2p::{Swarm, connection_limits, dcutr, identify, mdns, noise, ping, relay, tcp, yamux};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, info, warn};
 
 use crate::transport::{FrameCodec, SESSION_PROTOCOL};
 use crate::{NetCommand, NetConfig, NetEvent};
 
-pub use codes::{CODE_TTL_SECS, code_namespace};
 pub use strikes::{GARBAGE_LIMIT, GARBAGE_WINDOW};
 
 /// How often the relay link is pinged; a dead link is noticed within about two periods.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Most open connections to one peer: direct, relayed and LAN, over TCP and QUIC, with room
+/// for a hole punch racing a relayed link.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 8;
+/// Most open connections in all: a large party, its relays and some to spare.
+pub const MAX_CONNECTIONS: u32 = 512;
+/// Most inbound connections still handshaking.
+pub const MAX_PENDING_INBOUND: u32 = 64;
 
 pub use behaviour::{Behaviour, BehaviourEvent};
 
@@ -46,6 +54,8 @@ mod behaviour {
     /// Every protocol this peer speaks.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
+        /// Connection limits (first, so a refused connection reaches no other behaviour).
+        pub limits: connection_limits::Behaviour,
         /// Reservations and circuits on relays.
         pub relay_client: relay::client::Behaviour,
         /// Hole punching (off with `--no-hole-punch`).
@@ -56,8 +66,8 @@ mod behaviour {
         pub ping: ping::Behaviour,
         /// LAN discovery (off with `--no-mdns`).
         pub mdns: Toggle<mdns::tokio::Behaviour>,
-        /// Short codes on the relay's rendezvous service.
-        pub rendezvous: rendezvous::client::Behaviour,
+        /// Short codes on the relay's code registry, `/whatnext/code/1`.
+        pub codes: request_response::Behaviour<whatnext_code_protocol::CodeCodec>,
         /// The session transport, `/whatnext/session/2`.
         pub session: request_response::Behaviour<FrameCodec>,
     }
@@ -106,6 +116,12 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, BuildError> {
                 None
             };
             Behaviour {
+                limits: connection_limits::Behaviour::new(
+                    connection_limits::ConnectionLimits::default()
+                        .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                        .with_max_established(Some(MAX_CONNECTIONS))
+                        .with_max_pending_incoming(Some(MAX_PENDING_INBOUND)),
+                ),
                 relay_client,
                 dcutr: Toggle::from(hole_punch.then(|| dcutr::Behaviour::new(peer_id))),
                 identify: identify::Behaviour::new(identify::Config::new(
@@ -114,7 +130,7 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, BuildError> {
                 )),
                 ping: ping::Behaviour::new(ping::Config::new().with_interval(HEARTBEAT)),
                 mdns: Toggle::from(mdns),
-                rendezvous: rendezvous::client::Behaviour::new(key.clone()),
+                codes: codes::behaviour(),
                 session: request_response::Behaviour::with_codec(
                     FrameCodec,
                     [(SESSION_PROTOCOL, ProtocolSupport::Full)],
@@ -194,7 +210,7 @@ impl Task {
             SwarmEvent::NewListenAddr { address, .. } => {
                 debug!(%address, "listening");
                 if address.iter().any(|p| matches!(p, Protocol::P2pCircuit)) {
-                    // A circuit address is how others reach us; rendezvous publishes it.
+                    // A circuit address is how others reach us; the code registry hands it out.
                     self.swarm.add_external_address(address.clone());
                 }
                 self.out.emit(NetEvent::Listening(address.to_string()));
@@ -211,7 +227,7 @@ impl Task {
                     self.register_code();
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Rendezvous(event)) => self.on_rendezvous(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Codes(event)) => self.on_code_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Session(event)) => self.on_session(event),
             // The heartbeat: a relay that stops answering is a dead link, even if TCP has
             // not noticed yet.
