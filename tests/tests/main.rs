@@ -13,4 +13,5 @@ mod natlab;
 mod playback;
 mod relay;
 mod replication;
+mod storage;
 mod window;

@@ -386,9 +386,11 @@ fn applied_json(applied: &Applied) -> Value {
     }
 }
 
-/// Replies to requests whose intents were applied (and persisted) this frame.
+/// Replies to requests whose intents were applied (and persisted) this frame. When this
+/// frame's write failed, storage undid the frame: what was applied is answered `storage`.
 fn answer_outcomes(
     channels: Res<Channels>,
+    persistence: Res<Persistence>,
     mut state: ResMut<ControlState>,
     mut outcomes: MessageReader<IntentOutcome>,
 ) {
@@ -397,10 +399,25 @@ fn answer_outcomes(
             continue; // another front end's intent
         };
         match &outcome.result {
+            Ok(_) if persistence.failed_this_frame => {
+                let message = storage_message(&persistence);
+                reply_error(&channels, &id, ErrorCode::Storage, &message);
+            }
             Ok(applied) => reply_ok(&channels, &id, applied_json(applied)),
             Err(error) => reply_error(&channels, &id, error.code, &error.message),
         }
     }
+}
+
+/// The `storage` error's message: nothing changed, and why.
+fn storage_message(persistence: &Persistence) -> String {
+    format!(
+        "nothing changed: it could not be saved ({})",
+        persistence
+            .problem
+            .as_deref()
+            .unwrap_or("the disk refused the write")
+    )
 }
 
 /// Pushes session events, relay status changes and knocks as `{"event", "data"}` lines.

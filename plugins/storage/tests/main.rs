@@ -231,10 +231,13 @@ fn migrations_from_version_1_add_the_cohost_list_and_the_applied_intents_and_kee
     let host = PeerId::new(host.to_base58());
     write_version_1(&dir.path().join(DB_FILE), &host);
     let store = Store::open(dir.path()).expect("open and migrate");
-    assert_eq!(read_version(&store.db).expect("version"), SCHEMA_VERSION);
+    assert_eq!(
+        read_version(store.db().expect("open")).expect("version"),
+        SCHEMA_VERSION
+    );
     {
         use redb::{ReadableDatabase, ReadableTableMetadata};
-        let txn = store.db.begin_read().expect("read");
+        let txn = store.db().expect("open").begin_read().expect("read");
         let table = txn
             .open_table(APPLIED_INTENTS)
             .expect("version 3 made the applied-intents table");

@@ -1,0 +1,224 @@
+//! Undoing a frame whose write failed: the world goes back to what the disk holds, so an
+//! answer of `storage` ("nothing changed") is true and the world and the disk agree.
+//!
+//! The database is reopened (redb refuses everything after an I/O error) and read; each
+//! stored part that differs from the world is put back. Only what differs is touched, so
+//! replication sends members just the reversal. A session hosted elsewhere is left alone: it
+//! is a copy of the host's, which holds the original; it is written whole once writes work.
+
+use std::collections::{HashMap, HashSet};
+
+use bevy::prelude::*;
+use whatnext_core::prelude::*;
+use whatnext_core::session::despawn_session;
+
+use crate::schema::{ParticipantRecord, SessionRecord, TrackRecord};
+use crate::{Loaded, Store, default_name, restore_session, spawn_participant, spawn_track};
+
+/// In `PersistSet`, right after a failed write: puts the world back as the disk has it.
+pub(crate) fn undo_failed_frame(world: &mut World) {
+    let loaded = world.resource_scope(|_, mut store: Mut<Store>| {
+        if store.db.is_none() {
+            store.reopen()?;
+        }
+        store.load()
+    });
+    match loaded {
+        Ok(loaded) => restore(world, loaded),
+        // Nothing to compare with: the next write that lands saves the world whole.
+        Err(error) => {
+            tracing::error!(%error, "cannot read the database back to undo a failed write")
+        }
+    }
+}
+
+/// Makes the world's persisted parts equal to `loaded`.
+pub(crate) fn restore(world: &mut World, loaded: Loaded) {
+    let me = world.resource::<LocalPeer>().peer.clone();
+    let chosen = loaded.display_name.is_some();
+    let name = loaded.display_name.unwrap_or_else(|| default_name(&me));
+    set_resource(world, DisplayNameChosen(chosen));
+    if world.resource::<LocalPeer>().display_name != name {
+        world.resource_mut::<LocalPeer>().display_name = name;
+    }
+    {
+        let mut applied = world.resource_mut::<AppliedIntents>();
+        applied.by_id = loaded.applied.into_iter().collect();
+        applied.unsaved.clear();
+    }
+    set_resource(world, Library(loaded.library));
+    let relays = {
+        let now = world.resource::<Relays>();
+        let status = |addr: &String| {
+            now.0
+                .iter()
+                .find(|r| r.addr == *addr)
+                .map_or(RelayStatus::Disconnected, |r| r.status.clone())
+        };
+        Relays(
+            loaded
+                .relays
+                .into_iter()
+                .map(|addr| RelayEntry {
+                    status: status(&addr),
+                    addr,
+                })
+                .collect(),
+        )
+    };
+    set_resource(world, relays);
+    set_resource(world, RejoinInvite(loaded.rejoin_invite));
+    // Outbox intents the failed frame added are gone: so are their pending tracks.
+    let kept: HashSet<TrackId> = loaded.outbox.iter().filter_map(added_track).collect();
+    let dropped: Vec<TrackId> = world
+        .resource::<Outbox>()
+        .0
+        .iter()
+        .filter_map(added_track)
+        .filter(|id| !kept.contains(id))
+        .collect();
+    set_resource(world, Outbox(loaded.outbox));
+    for id in dropped {
+        let entity = world.resource::<QueueIndex>().entity(id);
+        if let Some(entity) = entity.filter(|e| world.get::<Pending>(*e).is_some()) {
+            world.despawn(entity);
+        }
+    }
+    restore_session_state(world, &me, loaded.session);
+}
+
+fn added_track(intent: &Intent) -> Option<TrackId> {
+    match &intent.action {
+        Action::Session(SessionAction::AddTrack { track_id, .. }) => Some(*track_id),
+        _ => None,
+    }
+}
+
+/// Sets a resource only when it differs, so an undo that changes nothing is not news.
+fn set_resource<R: Resource + PartialEq>(world: &mut World, value: R) {
+    if *world.resource::<R>() != value {
+        world.insert_resource(value);
+    }
+}
+
+/// Sets a component only when it differs.
+fn set<C: Component<Mutability = bevy::ecs::component::Mutable> + PartialEq>(
+    world: &mut World,
+    entity: Entity,
+    value: C,
+) {
+    if let Some(mut current) = world.get_mut::<C>(entity)
+        && *current != value
+    {
+        *current = value;
+    }
+}
+
+fn restore_session_state(
+    world: &mut World,
+    me: &PeerId,
+    stored: Option<(SessionId, SessionRecord, Vec<(TrackId, TrackRecord)>)>,
+) {
+    let current = world
+        .query::<(Entity, &Session, &Host)>()
+        .iter(world)
+        .next()
+        .map(|(e, s, h)| (e, s.id.clone(), h.0.clone()));
+    match (current, stored) {
+        (None, None) => {}
+        // A copy of another host's session: not undone (see the module's note).
+        (Some((_, _, host)), _) if host != *me => {}
+        (None, Some((id, record, tracks))) => restore_session(world, me, id, record, tracks),
+        (Some(_), None) => despawn_session(world),
+        (Some((entity, id, _)), Some((stored_id, record, tracks))) => {
+            if id != stored_id {
+                despawn_session(world);
+                restore_session(world, me, stored_id, record, tracks);
+                return;
+            }
+            set(
+                world,
+                entity,
+                Session {
+                    id,
+                    name: record.name.clone(),
+                },
+            );
+            set(world, entity, Host(record.host.clone()));
+            set(world, entity, CoHosts(record.cohosts.clone()));
+            set(world, entity, PlaybackOwner(record.playback_owner.clone()));
+            set(world, entity, record.clock.clone());
+            restore_participants(world, me, record.participants);
+            restore_tracks(world, tracks);
+        }
+    }
+}
+
+fn restore_participants(world: &mut World, me: &PeerId, stored: Vec<ParticipantRecord>) {
+    let now: Vec<(Entity, PeerId)> = world
+        .query::<(Entity, &Participant)>()
+        .iter(world)
+        .map(|(e, p)| (e, p.peer.clone()))
+        .collect();
+    let mut by_peer: HashMap<PeerId, ParticipantRecord> =
+        stored.into_iter().map(|p| (p.peer.clone(), p)).collect();
+    for (entity, peer) in now {
+        match by_peer.remove(&peer) {
+            Some(p) => set(
+                world,
+                entity,
+                Participant {
+                    peer: p.peer,
+                    display_name: p.display_name,
+                    display: p.display,
+                },
+            ),
+            None => {
+                world.despawn(entity);
+            }
+        }
+    }
+    for p in by_peer.into_values() {
+        spawn_participant(world, me, p);
+    }
+}
+
+fn restore_tracks(world: &mut World, stored: Vec<(TrackId, TrackRecord)>) {
+    let now: Vec<(Entity, TrackId)> = world
+        .query_filtered::<(Entity, &Track), Without<Pending>>()
+        .iter(world)
+        .map(|(e, t)| (e, t.id))
+        .collect();
+    let mut by_id: HashMap<TrackId, TrackRecord> = stored.into_iter().collect();
+    for (entity, id) in now {
+        let Some(t) = by_id.remove(&id) else {
+            world.despawn(entity);
+            continue;
+        };
+        set(
+            world,
+            entity,
+            Track {
+                id,
+                title: t.title,
+                artist: t.artist,
+                duration_ms: t.duration_ms,
+                path: t.path,
+                added_by: t.added_by,
+            },
+        );
+        let key = QueueKey::parse(&t.queue_key).ok();
+        let same = key.as_ref().is_some_and(|k| {
+            world
+                .get::<QueuePosition>(entity)
+                .is_some_and(|p| p.0 == *k)
+        });
+        if let (Some(key), false) = (key, same) {
+            // Inserted, not set: the queue index follows insertions.
+            world.entity_mut(entity).insert(QueuePosition(key));
+        }
+    }
+    for (id, t) in by_id {
+        spawn_track(world, id, t);
+    }
+}
