@@ -10,6 +10,7 @@ mod lan;
 mod library;
 mod nat;
 mod natlab;
+mod outbox;
 mod playback;
 mod relay;
 mod replication;

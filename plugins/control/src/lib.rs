@@ -420,10 +420,29 @@ fn storage_message(persistence: &Persistence) -> String {
     )
 }
 
-/// Pushes session events, relay status changes and knocks as `{"event", "data"}` lines.
+/// `intent.refused`: an intent of ours that waited in the outbox was refused by the host.
+fn refused_json(refused: &IntentRefused) -> Value {
+    let mut data = json!({
+        "intent_id": format!("{}/{}", refused.intent.id.author, refused.intent.id.counter),
+        "code": refused.error.code.as_str(),
+        "message": refused.error.message,
+    });
+    if let Action::Session(SessionAction::AddTrack {
+        track_id, title, ..
+    }) = &refused.intent.action
+    {
+        data["track_id"] = json!(track_id.to_string());
+        data["title"] = json!(title);
+    }
+    data
+}
+
+/// Pushes session events, relay status changes, knocks and refused outbox intents as
+/// `{"event", "data"}` lines.
 fn push_events(
     channels: Res<Channels>,
     mut events: MessageReader<SessionEvent>,
+    mut refusals: MessageReader<IntentRefused>,
     reader: SessionReader,
     relays: Res<Relays>,
     knocks: Res<Knocks>,
@@ -455,6 +474,12 @@ fn push_events(
             .iter()
             .any(|k| k.peer == *p && k.decision.is_none())
     });
+    for refused in refusals.read() {
+        send_line(
+            &channels,
+            json!({"event": "intent.refused", "data": refused_json(refused)}),
+        );
+    }
     for event in events.read() {
         let (name, data) = match event {
             SessionEvent::SessionJoined { session_id } => (

@@ -106,6 +106,7 @@ impl Plugin for ReplicationPlugin {
             .add_message::<NetEvent>();
         app.init_resource::<membership::PendingWelcomes>()
             .init_resource::<joining::Joins>()
+            .init_resource::<joining::Admitted>()
             .init_resource::<JoinProgress>()
             .add_message::<protocol::PeerRequest>()
             .add_message::<protocol::PeerAnswer>()

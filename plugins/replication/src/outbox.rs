@@ -9,6 +9,7 @@ use bevy::prelude::*;
 use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, PeerLinks, RequestTokens};
 
+use crate::joining::Admitted;
 use crate::protocol::{self, Answer, PeerAnswer, SessionRequest, SessionResponse};
 use crate::remote_host;
 
@@ -83,6 +84,17 @@ impl GuestIntents {
     }
 }
 
+/// Whether the host's refusal of an outbox intent is final. A refusal that may pass (the
+/// host's disk was full, it could not reach something, a fault) leaves the intent in the
+/// outbox for the next delivery; a final one (a role rule, a bad value, a track gone) takes
+/// it out, and its author is told.
+fn refusal_is_final(error: &IntentError) -> bool {
+    !matches!(
+        error.code,
+        ErrorCode::Storage | ErrorCode::Unreachable | ErrorCode::Internal
+    )
+}
+
 /// What an intent will answer once applied, for its pending reply.
 fn expected_result(action: &SessionAction) -> Applied {
     match action {
@@ -132,12 +144,14 @@ fn show_pending(
 /// added track shows in the guest's own queue at once, marked pending, until the host's copy
 /// replaces it (or the host refuses it and it goes). When the host cannot be reached, the
 /// intent waits in the persisted outbox and the answer says so (`pending`); the outbox is
-/// delivered, in order, once the host is back.
+/// delivered, in order, once the host is back and has welcomed this device again. The
+/// outbox keeps an intent until the host applied it or refused it for good; a refusal is
+/// reported as an [`IntentRefused`].
 pub(crate) fn forward_guest_intents(
     mut commands: Commands,
     local: Res<LocalPeer>,
     hosts: Query<&Host>,
-    links: Res<PeerLinks>,
+    (links, admitted): (Res<PeerLinks>, Res<Admitted>),
     index: Res<QueueIndex>,
     time: Res<Time<Real>>,
     pending: Query<(), With<Pending>>,
@@ -147,10 +161,11 @@ pub(crate) fn forward_guest_intents(
     mut outbox: ResMut<Outbox>,
     mut intents: MessageReader<Intent>,
     mut answers: MessageReader<PeerAnswer>,
-    mut outcomes: MessageWriter<IntentOutcome>,
+    (mut outcomes, mut refused): (MessageWriter<IntentOutcome>, MessageWriter<IntentRefused>),
 ) {
     let host = remote_host(&local, &hosts);
-    let reachable = host.as_ref().is_some_and(|h| links.0.contains_key(h));
+    // Linked is not enough: a restarted host refuses intents until it has welcomed us.
+    let reachable = admitted.0 && host.as_ref().is_some_and(|h| links.0.contains_key(h));
     // Pending additions of this frame go after each other, not on one key.
     let mut tail = index.last_key().cloned();
     // `shown`: the intent went out live and is in the queue already, or was confirmed and
@@ -204,16 +219,29 @@ pub(crate) fn forward_guest_intents(
         match answer {
             Answer::Session(SessionResponse::IntentResult(result)) => {
                 if let Some(intent) = guest.in_flight.remove(token) {
-                    if result.is_err() {
-                        drop_refused(&mut commands, &intent);
-                    }
                     if guest.delivering.remove(token) {
-                        // Its pending reply went out long ago; the outbox entry is done.
-                        outbox.0.retain(|i| i.id != intent.id);
-                        if let Err(error) = result {
-                            tracing::warn!(%error, "the host refused an intent from the outbox");
+                        // Its pending reply went out long ago: applied, or refused for good,
+                        // the outbox entry is done; a refusal that may pass is tried again.
+                        match result {
+                            Err(error) if !refusal_is_final(error) => {
+                                tracing::info!(%error, "the host could not apply an intent yet; it stays in the outbox");
+                                continue;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "the host refused an intent from the outbox");
+                                drop_refused(&mut commands, &intent);
+                                refused.write(IntentRefused {
+                                    intent: intent.clone(),
+                                    error: error.clone(),
+                                });
+                            }
+                            Ok(_) => {}
                         }
+                        outbox.0.retain(|i| i.id != intent.id);
                     } else {
+                        if result.is_err() {
+                            drop_refused(&mut commands, &intent);
+                        }
                         outcomes.write(IntentOutcome {
                             id: intent.id,
                             result: result.clone(),

@@ -13,7 +13,7 @@ mod sender;
 use bevy::prelude::*;
 
 use crate::components::*;
-use crate::intent::{Intent, IntentOutcome};
+use crate::intent::{Intent, IntentOutcome, IntentRefused};
 use crate::time::{WallClock, tick_wall_clock};
 
 /// Kept at its old path: other crates read the wall clock through `session::now_ms`.
@@ -26,7 +26,7 @@ pub use sender::{IntentCounter, IntentSender};
 
 /// Adds the session model: its resources (`QueueIndex`, `WallClock`, `Library`,
 /// `AppliedIntents`, `IntentCounter`, `SessionInvite`, `Knocks`, `Outbox`, `RejoinInvite`, [`Persistence`])
-/// and messages (`Intent`, `IntentOutcome`, `TrackRemoved`, [`SessionEvent`]); the wall-clock
+/// and messages (`Intent`, `IntentOutcome`, `IntentRefused`, `TrackRemoved`, [`SessionEvent`]); the wall-clock
 /// tick in `First`; intent application and moving past finished tracks in
 /// [`SessionSet::Apply`] (`Update`); session events in [`SessionSet::Events`]
 /// (`PostUpdate`); and forgetting the `Restored` mark in `Last`. Every app has it; network,
@@ -58,6 +58,7 @@ impl Plugin for SessionPlugin {
             .init_resource::<Persistence>()
             .add_message::<Intent>()
             .add_message::<IntentOutcome>()
+            .add_message::<IntentRefused>()
             .add_message::<TrackRemoved>()
             .add_message::<SessionEvent>()
             .add_systems(First, tick_wall_clock)
