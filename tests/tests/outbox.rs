@@ -162,3 +162,78 @@ fn pending_tracks_arrive_once_when_the_guest_restarts_first() {
 fn pending_tracks_arrive_once_when_both_restart_together() {
     two_pending_tracks_survive_restarts(Order::Both);
 }
+
+/// The host is gone; the guest removes the host's track (a guest may remove only its own) and
+/// adds one of its own, both into the outbox. When the host is back, the addition arrives and
+/// the removal is refused: the guest is told which intent, and why, by an `intent.refused`
+/// event, and the outbox does not send it again.
+#[test]
+fn an_outbox_intent_the_host_refuses_is_reported_to_its_author() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = Headless::start_with(&dir.path().join("host"), RELAY_ONLY);
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Live"}));
+    let hosts_track = add(&mut host, "Host's")["track_id"].clone();
+    let url = host.relayed_invite_url();
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    guest.ok("session.join", json!({"invite": url}));
+    wait_state(&mut guest, "the host's track", |s| titles(s) == ["Host's"]);
+    let host_id = host.ok("identity", json!(null))["peer_id"].clone();
+    host.ok("quit", json!(null));
+    assert!(host.wait_exit().success());
+    wait_state(&mut guest, "the host offline", |s| {
+        s["participants"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["peer_id"] == host_id && p["online"] == json!(false))
+        })
+    });
+    let removal = guest.ok("track.remove", json!({"track_id": hosts_track}));
+    assert_eq!(removal["pending"], json!(true), "{removal}");
+    assert_eq!(add(&mut guest, "Guest's")["pending"], json!(true));
+
+    let mut host = start_host(dir.path(), &relay);
+    wait_state_for(&mut guest, "the guest's track, confirmed", LIMIT, |s| {
+        titles(s) == ["Host's", "Guest's"] && s["queue"][1]["pending"] == json!(false)
+    });
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    let refused = loop {
+        let seen = guest
+            .events
+            .iter()
+            .find(|e| e["event"] == json!("intent.refused"))
+            .cloned();
+        if let Some(event) = seen {
+            break event;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no intent.refused within {TIMEOUT:?}: {:?}",
+            guest.events
+        );
+        guest.ok("session.state", json!(null));
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(refused["data"]["code"], json!("not_permitted"), "{refused}");
+    assert!(
+        refused["data"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("only remove tracks they added")),
+        "{refused}"
+    );
+    assert!(refused["data"]["intent_id"].is_string(), "{refused}");
+    // Refused once, reported once, and the host's track is still everywhere.
+    std::thread::sleep(Duration::from_secs(1));
+    guest.ok("session.state", json!(null));
+    let reports = guest
+        .events
+        .iter()
+        .filter(|e| e["event"] == json!("intent.refused"))
+        .count();
+    assert_eq!(reports, 1, "{:?}", guest.events);
+    for app in [&mut host, &mut guest] {
+        let state = app.ok("session.state", json!(null));
+        assert_eq!(titles(&state), ["Host's", "Guest's"]);
+    }
+}
