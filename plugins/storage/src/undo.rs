@@ -222,3 +222,187 @@ fn restore_tracks(world: &mut World, stored: Vec<(TrackId, TrackRecord)>) {
         spawn_track(world, id, t);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn me() -> PeerId {
+        PeerId::new("12D3KooWMe")
+    }
+
+    fn record(title: &str, key: &str) -> TrackRecord {
+        TrackRecord {
+            title: title.into(),
+            artist: "A".into(),
+            duration_ms: 1000,
+            path: None,
+            added_by: me(),
+            queue_key: key.into(),
+        }
+    }
+
+    fn world() -> World {
+        let mut world = World::new();
+        world.insert_resource(LocalPeer {
+            peer: me(),
+            display_name: "Changed".into(),
+        });
+        world.insert_resource(DisplayNameChosen(true));
+        world.init_resource::<AppliedIntents>();
+        world.init_resource::<Library>();
+        world.init_resource::<Relays>();
+        world.init_resource::<RejoinInvite>();
+        world.init_resource::<Outbox>();
+        world.init_resource::<QueueIndex>();
+        world.init_resource::<Knocks>();
+        world.init_resource::<SessionInvite>();
+        world
+    }
+
+    fn session_record() -> SessionRecord {
+        SessionRecord {
+            name: "Stored".into(),
+            net_id: 1,
+            host: me(),
+            playback_owner: me(),
+            clock: PlaybackClock::stopped(),
+            participants: vec![ParticipantRecord {
+                peer: me(),
+                display_name: "Me".into(),
+                display: false,
+                net_id: 2,
+            }],
+            cohosts: Vec::new(),
+        }
+    }
+
+    fn titles(world: &mut World) -> Vec<String> {
+        let mut titles: Vec<String> = world
+            .query::<&Track>()
+            .iter(world)
+            .map(|t| t.title.clone())
+            .collect();
+        titles.sort();
+        titles
+    }
+
+    /// The failed frame renamed the session and the device, added track 3 and removed track
+    /// 2: all of it goes back, and track 1, untouched, stays the same entity.
+    #[test]
+    fn a_hosted_session_goes_back_to_what_the_disk_holds() {
+        let mut world = world();
+        let id = SessionId("S".into());
+        restore_session(
+            &mut world,
+            &me(),
+            id.clone(),
+            session_record(),
+            vec![(TrackId(1), record("One", "a0"))],
+        );
+        let one = world.resource::<QueueIndex>().entity(TrackId(1));
+        spawn_track(&mut world, TrackId(3), record("Three", "a2"));
+        let session = world
+            .query_filtered::<Entity, With<Session>>()
+            .single(&world)
+            .expect("session");
+        world.get_mut::<Session>(session).expect("session").name = "Renamed".into();
+        world.resource_mut::<AppliedIntents>().unsaved.push((
+            IntentId {
+                author: me(),
+                counter: 9,
+            },
+            Applied::Done,
+        ));
+        let loaded = Loaded {
+            session: Some((
+                id,
+                session_record(),
+                vec![
+                    (TrackId(1), record("One", "a0")),
+                    (TrackId(2), record("Two", "a1")),
+                ],
+            )),
+            ..Default::default()
+        };
+        restore(&mut world, loaded);
+        assert_eq!(titles(&mut world), ["One", "Two"]);
+        assert_eq!(world.resource::<QueueIndex>().entity(TrackId(1)), one);
+        let name = world.get::<Session>(session).expect("session").name.clone();
+        assert_eq!(name, "Stored");
+        assert_eq!(world.resource::<LocalPeer>().display_name, "Listener oWMe");
+        assert!(!world.resource::<DisplayNameChosen>().0);
+        assert!(world.resource::<AppliedIntents>().unsaved.is_empty());
+        let participants = world.query::<&Participant>().iter(&world).count();
+        assert_eq!(participants, 1);
+    }
+
+    /// A session created in the failed frame goes; one left in it comes back.
+    #[test]
+    fn a_session_created_or_left_in_the_failed_frame_is_undone() {
+        let mut world = world();
+        let host = LocalPeer {
+            peer: me(),
+            display_name: "Me".into(),
+        };
+        whatnext_core::session::spawn_session(
+            &mut world,
+            SessionId("New".into()),
+            "New".into(),
+            &host,
+        );
+        restore(&mut world, Loaded::default());
+        assert_eq!(world.query::<&Session>().iter(&world).count(), 0);
+        let loaded = Loaded {
+            session: Some((
+                SessionId("Old".into()),
+                session_record(),
+                vec![(TrackId(1), record("One", "a0"))],
+            )),
+            ..Default::default()
+        };
+        restore(&mut world, loaded);
+        let names: Vec<String> = world
+            .query::<&Session>()
+            .iter(&world)
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(names, ["Stored"]);
+        assert_eq!(titles(&mut world), ["One"]);
+    }
+
+    /// A guest's outbox intent the failed frame added is dropped, and so is its pending track.
+    #[test]
+    fn an_outbox_intent_that_was_not_saved_goes_with_its_pending_track() {
+        let mut world = world();
+        let intent = Intent {
+            id: IntentId {
+                author: me(),
+                counter: 1,
+            },
+            action: Action::Session(SessionAction::AddTrack {
+                track_id: TrackId(5),
+                title: "Five".into(),
+                artist: "A".into(),
+                duration_ms: 1000,
+                path: None,
+            }),
+        };
+        world.resource_mut::<Outbox>().0.push(intent);
+        world.spawn((
+            Track {
+                id: TrackId(5),
+                title: "Five".into(),
+                artist: "A".into(),
+                duration_ms: 1000,
+                path: None,
+                added_by: me(),
+            },
+            QueuePosition(QueueKey::between(None, None)),
+            Pending,
+        ));
+        restore(&mut world, Loaded::default());
+        assert!(world.resource::<Outbox>().0.is_empty());
+        assert!(titles(&mut world).is_empty());
+    }
+}
