@@ -186,3 +186,72 @@ fn the_data_dir_is_private_to_its_user() {
         "the database, fixed"
     );
 }
+
+/// The host's disk is full: a guest's addition is refused with `storage` (the host answers
+/// only what it saved), nobody shows the track, and once the host has space again the
+/// guest's next addition arrives everywhere.
+#[test]
+fn a_guests_change_on_a_host_with_a_full_disk_is_refused_with_storage() {
+    use crate::relay::{Relay, wait_relay_status};
+    const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
+    let Some(disk) = SmallDisk::mount("1m") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = Headless::start_with(&disk.path().join("host"), RELAY_ONLY);
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Full host"}));
+    let url = host.relayed_invite_url();
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    guest.ok("session.join", json!({"invite": url}));
+    let titles = |app: &mut Headless| -> Vec<String> {
+        let state = app.ok("session.state", json!(null));
+        state["queue"]
+            .as_array()
+            .expect("queue")
+            .iter()
+            .map(|t| t["title"].as_str().expect("title").to_owned())
+            .collect()
+    };
+    let filler = disk.fill();
+    // The host's own adds find the point where its disk refuses.
+    let (confirmed, refusal) = add_until_refused(&mut host);
+    assert_eq!(refusal["error"]["code"], json!("storage"), "{refusal}");
+    let before = titles(&mut host);
+    assert_eq!(before.len(), confirmed.len());
+    let reply = add(&mut guest, "Guest's on a full host");
+    assert_eq!(reply["ok"], json!(false), "{reply}");
+    assert_eq!(reply["error"]["code"], json!("storage"), "{reply}");
+    assert_eq!(titles(&mut host), before, "the host undid it");
+    wait_state(&mut guest, "the guest's copy without it", |s| {
+        s["queue"].as_array().is_some_and(|q| {
+            q.len() == before.len() && q.iter().all(|t| t["pending"] == json!(false))
+        })
+    });
+
+    std::fs::remove_file(&filler).expect("free the space");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = add(&mut guest, "Guest's with space");
+        if reply["ok"] == json!(true) {
+            break;
+        }
+        assert_eq!(reply["error"]["code"], json!("storage"), "{reply}");
+        assert!(
+            Instant::now() < deadline,
+            "the host never saved again: {reply}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut want = before.clone();
+    want.push("Guest's with space".into());
+    wait_state(&mut guest, "the guest's track, confirmed", |s| {
+        s["queue"].as_array().is_some_and(|q| {
+            q.len() == want.len() && q.iter().all(|t| t["pending"] == json!(false))
+        })
+    });
+    assert_eq!(titles(&mut host), want);
+    assert_eq!(titles(&mut guest), want);
+}

@@ -153,7 +153,7 @@ fn forward_net_commands(
             NetCommand::Respond { reply, .. } if failed => bridge.send(NetCommand::Respond {
                 reply: *reply,
                 response: Response::Refused {
-                    reason: "storage: the peer could not save the change; ask again later".into(),
+                    reason: crate::STORAGE_REFUSED.into(),
                 },
             }),
             _ => bridge.send(command.clone()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
-use whatnext_network::{NetCommand, PeerLinks, RequestTokens};
+use whatnext_network::{NetCommand, PeerLinks, RequestTokens, STORAGE_REFUSED};
 
 use crate::joining::Admitted;
 use crate::protocol::{self, Answer, PeerAnswer, SessionRequest, SessionResponse};
@@ -75,6 +75,9 @@ pub(crate) struct GuestIntents {
     queued: VecDeque<Intent>,
     /// Paces this guest below the host's limit, so a well-behaved guest is never refused.
     pacer: Option<RateBucket>,
+    /// After a delivery the host could not take (its disk was full, the link went), the
+    /// outbox waits until then before it is sent again.
+    outbox_retry_at: Option<Duration>,
 }
 
 impl GuestIntents {
@@ -94,6 +97,9 @@ fn refusal_is_final(error: &IntentError) -> bool {
         ErrorCode::Storage | ErrorCode::Unreachable | ErrorCode::Internal
     )
 }
+
+/// How long the outbox waits after a delivery the host could not take.
+const OUTBOX_RETRY: Duration = Duration::from_secs(1);
 
 /// What an intent will answer once applied, for its pending reply.
 fn expected_result(action: &SessionAction) -> Applied {
@@ -225,6 +231,7 @@ pub(crate) fn forward_guest_intents(
                         match result {
                             Err(error) if !refusal_is_final(error) => {
                                 tracing::info!(%error, "the host could not apply an intent yet; it stays in the outbox");
+                                guest.outbox_retry_at = Some(time.elapsed() + OUTBOX_RETRY);
                                 continue;
                             }
                             Err(error) => {
@@ -252,7 +259,21 @@ pub(crate) fn forward_guest_intents(
             Answer::Failed(error) => {
                 if let Some(intent) = guest.in_flight.remove(token) {
                     if guest.delivering.remove(token) {
-                        continue; // stays in the outbox for the next attempt
+                        // Stays in the outbox for the next attempt, a little later.
+                        guest.outbox_retry_at = Some(time.elapsed() + OUTBOX_RETRY);
+                        continue;
+                    }
+                    if error.contains(STORAGE_REFUSED) {
+                        // The host applied it, could not save it, and undid it: say so.
+                        drop_refused(&mut commands, &intent);
+                        outcomes.write(IntentOutcome {
+                            id: intent.id,
+                            result: Err(IntentError::new(
+                                ErrorCode::Storage,
+                                "the host could not save it (its disk is full or failing); nothing changed",
+                            )),
+                        });
+                        continue;
                     }
                     if reachable {
                         // Only that connection went (a relayed one replaced by a direct
@@ -297,6 +318,7 @@ pub(crate) fn forward_guest_intents(
         delivering,
         queued,
         pacer,
+        outbox_retry_at,
     } = &mut *guest;
     let pacer = pacer.get_or_insert_with(|| RateBucket::scaled(now, GUEST_PACE));
     let mut send = |intent: &Intent, in_flight: &mut HashMap<u64, Intent>| {
@@ -311,7 +333,8 @@ pub(crate) fn forward_guest_intents(
         token
     };
     // The outbox first, when nothing from it is in flight, so intents keep their order.
-    if delivering.is_empty() {
+    if delivering.is_empty() && outbox_retry_at.is_none_or(|at| now >= at) {
+        *outbox_retry_at = None;
         for intent in &outbox.0 {
             if in_flight.len() >= MAX_INTENTS_IN_FLIGHT || !pacer.take(now) {
                 break;
