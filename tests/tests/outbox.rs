@@ -102,8 +102,18 @@ fn two_pending_tracks_survive_restarts(order: Order) {
             (host, Headless::start_with(&guest_dir, RELAY_ONLY))
         }
         Order::GuestFirst => {
-            let guest = Headless::start_with(&guest_dir, RELAY_ONLY);
+            let mut guest = Headless::start_with(&guest_dir, RELAY_ONLY);
             std::thread::sleep(Duration::from_secs(2)); // it tries, and fails, to get back in
+            // Its outbox shows, pending, as before the restart.
+            let state = guest.ok("session.state", json!(null));
+            assert_eq!(titles(&state), WANT, "{state}");
+            let pending: Vec<&Value> = state["queue"]
+                .as_array()
+                .expect("queue")
+                .iter()
+                .map(|t| &t["pending"])
+                .collect();
+            assert_eq!(pending, [&json!(false), &json!(true), &json!(true)]);
             (start_host(dir.path(), &relay), guest)
         }
         Order::Both => {

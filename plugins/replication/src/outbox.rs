@@ -167,6 +167,7 @@ pub(crate) fn forward_guest_intents(
     mut outbox: ResMut<Outbox>,
     mut intents: MessageReader<Intent>,
     mut answers: MessageReader<PeerAnswer>,
+    mut restored_shown: Local<bool>,
     (mut outcomes, mut refused): (MessageWriter<IntentOutcome>, MessageWriter<IntentRefused>),
 ) {
     let host = remote_host(&local, &hosts);
@@ -174,6 +175,16 @@ pub(crate) fn forward_guest_intents(
     let reachable = admitted.0 && host.as_ref().is_some_and(|h| links.0.contains_key(h));
     // Pending additions of this frame go after each other, not on one key.
     let mut tail = index.last_key().cloned();
+    // An outbox restored from disk shows in the queue too, marked pending, as before the
+    // restart (once a run: later entries were shown when they were made).
+    if host.is_some() && !*restored_shown {
+        *restored_shown = true;
+        for intent in &outbox.0 {
+            if let Action::Session(action) = &intent.action {
+                show_pending(&mut commands, &index, &mut tail, &intent.id.author, action);
+            }
+        }
+    }
     // `shown`: the intent went out live and is in the queue already, or was confirmed and
     // then removed by the host; either way it must not be shown again.
     let to_outbox = |intent: Intent,
