@@ -239,7 +239,10 @@ pub(crate) fn flush(
                 "cannot save to {}: {error}. Changes are refused until it works again",
                 store.dir.display()
             );
-            tracing::error!("{problem}");
+            // Said once, and again only when the reason changes: it is retried every second.
+            if persistence.problem.as_ref() != Some(&problem) {
+                tracing::error!("{problem}");
+            }
             // redb refuses everything after an I/O error until it is reopened.
             store.db = None;
             written.rewrite_all = true;

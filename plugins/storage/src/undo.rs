@@ -34,25 +34,26 @@ pub(crate) fn undo_failed_frame(world: &mut World) {
 
 /// Makes the world's persisted parts equal to `loaded`.
 pub(crate) fn restore(world: &mut World, loaded: Loaded) {
-    let me = world.resource::<LocalPeer>().peer.clone();
+    let Some(me) = world.get_resource::<LocalPeer>().map(|l| l.peer.clone()) else {
+        return; // storage inserts it at build: nothing of ours to undo without it
+    };
+    // The session first: leaving one clears the rejoin link, which is put back below.
+    restore_session_state(world, &me, loaded.session);
     let chosen = loaded.display_name.is_some();
     let name = loaded.display_name.unwrap_or_else(|| default_name(&me));
     set_resource(world, DisplayNameChosen(chosen));
     if world.resource::<LocalPeer>().display_name != name {
         world.resource_mut::<LocalPeer>().display_name = name;
     }
-    {
-        let mut applied = world.resource_mut::<AppliedIntents>();
-        applied.by_id = loaded.applied.into_iter().collect();
-        applied.unsaved.clear();
-    }
+    world.insert_resource(AppliedIntents {
+        by_id: loaded.applied.into_iter().collect(),
+        unsaved: Vec::new(),
+    });
     set_resource(world, Library(loaded.library));
     let relays = {
-        let now = world.resource::<Relays>();
+        let now = world.get_resource::<Relays>();
         let status = |addr: &String| {
-            now.0
-                .iter()
-                .find(|r| r.addr == *addr)
+            now.and_then(|now| now.0.iter().find(|r| r.addr == *addr))
                 .map_or(RelayStatus::Disconnected, |r| r.status.clone())
         };
         Relays(
@@ -71,20 +72,22 @@ pub(crate) fn restore(world: &mut World, loaded: Loaded) {
     // Outbox intents the failed frame added are gone: so are their pending tracks.
     let kept: HashSet<TrackId> = loaded.outbox.iter().filter_map(added_track).collect();
     let dropped: Vec<TrackId> = world
-        .resource::<Outbox>()
-        .0
-        .iter()
-        .filter_map(added_track)
+        .get_resource::<Outbox>()
+        .map(|o| o.0.iter().filter_map(added_track).collect())
+        .unwrap_or_default();
+    let dropped: Vec<TrackId> = dropped
+        .into_iter()
         .filter(|id| !kept.contains(id))
         .collect();
     set_resource(world, Outbox(loaded.outbox));
     for id in dropped {
-        let entity = world.resource::<QueueIndex>().entity(id);
+        let entity = world
+            .get_resource::<QueueIndex>()
+            .and_then(|index| index.entity(id));
         if let Some(entity) = entity.filter(|e| world.get::<Pending>(*e).is_some()) {
             world.despawn(entity);
         }
     }
-    restore_session_state(world, &me, loaded.session);
 }
 
 fn added_track(intent: &Intent) -> Option<TrackId> {
@@ -96,7 +99,7 @@ fn added_track(intent: &Intent) -> Option<TrackId> {
 
 /// Sets a resource only when it differs, so an undo that changes nothing is not news.
 fn set_resource<R: Resource + PartialEq>(world: &mut World, value: R) {
-    if *world.resource::<R>() != value {
+    if world.get_resource::<R>() != Some(&value) {
         world.insert_resource(value);
     }
 }
