@@ -247,3 +247,66 @@ fn an_outbox_intent_the_host_refuses_is_reported_to_its_author() {
         assert_eq!(titles(&state), ["Host's", "Guest's"]);
     }
 }
+
+/// The host is killed (SIGKILL) while a guest adds tracks one after another. Every addition
+/// the host confirmed to the guest (`ok`, not pending) must be in the host's database: its
+/// answer leaves only after its write.
+#[test]
+fn every_track_the_host_confirmed_to_a_guest_survives_a_host_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = Headless::start_with(&dir.path().join("host"), RELAY_ONLY);
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Live"}));
+    let url = host.relayed_invite_url();
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    guest.ok("session.join", json!({"invite": url}));
+    let pid = host.child.id().to_string();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill the host");
+    });
+    let mut confirmed = Vec::new();
+    for i in 0..10_000 {
+        let reply = guest.call(
+            "track.add",
+            json!({"title": format!("T{i}"), "artist": "G", "duration_ms": 1000}),
+        );
+        assert_eq!(reply["ok"], json!(true), "{reply}");
+        if reply["result"]["pending"] == json!(true) {
+            break; // the host is gone: this one waits in the outbox
+        }
+        confirmed.push(reply["result"]["track_id"].as_str().expect("id").to_owned());
+    }
+    killer.join().expect("killer");
+    let _ = host.child.wait();
+    drop(guest); // SIGKILL: its outbox must not deliver anything to the restarted host
+    drop(host);
+    assert!(
+        confirmed.len() > 5,
+        "too few confirmed before the kill: {confirmed:?}"
+    );
+    let mut host = Headless::start(&dir.path().join("host"));
+    let state = host.ok("session.state", json!(null));
+    let stored: std::collections::HashSet<&str> = state["queue"]
+        .as_array()
+        .expect("queue")
+        .iter()
+        .map(|t| t["track_id"].as_str().expect("id"))
+        .collect();
+    let missing: Vec<&String> = confirmed
+        .iter()
+        .filter(|id| !stored.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} confirmed tracks lost: {missing:?}",
+        missing.len(),
+        confirmed.len()
+    );
+    eprintln!("{} confirmed before the kill, all stored", confirmed.len());
+}
