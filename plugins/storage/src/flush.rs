@@ -65,6 +65,7 @@ pub(crate) struct Device<'w> {
     outbox: Res<'w, Outbox>,
     rejoin: Res<'w, RejoinInvite>,
     library: Res<'w, Library>,
+    chosen: Option<Res<'w, DisplayNameChosen>>,
 }
 
 /// Writes everything that changed this frame in one transaction. Runs in `Last`.
@@ -103,6 +104,7 @@ pub(crate) fn flush(
         outbox,
         rejoin,
         library,
+        chosen,
     } = device;
     let session = sessions.iter().next();
     let session_id = session.map(|s| s.0.id.clone());
@@ -151,7 +153,8 @@ pub(crate) fn flush(
     }
     let dirty = if written.rewrite_all {
         Dirty {
-            display_name: true,
+            // Only a name the user chose: the default one must not stop the first-run prompt.
+            display_name: chosen.is_some_and(|c| c.0),
             library: true,
             relays: true,
             counter: true,
