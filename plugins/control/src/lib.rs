@@ -393,9 +393,11 @@ fn applied_json(applied: &Applied) -> Value {
     }
 }
 
-/// Replies to requests whose intents were applied (and persisted) this frame.
+/// Replies to requests whose intents were applied (and persisted) this frame. When this
+/// frame's write failed, storage undid the frame: what was applied is answered `storage`.
 fn answer_outcomes(
     channels: Res<Channels>,
+    persistence: Res<Persistence>,
     mut state: ResMut<ControlState>,
     invite: Res<SessionInvite>,
     wall: Res<WallClock>,
@@ -412,16 +414,50 @@ fn answer_outcomes(
             continue;
         }
         match &outcome.result {
+            Ok(_) if persistence.failed_this_frame => {
+                let message = storage_message(&persistence);
+                reply_error(&channels, &id, ErrorCode::Storage, &message);
+            }
             Ok(applied) => reply_ok(&channels, &id, applied_json(applied)),
             Err(error) => reply_error(&channels, &id, error.code, &error.message),
         }
     }
 }
 
-/// Pushes session events, relay status changes and knocks as `{"event", "data"}` lines.
+/// The `storage` error's message: nothing changed, and why.
+fn storage_message(persistence: &Persistence) -> String {
+    format!(
+        "nothing changed: it could not be saved ({})",
+        persistence
+            .problem
+            .as_deref()
+            .unwrap_or("the disk refused the write")
+    )
+}
+
+/// `intent.refused`: an intent of ours that waited in the outbox was refused by the host.
+fn refused_json(refused: &IntentRefused) -> Value {
+    let mut data = json!({
+        "intent_id": format!("{}/{}", refused.intent.id.author, refused.intent.id.counter),
+        "code": refused.error.code.as_str(),
+        "message": refused.error.message,
+    });
+    if let Action::Session(SessionAction::AddTrack {
+        track_id, title, ..
+    }) = &refused.intent.action
+    {
+        data["track_id"] = json!(track_id.to_string());
+        data["title"] = json!(title);
+    }
+    data
+}
+
+/// Pushes session events, relay status changes, knocks and refused outbox intents as
+/// `{"event", "data"}` lines.
 fn push_events(
     channels: Res<Channels>,
     mut events: MessageReader<SessionEvent>,
+    mut refusals: MessageReader<IntentRefused>,
     reader: SessionReader,
     relays: Res<Relays>,
     knocks: Res<Knocks>,
@@ -453,6 +489,12 @@ fn push_events(
             .iter()
             .any(|k| k.peer == *p && k.decision.is_none())
     });
+    for refused in refusals.read() {
+        send_line(
+            &channels,
+            json!({"event": "intent.refused", "data": refused_json(refused)}),
+        );
+    }
     for event in events.read() {
         let (name, data) = match event {
             SessionEvent::SessionJoined { session_id } => (

@@ -199,6 +199,16 @@ pub struct IntentOutcome {
     pub result: Result<Applied, IntentError>,
 }
 
+/// A guest's intent that waited in the outbox and that the host refused. Its `pending`
+/// reply went out long ago, so front ends tell its author this way.
+#[derive(Message, Clone, Debug, PartialEq)]
+pub struct IntentRefused {
+    /// The refused intent.
+    pub intent: Intent,
+    /// Why the host refused it.
+    pub error: IntentError,
+}
+
 /// What an applied intent produced, for the reply to its author.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Applied {

@@ -25,8 +25,8 @@ pub mod prelude {
     pub use crate::order::QueueKey;
     pub use crate::rules::{Facts, Role, Rule, SessionRoles, authorize, facts_for};
     pub use crate::session::{
-        AppliedIntents, IntentCounter, IntentSender, PersistSet, Restored, SessionEvent,
-        SessionPlugin, SessionSet,
+        AppliedIntents, IntentCounter, IntentSender, PersistSet, Persistence, Restored,
+        SessionEvent, SessionPlugin, SessionSet,
     };
     pub use crate::view::{SessionReader, SessionSnapshot};
     pub use crate::wake::AppWaker;

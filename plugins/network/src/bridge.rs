@@ -9,7 +9,9 @@ use crossbeam_channel::{Receiver, Sender};
 use whatnext_core::prelude::*;
 
 use crate::links::{PeerLinks, track_links};
-use crate::{LinkStatus, NetCommand, NetConfig, NetEvent, NetKeys, NetSet, RequestTokens, swarm};
+use crate::{
+    LinkStatus, NetCommand, NetConfig, NetEvent, NetKeys, NetSet, RequestTokens, Response, swarm,
+};
 
 /// Runs libp2p on its own thread. Adds [`NetBridge`], [`NetKeys`], [`PeerLinks`] and
 /// [`RequestTokens`]; the messages [`NetCommand`] and [`NetEvent`]; in [`NetSet::Receive`]
@@ -137,9 +139,25 @@ fn run_network_thread(
     ));
 }
 
-fn forward_net_commands(bridge: Res<NetBridge>, mut commands: MessageReader<NetCommand>) {
+/// Hands this frame's commands to the network thread. When this frame's write failed, its
+/// answers to peers become refusals: storage undid what they would confirm, and the peer
+/// asks again later (a guest keeps its intent in its outbox).
+fn forward_net_commands(
+    bridge: Res<NetBridge>,
+    persistence: Option<Res<Persistence>>,
+    mut commands: MessageReader<NetCommand>,
+) {
+    let failed = persistence.is_some_and(|p| p.failed_this_frame);
     for command in commands.read() {
-        bridge.send(command.clone());
+        match command {
+            NetCommand::Respond { reply, .. } if failed => bridge.send(NetCommand::Respond {
+                reply: *reply,
+                response: Response::Refused {
+                    reason: crate::STORAGE_REFUSED.into(),
+                },
+            }),
+            _ => bridge.send(command.clone()),
+        }
     }
 }
 

@@ -26,6 +26,11 @@ pub use relays::Status as LinkStatus;
 pub use swarm::HEARTBEAT;
 pub use transport::{Request, Response};
 
+/// The reason of the `Refused` answer that replaces every answer to a peer from a frame
+/// whose write to disk failed (see `docs/decisions/confirm-after-commit.md`).
+pub const STORAGE_REFUSED: &str =
+    "storage: the peer could not save the change, so nothing changed; ask again later";
+
 /// A peer id as the network knows it: parsed once, where it enters.
 pub type NetPeerId = libp2p::PeerId;
 

@@ -31,6 +31,12 @@ const REJOIN_EVERY: Duration = Duration::from_secs(2);
 #[derive(Message, Clone, Debug)]
 pub(crate) struct Welcomed(pub(crate) Snapshot);
 
+/// Whether the current host welcomed this device over the link it has now. A guest sends its
+/// intents only then: a restarted host knows nobody until their hello, and refuses intents
+/// from non-members. Set by a welcome; cleared when the link to the host goes.
+#[derive(Resource, Default, Debug)]
+pub(crate) struct Admitted(pub(crate) bool);
+
 /// This device's joins in progress, by token.
 #[derive(Resource, Default)]
 pub(crate) struct Joins(HashMap<u64, Join>);
@@ -185,10 +191,12 @@ pub(crate) fn finish_joins(
     mut joins: ResMut<Joins>,
     links: Res<PeerLinks>,
     mut progress: ResMut<JoinProgress>,
+    (mut admitted, hosts): (ResMut<Admitted>, Query<&Host>),
     mut events: MessageReader<NetEvent>,
     mut welcomed: MessageWriter<Welcomed>,
     mut outcomes: MessageWriter<IntentOutcome>,
 ) {
+    let host = hosts.iter().next().map(|h| h.0.clone());
     // Knock polls and timeouts are checked every frame; the headless loop idles at most
     // 100 ms, so they are on time without waking it.
     let now = time.elapsed();
@@ -225,6 +233,7 @@ pub(crate) fn finish_joins(
                             ));
                         }
                         welcomed.write(Welcomed(welcome.snapshot));
+                        admitted.0 = true;
                     }
                     Answer::Session(SessionResponse::Knocked) => {
                         let Some(join) = join else { continue };
@@ -268,6 +277,9 @@ pub(crate) fn finish_joins(
                     // Not answers to a hello.
                     Answer::Session(_) | Answer::Time { .. } => {}
                 }
+            }
+            NetEvent::PeerLink { peer, kind: None } if host.as_ref() == Some(&peer_of(peer)) => {
+                admitted.0 = false;
             }
             NetEvent::JoinFailed {
                 token,
@@ -344,8 +356,9 @@ pub(crate) fn finish_joins(
     progress.set_if_neq(now_at);
 }
 
-/// A guest whose host link is gone (the relay restarted, or this app did) says hello again
-/// with the invite it was given, until the host welcomes it back.
+/// A guest whose host link is gone (the relay restarted, or this app did), or that the host
+/// has not welcomed over the link it has now, says hello again with the invite it was given,
+/// until the host welcomes it back.
 pub(crate) fn rejoin_when_cut_off(
     mut net: MessageWriter<NetCommand>,
     time: Res<Time<Real>>,
@@ -354,6 +367,7 @@ pub(crate) fn rejoin_when_cut_off(
     rejoin: Res<RejoinInvite>,
     registry: Res<Registry>,
     as_display: Option<Res<JoinAsDisplay>>,
+    admitted: Res<Admitted>,
     hosts: Query<&Host>,
     mut tokens: ResMut<RequestTokens>,
     mut last_try: Local<Option<Duration>>,
@@ -361,7 +375,7 @@ pub(crate) fn rejoin_when_cut_off(
     let Some(host) = hosts.iter().next().map(|h| h.0.clone()) else {
         return;
     };
-    if host == local.peer || links.0.contains_key(&host) {
+    if host == local.peer || (links.0.contains_key(&host) && admitted.0) {
         return;
     }
     let Some(Ok(Invite::Url(url))) = rejoin.0.as_deref().map(str::parse::<Invite>) else {

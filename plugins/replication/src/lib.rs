@@ -112,6 +112,7 @@ impl Plugin for ReplicationPlugin {
         app.init_resource::<membership::PendingWelcomes>()
             .init_resource::<membership::HelloLimits>()
             .init_resource::<joining::Joins>()
+            .init_resource::<joining::Admitted>()
             .init_resource::<JoinProgress>()
             .add_message::<protocol::PeerRequest>()
             .add_message::<protocol::PeerAnswer>()

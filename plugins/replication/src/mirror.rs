@@ -255,13 +255,20 @@ fn apply_change(world: &mut World, change: Change) {
 }
 
 /// Replaces every mirrored entity with the snapshot's, and continues numbering from it.
+/// Replicated entities this run did not receive (restored from disk at start) are the same
+/// host's entities from before: they go too, or a restarted member would list them twice.
 fn apply_snapshot(world: &mut World, snapshot: Snapshot) {
-    let old: Vec<Entity> = world
+    let mut old: HashSet<Entity> = world
         .resource_mut::<Mirror>()
         .entities
         .drain()
         .map(|(_, e)| e)
         .collect();
+    old.extend(
+        world
+            .query_filtered::<Entity, (With<NetId>, With<Replicated>)>()
+            .iter(world),
+    );
     for entity in old {
         let _ = world.try_despawn(entity);
     }

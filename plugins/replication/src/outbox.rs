@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
-use whatnext_network::{NetCommand, PeerLinks, RequestTokens};
+use whatnext_network::{NetCommand, PeerLinks, RequestTokens, STORAGE_REFUSED};
 
+use crate::joining::Admitted;
 use crate::protocol::{self, Answer, PeerAnswer, SessionRequest, SessionResponse};
 use crate::remote_host;
 
@@ -87,6 +88,9 @@ pub(crate) struct GuestIntents {
     queued: VecDeque<Intent>,
     /// Paces this guest below the host's limit, so a well-behaved guest is never refused.
     pacer: Option<RateBucket>,
+    /// After a delivery the host could not take (its disk was full, the link went), the
+    /// outbox waits until then before it is sent again.
+    outbox_retry_at: Option<Duration>,
 }
 
 impl GuestIntents {
@@ -95,6 +99,20 @@ impl GuestIntents {
         self.in_flight.values().chain(self.queued.iter())
     }
 }
+
+/// Whether the host's refusal of an outbox intent is final. A refusal that may pass (the
+/// host's disk was full, it could not reach something, a fault) leaves the intent in the
+/// outbox for the next delivery; a final one (a role rule, a bad value, a track gone) takes
+/// it out, and its author is told.
+fn refusal_is_final(error: &IntentError) -> bool {
+    !matches!(
+        error.code,
+        ErrorCode::Storage | ErrorCode::Unreachable | ErrorCode::Internal
+    )
+}
+
+/// How long the outbox waits after a delivery the host could not take.
+const OUTBOX_RETRY: Duration = Duration::from_secs(1);
 
 /// What an intent will answer once applied, for its pending reply.
 fn expected_result(action: &SessionAction) -> Applied {
@@ -145,12 +163,14 @@ fn show_pending(
 /// added track shows in the guest's own queue at once, marked pending, until the host's copy
 /// replaces it (or the host refuses it and it goes). When the host cannot be reached, the
 /// intent waits in the persisted outbox and the answer says so (`pending`); the outbox is
-/// delivered, in order, once the host is back.
+/// delivered, in order, once the host is back and has welcomed this device again. The
+/// outbox keeps an intent until the host applied it or refused it for good; a refusal is
+/// reported as an [`IntentRefused`].
 pub(crate) fn forward_guest_intents(
     mut commands: Commands,
     local: Res<LocalPeer>,
     hosts: Query<&Host>,
-    links: Res<PeerLinks>,
+    (links, admitted): (Res<PeerLinks>, Res<Admitted>),
     index: Res<QueueIndex>,
     time: Res<Time<Real>>,
     pending: Query<(), With<Pending>>,
@@ -160,12 +180,24 @@ pub(crate) fn forward_guest_intents(
     mut outbox: ResMut<Outbox>,
     mut intents: MessageReader<Intent>,
     mut answers: MessageReader<PeerAnswer>,
-    mut outcomes: MessageWriter<IntentOutcome>,
+    mut restored_shown: Local<bool>,
+    (mut outcomes, mut refused): (MessageWriter<IntentOutcome>, MessageWriter<IntentRefused>),
 ) {
     let host = remote_host(&local, &hosts);
-    let reachable = host.as_ref().is_some_and(|h| links.0.contains_key(h));
+    // Linked is not enough: a restarted host refuses intents until it has welcomed us.
+    let reachable = admitted.0 && host.as_ref().is_some_and(|h| links.0.contains_key(h));
     // Pending additions of this frame go after each other, not on one key.
     let mut tail = index.last_key().cloned();
+    // An outbox restored from disk shows in the queue too, marked pending, as before the
+    // restart (once a run: later entries were shown when they were made).
+    if host.is_some() && !*restored_shown {
+        *restored_shown = true;
+        for intent in &outbox.0 {
+            if let Action::Session(action) = &intent.action {
+                show_pending(&mut commands, &index, &mut tail, &intent.id.author, action);
+            }
+        }
+    }
     // `shown`: the intent went out live and is in the queue already, or was confirmed and
     // then removed by the host; either way it must not be shown again.
     let to_outbox = |intent: Intent,
@@ -217,16 +249,30 @@ pub(crate) fn forward_guest_intents(
         match answer {
             Answer::Session(SessionResponse::IntentResult(result)) => {
                 if let Some(intent) = guest.in_flight.remove(token) {
-                    if result.is_err() {
-                        drop_refused(&mut commands, &intent);
-                    }
                     if guest.delivering.remove(token) {
-                        // Its pending reply went out long ago; the outbox entry is done.
-                        outbox.0.retain(|i| i.id != intent.id);
-                        if let Err(error) = result {
-                            tracing::warn!(%error, "the host refused an intent from the outbox");
+                        // Its pending reply went out long ago: applied, or refused for good,
+                        // the outbox entry is done; a refusal that may pass is tried again.
+                        match result {
+                            Err(error) if !refusal_is_final(error) => {
+                                tracing::info!(%error, "the host could not apply an intent yet; it stays in the outbox");
+                                guest.outbox_retry_at = Some(time.elapsed() + OUTBOX_RETRY);
+                                continue;
+                            }
+                            Err(error) => {
+                                tracing::warn!(%error, "the host refused an intent from the outbox");
+                                drop_refused(&mut commands, &intent);
+                                refused.write(IntentRefused {
+                                    intent: intent.clone(),
+                                    error: error.clone(),
+                                });
+                            }
+                            Ok(_) => {}
                         }
+                        outbox.0.retain(|i| i.id != intent.id);
                     } else {
+                        if result.is_err() {
+                            drop_refused(&mut commands, &intent);
+                        }
                         outcomes.write(IntentOutcome {
                             id: intent.id,
                             result: result.clone(),
@@ -237,7 +283,21 @@ pub(crate) fn forward_guest_intents(
             Answer::Failed(error) => {
                 if let Some(intent) = guest.in_flight.remove(token) {
                     if guest.delivering.remove(token) {
-                        continue; // stays in the outbox for the next attempt
+                        // Stays in the outbox for the next attempt, a little later.
+                        guest.outbox_retry_at = Some(time.elapsed() + OUTBOX_RETRY);
+                        continue;
+                    }
+                    if error.contains(STORAGE_REFUSED) {
+                        // The host applied it, could not save it, and undid it: say so.
+                        drop_refused(&mut commands, &intent);
+                        outcomes.write(IntentOutcome {
+                            id: intent.id,
+                            result: Err(IntentError::new(
+                                ErrorCode::Storage,
+                                "the host could not save it (its disk is full or failing); nothing changed",
+                            )),
+                        });
+                        continue;
                     }
                     if reachable {
                         // Only that connection went (a relayed one replaced by a direct
@@ -282,6 +342,7 @@ pub(crate) fn forward_guest_intents(
         delivering,
         queued,
         pacer,
+        outbox_retry_at,
     } = &mut *guest;
     let pacer = pacer.get_or_insert_with(|| RateBucket::scaled(now, GUEST_PACE));
     let mut send = |intent: &Intent, in_flight: &mut HashMap<u64, Intent>| {
@@ -296,7 +357,8 @@ pub(crate) fn forward_guest_intents(
         token
     };
     // The outbox first, when nothing from it is in flight, so intents keep their order.
-    if delivering.is_empty() {
+    if delivering.is_empty() && outbox_retry_at.is_none_or(|at| now >= at) {
+        *outbox_retry_at = None;
         for intent in &outbox.0 {
             if in_flight.len() >= MAX_INTENTS_IN_FLIGHT || !pacer.take(now) {
                 break;

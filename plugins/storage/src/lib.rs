@@ -3,7 +3,10 @@
 //! At start it loads the identity, the relays and the active session into the world. Then,
 //! once per frame at most, it writes what changed in one transaction (`PersistSet`, in `Last`), so anything a front end confirms after that set is on disk.
 
+mod flush;
+mod private;
 pub mod schema;
+mod undo;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -69,6 +72,16 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// The data directory, the key file or the database could not be made private (0700 /
+    /// 0600).
+    #[error("cannot make {path} private to this user: {source}")]
+    Permissions {
+        /// The directory or file.
+        path: PathBuf,
+        /// The file-system error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Any other redb failure while reading or writing.
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
@@ -93,8 +106,11 @@ via_redb_error!(
 /// The open database and identity of one data directory.
 #[derive(Resource)]
 pub struct Store {
-    /// The migrated database, open for the whole run.
-    pub db: Database,
+    /// The migrated database, open for the whole run; `None` between a failed write (redb
+    /// refuses every operation after an I/O error) and the reopening that follows it.
+    db: Option<Database>,
+    /// The database file.
+    path: PathBuf,
     /// The data directory it lives in.
     pub dir: PathBuf,
     /// This device's key pair, loaded from (or first written to) [`KEY_FILE`].
@@ -129,11 +145,10 @@ impl Store {
     /// Opens (creating if needed) the data directory's key file and database, and migrates
     /// the database to this build's schema. A newer database is refused untouched.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|source| StorageError::DataDir {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let identity = identity::load_or_create(&dir.join(KEY_FILE))?;
+        private::create_dir(dir)?;
+        let key = dir.join(KEY_FILE);
+        let identity = identity::load_or_create(&key)?;
+        private::restrict_file(&key)?;
         let path = dir.join(DB_FILE);
         if path.exists() {
             // Read the version without write access, so a newer file is never touched.
@@ -152,28 +167,39 @@ impl Store {
                 }
             }
         }
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                StorageError::AlreadyOpen { path: path.clone() }
-            }
-            e => StorageError::Unreadable {
-                path: path.clone(),
-                reason: e.to_string(),
-            },
-        })?;
+        let db = create_db(&path)?;
+        private::restrict_file(&path)?;
         let version = read_version(&db)?;
         check_not_newer(&path, version)?;
         migrate(&db, version)?;
         Ok(Self {
-            db,
+            db: Some(db),
+            path,
             dir: dir.to_owned(),
             identity,
         })
     }
 
+    /// The open database, or why there is none (it is reopened after a failed write).
+    pub fn db(&self) -> Result<&Database, StorageError> {
+        self.db.as_ref().ok_or_else(|| StorageError::Unreadable {
+            path: self.path.clone(),
+            reason: "closed after a failed write; it is reopened on the next one".into(),
+        })
+    }
+
+    /// Closes the database and opens it again: after an I/O error redb refuses everything
+    /// until then. Opening repairs it back to its last commit.
+    pub fn reopen(&mut self) -> Result<(), StorageError> {
+        // The old handle holds the file's lock: it must go before the new one opens.
+        self.db = None;
+        self.db = Some(create_db(&self.path)?);
+        Ok(())
+    }
+
     /// Reads everything the app restores at start.
     pub fn load(&self) -> Result<Loaded, StorageError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.db()?.begin_read()?;
         let meta = txn.open_table(META)?;
         let settings = txn.open_table(SETTINGS)?;
         let mut loaded = Loaded {
@@ -222,6 +248,19 @@ impl Store {
         }
         Ok(loaded)
     }
+}
+
+/// Opens (creating, or repairing after a crash) the database file read-write.
+fn create_db(path: &Path) -> Result<Database, StorageError> {
+    Database::create(path).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StorageError::AlreadyOpen {
+            path: path.to_owned(),
+        },
+        e => StorageError::Unreadable {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        },
+    })
 }
 
 fn check_not_newer(path: &Path, found: u64) -> Result<(), StorageError> {
@@ -276,10 +315,7 @@ impl Plugin for StoragePlugin {
             return;
         };
         let peer = PeerId::new(store.identity.peer_id.to_base58());
-        let default_name = format!(
-            "Listener {}",
-            &peer.as_str()[peer.as_str().len().saturating_sub(4)..]
-        );
+        let default_name = default_name(&peer);
         app.insert_resource(DisplayNameChosen(loaded.display_name.is_some()));
         app.insert_resource(Library(loaded.library.clone()));
         let local = LocalPeer {
@@ -292,10 +328,12 @@ impl Plugin for StoragePlugin {
             .get_resource::<IntentCounter>()
             .map_or(0, |c| c.0);
         app.insert_resource(IntentCounter(counter.max(loaded.intent_counter)));
-        app.insert_resource(Written {
+        app.insert_resource(flush::Written {
             session: loaded.session.as_ref().map(|(id, _, _)| id.clone()),
             relays: loaded.relays.clone(),
             intent_counter: loaded.intent_counter,
+            rewrite_all: false,
+            retry_at: None,
         });
         app.insert_resource(AppliedIntents {
             by_id: loaded.applied.into_iter().collect(),
@@ -318,11 +356,32 @@ impl Plugin for StoragePlugin {
         }
         app.insert_resource(local)
             .insert_resource(store)
-            .add_systems(Last, flush.in_set(PersistSet));
+            .init_resource::<Persistence>()
+            .add_systems(
+                Last,
+                (
+                    flush::flush,
+                    undo::undo_failed_frame.run_if(|p: Res<Persistence>| p.failed_this_frame),
+                )
+                    .chain()
+                    .in_set(PersistSet),
+            );
     }
 }
 
-fn restore_session(
+/// The name a device has until its user chooses one.
+pub(crate) fn default_name(peer: &PeerId) -> String {
+    let text = peer.as_str();
+    let tail: String = text
+        .chars()
+        .skip(text.chars().count().saturating_sub(4))
+        .collect();
+    format!("Listener {tail}")
+}
+
+/// Spawns a stored session's entities, marked `Restored` (at start, and when a failed write
+/// is undone).
+pub(crate) fn restore_session(
     world: &mut World,
     me: &PeerId,
     id: SessionId,
@@ -346,6 +405,16 @@ fn restore_session(
         .id();
     let _ = session;
     for p in record.participants {
+        spawn_participant(world, me, p);
+    }
+    for (id, t) in tracks {
+        spawn_track(world, id, t);
+    }
+}
+
+/// Spawns a stored participant; only this device is known to be online.
+pub(crate) fn spawn_participant(world: &mut World, me: &PeerId, p: ParticipantRecord) {
+    {
         // Presence is live state: only this device is known to be online at start.
         let presence = if p.peer == *me {
             Presence {
@@ -370,7 +439,11 @@ fn restore_session(
             Restored,
         ));
     }
-    for (id, t) in tracks {
+}
+
+/// Spawns a stored track; a bad queue key puts it last rather than lose it.
+pub(crate) fn spawn_track(world: &mut World, id: TrackId, t: TrackRecord) {
+    {
         let key = match QueueKey::parse(&t.queue_key) {
             Ok(key) => key,
             Err(e) => {
@@ -395,183 +468,4 @@ fn restore_session(
             Restored,
         ));
     }
-}
-
-/// What is on disk, to notice what changed since. Starts as what was loaded.
-#[derive(Resource, Default)]
-struct Written {
-    session: Option<SessionId>,
-    relays: Vec<String>,
-    intent_counter: u64,
-}
-
-/// Writes everything that changed this frame in one transaction. Runs in `Last`.
-fn flush(
-    store: Res<Store>,
-    local: Res<LocalPeer>,
-    relays: Res<Relays>,
-    counter: Res<IntentCounter>,
-    mut written: ResMut<Written>,
-    sessions: Query<(
-        &Session,
-        &Host,
-        &CoHosts,
-        &PlaybackOwner,
-        &PlaybackClock,
-        &NetId,
-        Has<Restored>,
-    )>,
-    changed_sessions: Query<
-        (),
-        (
-            Or<(
-                Changed<Session>,
-                Changed<Host>,
-                Changed<CoHosts>,
-                Changed<PlaybackOwner>,
-                Changed<PlaybackClock>,
-            )>,
-            Without<Restored>,
-        ),
-    >,
-    participants: Query<(&Participant, &NetId)>,
-    changed_participants: Query<(), (Changed<Participant>, Without<Restored>)>,
-    mut gone_participants: RemovedComponents<Participant>,
-    tracks: Query<
-        (&Track, &QueuePosition),
-        (
-            Or<(Changed<Track>, Changed<QueuePosition>)>,
-            Without<Restored>,
-            // A guest's unconfirmed addition lives in the outbox, not in the queue.
-            Without<Pending>,
-        ),
-    >,
-    outbox: Res<Outbox>,
-    rejoin: Res<RejoinInvite>,
-    library: Res<Library>,
-    mut applied: ResMut<AppliedIntents>,
-    mut removed_tracks: MessageReader<TrackRemoved>,
-) -> Result {
-    let session = sessions.iter().next();
-    let session_id = session.map(|s| s.0.id.clone());
-    let left = written.session.is_some() && session_id.is_none();
-    let removed: Vec<TrackId> = removed_tracks.read().map(|r| r.track_id).collect();
-    let participants_changed =
-        !changed_participants.is_empty() || gone_participants.read().count() > 0;
-    let session_changed = session.is_some_and(|s| !s.6)
-        && (written.session != session_id || !changed_sessions.is_empty() || participants_changed);
-    // Relay statuses change often and are not stored; only the list of addresses is.
-    let relay_addrs: Vec<String> = relays.0.iter().map(|r| r.addr.clone()).collect();
-    let relays_changed = written.relays != relay_addrs;
-    let outbox_changed = outbox.is_changed() && !outbox.is_added();
-    let rejoin_changed = rejoin.is_changed() && !rejoin.is_added();
-    let library_changed = library.is_changed() && !library.is_added();
-    let dirty = local.is_changed() && !local.is_added()
-        || library_changed
-        || !applied.unsaved.is_empty()
-        || outbox_changed
-        || rejoin_changed
-        || relays_changed
-        || counter.0 != written.intent_counter
-        || left
-        || session_changed
-        || !tracks.is_empty()
-        || (!removed.is_empty() && session_id.is_some());
-    if !dirty {
-        return Ok(());
-    }
-    let txn = store.db.begin_write()?;
-    {
-        let mut settings = txn.open_table(SETTINGS)?;
-        if local.is_changed() && !local.is_added() {
-            settings.insert("display_name", local.display_name.as_str())?;
-        }
-        if library_changed {
-            // Rewritten whole: imports append thousands at once, edits are rare.
-            let mut table = txn.open_table(LIBRARY)?;
-            table.retain(|_, _| false)?;
-            for (i, track) in library.0.iter().enumerate() {
-                table.insert(i as u64, encode(track)?.as_slice())?;
-            }
-        }
-        if relays_changed {
-            let mut table = txn.open_table(RELAYS)?;
-            table.retain(|_, _| false)?;
-            for (i, addr) in relay_addrs.iter().enumerate() {
-                table.insert(i as u32, addr.as_str())?;
-            }
-        }
-        if counter.0 != written.intent_counter {
-            txn.open_table(META)?.insert("intent_counter", counter.0)?;
-        }
-        if !applied.unsaved.is_empty() {
-            let mut table = txn.open_table(APPLIED_INTENTS)?;
-            for (id, result) in applied.unsaved.drain(..) {
-                table.insert(encode(&id)?.as_slice(), encode(&result)?.as_slice())?;
-            }
-        }
-        if outbox_changed {
-            let mut table = txn.open_table(OUTBOX)?;
-            table.retain(|_, _| false)?;
-            for (i, intent) in outbox.0.iter().enumerate() {
-                table.insert(i as u64, encode(intent)?.as_slice())?;
-            }
-        }
-        if rejoin_changed {
-            match &rejoin.0 {
-                Some(invite) => settings.insert("rejoin_invite", invite.as_str())?,
-                None => settings.remove("rejoin_invite")?,
-            };
-        }
-        if left {
-            // The session's record stays; it is just no longer the one to restore.
-            settings.remove("active_session")?;
-        }
-        if let Some((s, host, cohosts, owner, clock, net_id, _)) =
-            session.filter(|_| session_changed)
-        {
-            let record = SessionRecord {
-                name: s.name.clone(),
-                net_id: net_id.0,
-                host: host.0.clone(),
-                playback_owner: owner.0.clone(),
-                clock: clock.clone(),
-                participants: participants
-                    .iter()
-                    .map(|(p, id)| ParticipantRecord {
-                        peer: p.peer.clone(),
-                        display_name: p.display_name.clone(),
-                        display: p.display,
-                        net_id: id.0,
-                    })
-                    .collect(),
-                cohosts: cohosts.0.clone(),
-            };
-            txn.open_table(SESSIONS)?
-                .insert(s.id.0.as_str(), encode(&record)?.as_slice())?;
-            settings.insert("active_session", s.id.0.as_str())?;
-        }
-        if let Some(id) = &session_id {
-            let mut table = txn.open_table(SESSION_TRACKS)?;
-            for track_id in &removed {
-                table.remove((id.0.as_str(), track_id.0))?;
-            }
-            for (t, position) in &tracks {
-                let record = TrackRecord {
-                    title: t.title.clone(),
-                    artist: t.artist.clone(),
-                    duration_ms: t.duration_ms,
-                    path: t.path.clone(),
-                    added_by: t.added_by.clone(),
-                    queue_key: position.0.as_str().to_owned(),
-                };
-                table.insert((id.0.as_str(), t.id.0), encode(&record)?.as_slice())?;
-            }
-        }
-    }
-    txn.commit()?;
-    written.session = session_id;
-    written.intent_counter = counter.0;
-    written.relays = relay_addrs;
-    Ok(())
 }

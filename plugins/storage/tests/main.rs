@@ -231,10 +231,13 @@ fn migrations_from_version_1_add_the_cohost_list_and_the_applied_intents_and_kee
     let host = PeerId::new(host.to_base58());
     write_version_1(&dir.path().join(DB_FILE), &host);
     let store = Store::open(dir.path()).expect("open and migrate");
-    assert_eq!(read_version(&store.db).expect("version"), SCHEMA_VERSION);
+    assert_eq!(
+        read_version(store.db().expect("open")).expect("version"),
+        SCHEMA_VERSION
+    );
     {
         use redb::{ReadableDatabase, ReadableTableMetadata};
-        let txn = store.db.begin_read().expect("read");
+        let txn = store.db().expect("open").begin_read().expect("read");
         let table = txn
             .open_table(APPLIED_INTENTS)
             .expect("version 3 made the applied-intents table");
@@ -344,4 +347,31 @@ fn an_intent_redelivered_after_a_restart_is_not_applied_twice() {
     );
     app.update();
     assert!(queue_titles(&mut app).is_empty());
+}
+
+#[test]
+fn the_data_dir_key_and_database_are_made_private_on_open() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    let chmod = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("new");
+    drop(Store::open(&dir).expect("open"));
+    let (key, db) = (dir.join(whatnext_storage::KEY_FILE), dir.join(DB_FILE));
+    assert_eq!(
+        (mode(&dir), mode(&key), mode(&db)),
+        (0o700, 0o600, 0o600),
+        "created private"
+    );
+    chmod(&dir, 0o755);
+    chmod(&key, 0o644);
+    chmod(&db, 0o666);
+    drop(Store::open(&dir).expect("open again"));
+    assert_eq!(
+        (mode(&dir), mode(&key), mode(&db)),
+        (0o700, 0o600, 0o600),
+        "fixed on open"
+    );
 }

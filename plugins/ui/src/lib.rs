@@ -126,6 +126,8 @@ pub struct Screen {
     pub library: Vec<LibraryTrack>,
     /// How many tracks the library holds in all.
     pub library_size: usize,
+    /// Why this device cannot save right now (a full disk, say); `None` when it can.
+    pub storage_problem: Option<String>,
 }
 
 impl Screen {
@@ -143,6 +145,7 @@ impl Screen {
             join: None,
             library: Vec::new(),
             library_size: 0,
+            storage_problem: None,
         }
     }
 }
@@ -163,7 +166,16 @@ fn window_title(reader: SessionReader, mut window: Single<&mut Window, With<Prim
     }
 }
 
-fn remember_outcomes(mut forms: ResMut<Forms>, mut outcomes: MessageReader<IntentOutcome>) {
+/// Keeps the outcomes of the UI's own intents for the forms, and shows an outbox intent the
+/// host refused (its `pending` answer came long before).
+fn remember_outcomes(
+    mut forms: ResMut<Forms>,
+    mut outcomes: MessageReader<IntentOutcome>,
+    mut refusals: MessageReader<IntentRefused>,
+) {
+    for refused in refusals.read() {
+        forms.problem = Some(Problem::refused_later(refused));
+    }
     for outcome in outcomes.read() {
         if let Some(i) = forms.sent.iter().position(|id| *id == outcome.id) {
             forms.sent.swap_remove(i);
@@ -199,7 +211,7 @@ fn draw_screen(
     chosen: Option<Res<DisplayNameChosen>>,
     progress: Option<Res<JoinProgress>>,
     library: Res<Library>,
-    opened: Option<Res<OpenedWith>>,
+    (opened, persistence): (Option<Res<OpenedWith>>, Option<Res<Persistence>>),
     mut commands: Commands,
     mut forms: ResMut<Forms>,
     mut intents: IntentSender,
@@ -225,6 +237,7 @@ fn draw_screen(
             Vec::new()
         },
         library_size: library.0.len(),
+        storage_problem: persistence.and_then(|p| p.problem.clone()),
     };
     let mut root = egui::Ui::new(
         ctx.clone(),

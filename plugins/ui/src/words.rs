@@ -24,6 +24,22 @@ impl Problem {
         }
     }
 
+    /// An intent that waited in the outbox, refused by the host once it got there.
+    pub fn refused_later(refused: &IntentRefused) -> Self {
+        let what = match &refused.intent.action {
+            Action::Session(SessionAction::AddTrack { title, .. }) => format!("adding “{title}”"),
+            Action::Session(action) => format!("{action:?}"),
+            Action::Local(action) => format!("{action:?}"),
+        };
+        Self {
+            sentence: format!(
+                "The host refused a change you made while it was away ({what}): {}",
+                sentence_for(refused.error.code)
+            ),
+            detail: refused.error.message.clone(),
+        }
+    }
+
     /// An invite that does not even parse, caught before anything is sent.
     pub fn bad_invite(detail: String) -> Self {
         Self {

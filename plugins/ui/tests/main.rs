@@ -448,3 +448,37 @@ fn the_host_can_make_a_new_link_and_code() {
     let gus = harness(party("Gus"));
     assert!(gus.query_by_label("New link and code").is_none());
 }
+
+#[test]
+fn a_storage_problem_shows_a_banner_until_writes_work_again() {
+    let banner = "Can't save: the disk is full or failing";
+    let fine = harness(party("Hana"));
+    assert!(fine.query_by_label_contains(banner).is_none());
+    let mut full = party("Hana");
+    full.storage_problem = Some("cannot save to /data: No space left on device".into());
+    let full = harness(full);
+    assert!(full.query_by_label_contains(banner).is_some());
+}
+
+#[test]
+fn an_outbox_intent_refused_later_is_shown_with_its_reason() {
+    let refused = IntentRefused {
+        intent: Intent {
+            id: IntentId {
+                author: peer("Gus"),
+                counter: 7,
+            },
+            action: Action::Session(SessionAction::RemoveTrack {
+                track_id: TrackId(1),
+            }),
+        },
+        error: IntentError::refused(Rule::GuestsRemoveOnlyTheirOwnTracks),
+    };
+    let mut gus = harness(party("Gus"));
+    gus.state_mut().forms.problem = Some(whatnext_ui::Problem::refused_later(&refused));
+    gus.run();
+    assert!(
+        gus.query_by_label_contains("The host refused a change you made while it was away")
+            .is_some()
+    );
+}

@@ -13,7 +13,7 @@ mod sender;
 use bevy::prelude::*;
 
 use crate::components::*;
-use crate::intent::{Intent, IntentOutcome};
+use crate::intent::{Intent, IntentOutcome, IntentRefused};
 use crate::time::{WallClock, tick_wall_clock};
 
 /// Kept at its old path: other crates read the wall clock through `session::now_ms`.
@@ -25,8 +25,8 @@ pub use events::SessionEvent;
 pub use sender::{IntentCounter, IntentSender};
 
 /// Adds the session model: its resources (`QueueIndex`, `WallClock`, `Library`,
-/// `AppliedIntents`, `IntentCounter`, `SessionInvite`, `Knocks`, `Outbox`, `RejoinInvite`)
-/// and messages (`Intent`, `IntentOutcome`, `TrackRemoved`, [`SessionEvent`]); the wall-clock
+/// `AppliedIntents`, `IntentCounter`, `SessionInvite`, `Knocks`, `Outbox`, `RejoinInvite`, [`Persistence`])
+/// and messages (`Intent`, `IntentOutcome`, `IntentRefused`, `TrackRemoved`, [`SessionEvent`]); the wall-clock
 /// tick in `First`; intent application and moving past finished tracks in
 /// [`SessionSet::Apply`] (`Update`); session events in [`SessionSet::Events`]
 /// (`PostUpdate`); and forgetting the `Restored` mark in `Last`. Every app has it; network,
@@ -57,8 +57,10 @@ impl Plugin for SessionPlugin {
             .init_resource::<RejoinInvite>()
             .init_resource::<PendingLeaveReason>()
             .add_message::<MemberRemoved>()
+            .init_resource::<Persistence>()
             .add_message::<Intent>()
             .add_message::<IntentOutcome>()
+            .add_message::<IntentRefused>()
             .add_message::<TrackRemoved>()
             .add_message::<SessionEvent>()
             .add_systems(First, tick_wall_clock)
@@ -80,6 +82,17 @@ impl Plugin for SessionPlugin {
 /// user runs after it, so a confirmed change is on disk.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PersistSet;
+
+/// What the last write to disk did. Storage sets it in [`PersistSet`]; whatever confirms a
+/// change (control replies, network answers) reads it after, and confirms nothing from a
+/// frame whose write failed. Without storage it stays "all well".
+#[derive(Resource, Default, Debug, Clone, PartialEq, Eq)]
+pub struct Persistence {
+    /// This frame's write failed: its changes were undone, and nothing may confirm them.
+    pub failed_this_frame: bool,
+    /// Why writes fail, from the first failure until a write lands again (shown to the user).
+    pub problem: Option<String>,
+}
 
 /// Loaded from storage at start: its arrival is not news, so no `added` events for it.
 #[derive(Component, Copy, Clone, Debug, Default)]

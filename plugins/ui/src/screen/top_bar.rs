@@ -1,10 +1,11 @@
-//! The bar across the top: who this device is, renaming, and whether it is offline.
+//! The bar across the top: who this device is, renaming, whether it is offline, and whether
+//! it can save.
 
 use bevy_egui::egui;
 
 use crate::Forms;
 use crate::Screen;
-use crate::theme::WARN;
+use crate::theme::{BAD, WARN};
 use crate::words::short_peer;
 
 /// The top panel: the app's name, this device's name and peer, "Rename", the status badge.
@@ -21,6 +22,13 @@ pub(super) fn show(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) {
             }
             status_badge(ui, screen);
         });
+        if let Some(problem) = &screen.storage_problem {
+            ui.colored_label(
+                BAD,
+                "Can't save: the disk is full or failing. Changes are refused until it works again.",
+            )
+            .on_hover_text(problem);
+        }
     });
 }
 
