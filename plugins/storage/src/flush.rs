@@ -39,6 +39,7 @@ type SessionRow<'a> = (
     &'a PlaybackClock,
     &'a NetId,
     Has<Restored>,
+    Option<&'a SessionAccess>,
 );
 
 /// Which parts of the stored state to write this frame.
@@ -84,6 +85,7 @@ pub(crate) fn flush(
                 Changed<CoHosts>,
                 Changed<PlaybackOwner>,
                 Changed<PlaybackClock>,
+                Changed<SessionAccess>,
             )>,
             Without<Restored>,
         ),
@@ -172,7 +174,7 @@ pub(crate) fn flush(
         session
             .filter(|_| dirty.session)
             .map(
-                |(s, host, cohosts, owner, clock, net_id, _)| SessionRecord {
+                |(s, host, cohosts, owner, clock, net_id, _, _)| SessionRecord {
                     name: s.name.clone(),
                     net_id: net_id.0,
                     host: host.0.clone(),
@@ -216,6 +218,7 @@ pub(crate) fn flush(
         rejoin: &rejoin,
         library: &library,
         session: session_id.as_ref().map(|id| (id, session_record)),
+        access: session.and_then(|s| s.7).filter(|_| dirty.session),
         tracks: track_records,
         removed: &removed,
     };
@@ -267,6 +270,8 @@ struct State<'a> {
     library: &'a Library,
     /// The current session, with its record when that changed.
     session: Option<(&'a SessionId, Option<SessionRecord>)>,
+    /// Its access (on the host), written with its record.
+    access: Option<&'a SessionAccess>,
     /// The tracks to write (changed ones, or all of them).
     tracks: Vec<(TrackId, TrackRecord)>,
     removed: &'a [TrackId],
@@ -331,6 +336,10 @@ fn write(store: &Store, dirty: &Dirty, state: &State) -> Result<(), StorageError
         if let Some(record) = record {
             txn.open_table(SESSIONS)?
                 .insert(id, encode(record)?.as_slice())?;
+            if let Some(access) = state.access {
+                txn.open_table(SESSION_ACCESS)?
+                    .insert(id, encode(access)?.as_slice())?;
+            }
             settings.insert("active_session", id)?;
         }
         let mut table = txn.open_table(SESSION_TRACKS)?;

@@ -137,6 +137,8 @@ pub struct Loaded {
     pub intent_counter: u64,
     /// The session that was active when the app last ran.
     pub session: Option<StoredSession>,
+    /// The active session's access (bans, rotations), when this device hosted it.
+    pub access: Option<SessionAccess>,
     /// The tracks imported on this machine.
     pub library: Vec<LibraryTrack>,
 }
@@ -237,6 +239,15 @@ impl Store {
                 )));
             };
             let record: SessionRecord = decode(bytes.value(), "session")?;
+            loaded.access = match txn.open_table(SESSION_ACCESS) {
+                Ok(table) => match table.get(session_id.as_str())? {
+                    Some(bytes) => Some(decode(bytes.value(), "session access")?),
+                    None => None,
+                },
+                // Written by a build from before bans could be stored.
+                Err(redb::TableError::TableDoesNotExist(_)) => None,
+                Err(e) => return Err(e.into()),
+            };
             let mut tracks = Vec::new();
             let table = txn.open_table(SESSION_TRACKS)?;
             for row in table.range((session_id.as_str(), 0)..=(session_id.as_str(), u64::MAX))? {
@@ -353,6 +364,7 @@ impl Plugin for StoragePlugin {
         ));
         if let Some((id, record, tracks)) = loaded.session {
             restore_session(app.world_mut(), &local.peer, id, record, tracks);
+            restore_access(app.world_mut(), loaded.access);
         }
         app.insert_resource(local)
             .insert_resource(store)
@@ -381,6 +393,18 @@ pub(crate) fn default_name(peer: &PeerId) -> String {
 
 /// Spawns a stored session's entities, marked `Restored` (at start, and when a failed write
 /// is undone).
+/// Puts the stored access (bans, rotations) back on the restored session, if it had any.
+pub(crate) fn restore_access(world: &mut World, access: Option<SessionAccess>) {
+    let Some(access) = access else { return };
+    let session = world
+        .query_filtered::<Entity, With<Session>>()
+        .iter(world)
+        .next();
+    if let Some(session) = session {
+        world.entity_mut(session).insert(access);
+    }
+}
+
 pub(crate) fn restore_session(
     world: &mut World,
     me: &PeerId,

@@ -27,6 +27,10 @@ pub const SESSION_TRACKS: TableDefinition<(&str, u64), &[u8]> =
 /// Intents already applied here as the authority: postcard `IntentId` → postcard `Applied`.
 /// Added in version 3, so a guest's outbox redelivered after a host restart applies once.
 pub const APPLIED_INTENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("applied_intents");
+/// Who may come into a session hosted here: session id → postcard `SessionAccess` (the
+/// invite's generation, bans, revoked member links). Added without a version bump: it is a
+/// new table, which older builds never open (they would only forget bans and rotations).
+pub const SESSION_ACCESS: TableDefinition<&str, &[u8]> = TableDefinition::new("session_access");
 /// Intents not yet confirmed by an unreachable authority: sequence → postcard `Intent`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 

@@ -13,7 +13,9 @@ use whatnext_core::prelude::*;
 use whatnext_core::session::despawn_session;
 
 use crate::schema::{ParticipantRecord, SessionRecord, TrackRecord};
-use crate::{Loaded, Store, default_name, restore_session, spawn_participant, spawn_track};
+use crate::{
+    Loaded, Store, default_name, restore_access, restore_session, spawn_participant, spawn_track,
+};
 
 /// In `PersistSet`, right after a failed write: puts the world back as the disk has it.
 pub(crate) fn undo_failed_frame(world: &mut World) {
@@ -39,6 +41,10 @@ pub(crate) fn restore(world: &mut World, loaded: Loaded) {
     };
     // The session first: leaving one clears the rejoin link, which is put back below.
     restore_session_state(world, &me, loaded.session);
+    let hosting = world.query::<&Host>().iter(world).any(|h| h.0 == me);
+    if hosting {
+        restore_access(world, loaded.access);
+    }
     let chosen = loaded.display_name.is_some();
     let name = loaded.display_name.unwrap_or_else(|| default_name(&me));
     set_resource(world, DisplayNameChosen(chosen));

@@ -375,3 +375,53 @@ fn the_data_dir_key_and_database_are_made_private_on_open() {
         "fixed on open"
     );
 }
+
+#[test]
+fn bans_and_a_rotated_invite_survive_a_host_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let banned = PeerId::new("12D3KooWA284B2yjxoAAqAFwwVj6eRQ8DogF3t8wdpMzZ8Hh8wh4");
+    {
+        let mut app = app_on(dir.path());
+        send(
+            &mut app,
+            Action::Local(LocalAction::CreateSession {
+                session_id: SessionId("S1".into()),
+                name: "Party".into(),
+            }),
+        )
+        .expect("create");
+        app.world_mut().spawn((
+            Participant {
+                peer: banned.clone(),
+                display_name: "Mallory".into(),
+                display: false,
+            },
+            Presence {
+                online: true,
+                connection: Connection::Relayed,
+            },
+            NetId(9),
+            Replicated,
+        ));
+        app.update();
+        send(
+            &mut app,
+            Action::Session(SessionAction::RemoveMember {
+                peer: banned.clone(),
+                ban: true,
+            }),
+        )
+        .expect("ban");
+        send(&mut app, Action::Local(LocalAction::RotateInvite)).expect("rotate");
+        app.update();
+    }
+    let mut app = app_on(dir.path());
+    let access = app
+        .world_mut()
+        .query::<&SessionAccess>()
+        .single(app.world())
+        .expect("the restored session has its access")
+        .clone();
+    assert!(access.banned.contains(&banned), "{access:?}");
+    assert_eq!(access.generation, 1);
+}
