@@ -6,20 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::relay::{Relay, wait_relay_status};
-
-/// Only the relay may connect these peers: no LAN discovery, no direct listening, and no
-/// hole punching (on loopback it would always succeed and upgrade at once).
-const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
-
-/// A peer with the relay reserved.
-fn peer_on(relay: &Relay, dir: &std::path::Path, name: &str) -> Headless {
-    let mut app = Headless::start_with(dir, RELAY_ONLY);
-    app.ok("identity.set_name", json!({"name": name}));
-    app.ok("relay.add", json!({"addr": relay.addr()}));
-    wait_relay_status(&mut app, relay.addr(), "reserved", TIMEOUT);
-    app
-}
+use crate::relay::{RELAY_ONLY, Relay, peer_on, wait_relay_status};
 
 /// Polls `session.invite` until it has both a link and a registered short code.
 fn invite_of(host: &mut Headless) -> (String, String) {

@@ -8,9 +8,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::harness::*;
-use crate::relay::Relay;
-
-const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
+use crate::relay::{RELAY_ONLY, Relay};
 
 #[test]
 fn a_guests_track_shows_in_up_next_on_the_kiosk() {

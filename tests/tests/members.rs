@@ -7,17 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::relay::{Relay, wait_relay_status};
-
-const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
-
-fn peer_on(relay: &Relay, dir: &std::path::Path, name: &str) -> Headless {
-    let mut app = Headless::start_with(dir, RELAY_ONLY);
-    app.ok("identity.set_name", json!({"name": name}));
-    app.ok("relay.add", json!({"addr": relay.addr()}));
-    wait_relay_status(&mut app, relay.addr(), "reserved", TIMEOUT);
-    app
-}
+use crate::relay::{RELAY_ONLY, Relay, peer_on};
 
 fn peer_id(app: &mut Headless) -> String {
     app.ok("identity", json!(null))["peer_id"]

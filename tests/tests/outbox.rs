@@ -8,9 +8,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::harness::*;
-use crate::relay::{Relay, wait_relay_status};
+use crate::relay::{RELAY_ONLY, Relay, peer_on, wait_relay_status};
 
-const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
 /// Reservations come back within the relay manager's backoff cap (30 s).
 const LIMIT: Duration = Duration::from_secs(120);
 const WANT: [&str; 3] = ["Before", "Offline 1", "Offline 2"];
@@ -65,10 +64,7 @@ enum Order {
 fn two_pending_tracks_survive_restarts(order: Order) {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
-    let mut host = Headless::start_with(&dir.path().join("host"), RELAY_ONLY);
-    host.ok("identity.set_name", json!({"name": "Hana"}));
-    host.ok("relay.add", json!({"addr": relay.addr()}));
-    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
     host.ok("session.create", json!({"name": "Live"}));
     let url = host.relayed_invite_url();
     let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);

@@ -15,6 +15,20 @@ mod client;
 use client::CodePeer;
 use whatnext_code_protocol::{CodeRequest, CodeResponse, Refusal};
 
+/// Only the relay may connect these peers: no LAN discovery, no direct listening, and no
+/// hole punching (on loopback it would always succeed and upgrade at once).
+pub const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
+
+/// A relay-only peer called `name`, with `relay` reserved.
+#[allow(dead_code)]
+pub fn peer_on(relay: &Relay, dir: &Path, name: &str) -> Headless {
+    let mut app = Headless::start_with(dir, RELAY_ONLY);
+    app.ok("identity.set_name", json!({"name": name}));
+    app.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut app, relay.addr(), "reserved", TIMEOUT);
+    app
+}
+
 /// A running relay and the addresses it printed.
 pub struct Relay {
     pub child: Child,

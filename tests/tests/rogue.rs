@@ -10,10 +10,8 @@ use whatnext_core::prelude::*;
 use whatnext_replication::protocol::{SessionRequest, SessionResponse};
 
 use crate::harness::*;
-use crate::relay::{Relay, wait_relay_status};
+use crate::relay::{RELAY_ONLY, Relay, peer_on};
 use crate::rogue_client::Rogue;
-
-const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
 
 /// A relay, a host with a session, and the host's relayed link.
 struct Party {
@@ -26,10 +24,7 @@ struct Party {
 fn party() -> Party {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
-    let mut host = Headless::start_with(&dir.path().join("host"), RELAY_ONLY);
-    host.ok("identity.set_name", json!({"name": "Hana"}));
-    host.ok("relay.add", json!({"addr": relay.addr()}));
-    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
     host.ok("session.create", json!({"name": "Target"}));
     let url = host.relayed_invite_url();
     Party {
