@@ -301,6 +301,18 @@ impl Drop for Headless {
     }
 }
 
+/// The titles in a `session.state` result's queue, in play order (empty without a queue).
+pub fn titles(state: &Value) -> Vec<String> {
+    state["queue"]
+        .as_array()
+        .map(|q| {
+            q.iter()
+                .map(|t| t["title"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Polls `session.state` until `check` holds, returning the state and how long it took.
 pub fn wait_state(
     app: &mut Headless,

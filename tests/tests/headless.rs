@@ -7,15 +7,6 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-fn titles(state: &Value) -> Vec<String> {
-    state["queue"]
-        .as_array()
-        .expect("queue")
-        .iter()
-        .map(|t| t["title"].as_str().expect("title").to_owned())
-        .collect()
-}
-
 fn add(app: &mut Headless, title: &str) -> String {
     let result = app.ok(
         "track.add",

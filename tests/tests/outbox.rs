@@ -14,17 +14,6 @@ use crate::relay::{RELAY_ONLY, Relay, peer_on, wait_relay_status};
 const LIMIT: Duration = Duration::from_secs(120);
 const WANT: [&str; 3] = ["Before", "Offline 1", "Offline 2"];
 
-fn titles(state: &Value) -> Vec<String> {
-    state["queue"]
-        .as_array()
-        .map(|q| {
-            q.iter()
-                .map(|t| t["title"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn peers(state: &Value) -> Vec<String> {
     let mut peers: Vec<String> = state["participants"]
         .as_array()

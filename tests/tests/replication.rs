@@ -53,17 +53,6 @@ fn party_on_port(dir: &std::path::Path, port: u16) -> Party {
     }
 }
 
-fn titles(state: &Value) -> Vec<String> {
-    state["queue"]
-        .as_array()
-        .map(|q| {
-            q.iter()
-                .map(|t| t["title"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn a_guests_track_reaches_host_and_cohost_in_the_same_place() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use whatnext_core::prelude::*;
 use whatnext_replication::protocol::{SessionRequest, SessionResponse};
 
@@ -40,17 +40,6 @@ fn refusal(answer: SessionResponse) -> IntentError {
         SessionResponse::IntentResult(Err(error)) => error,
         other => panic!("expected a refusal, got {other:?}"),
     }
-}
-
-fn queue_titles(state: &Value) -> Vec<String> {
-    state["queue"]
-        .as_array()
-        .map(|q| {
-            q.iter()
-                .filter_map(|t| t["title"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
@@ -126,10 +115,10 @@ fn rogue_member_picks_the_sessions_replication_id_as_a_track_id() {
         json!({"title": "After", "artist": "", "duration_ms": 1000}),
     );
     let (state, _) = wait_state(&mut guest, "the marker track", |s| {
-        queue_titles(s).contains(&"After".to_owned())
+        titles(s).contains(&"After".to_owned())
     });
     assert_eq!(state["name"], json!("Target"), "{state}");
-    assert_eq!(queue_titles(&state), vec!["After".to_owned()]);
+    assert_eq!(titles(&state), vec!["After".to_owned()]);
 }
 
 #[test]
@@ -146,11 +135,7 @@ fn rogue_member_adds_a_track_with_a_five_megabyte_artist() {
     })));
     assert_eq!(error.code, ErrorCode::TooLarge, "{error}");
     let state = party.host.ok("session.state", json!(null));
-    assert!(
-        queue_titles(&state).is_empty(),
-        "{:?}",
-        queue_titles(&state)
-    );
+    assert!(titles(&state).is_empty(), "{:?}", titles(&state));
 }
 
 #[test]
@@ -171,7 +156,7 @@ fn rogue_stranger_sends_intents_and_resyncs_without_joining() {
         "{resync:?}"
     );
     let state = party.host.ok("session.state", json!(null));
-    assert!(queue_titles(&state).is_empty());
+    assert!(titles(&state).is_empty());
 }
 
 #[test]

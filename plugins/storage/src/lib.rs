@@ -477,14 +477,7 @@ pub(crate) fn spawn_track(world: &mut World, id: TrackId, t: TrackRecord) {
             }
         };
         world.spawn((
-            Track {
-                id,
-                title: t.title,
-                artist: t.artist,
-                duration_ms: t.duration_ms,
-                path: t.path,
-                added_by: t.added_by,
-            },
+            t.track(id),
             QueuePosition(key),
             // Any id will do: members resync with a snapshot from a restarted host.
             NetId::fresh(),

@@ -181,3 +181,17 @@ fn add_cohost_list(txn: &WriteTransaction) -> Result<(), StorageError> {
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
     postcard::to_allocvec(value).map_err(|e| StorageError::CorruptRecord(e.to_string()))
 }
+
+impl TrackRecord {
+    /// The queued track this record stores, as track `id`.
+    pub fn track(&self, id: whatnext_core::ids::TrackId) -> whatnext_core::components::Track {
+        whatnext_core::components::Track {
+            id,
+            title: self.title.clone(),
+            artist: self.artist.clone(),
+            duration_ms: self.duration_ms,
+            path: self.path.clone(),
+            added_by: self.added_by.clone(),
+        }
+    }
+}

@@ -204,18 +204,7 @@ fn restore_tracks(world: &mut World, stored: Vec<(TrackId, TrackRecord)>) {
             world.despawn(entity);
             continue;
         };
-        set(
-            world,
-            entity,
-            Track {
-                id,
-                title: t.title,
-                artist: t.artist,
-                duration_ms: t.duration_ms,
-                path: t.path,
-                added_by: t.added_by,
-            },
-        );
+        set(world, entity, t.track(id));
         let key = QueueKey::parse(&t.queue_key).ok();
         let same = key.as_ref().is_some_and(|k| {
             world
