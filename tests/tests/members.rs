@@ -134,3 +134,27 @@ fn a_rotated_invite_refuses_the_old_link_and_code() {
     );
     late.ok("session.join", json!({"invite": new_url}));
 }
+
+#[test]
+fn only_the_host_ends_the_party_and_every_guest_is_told_it_ended() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
+    host.ok("session.create", json!({"name": "Short"}));
+    let url = host.relayed_invite_url();
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    guest.ok("session.join", json!({"invite": url}));
+    assert_eq!(
+        guest.error_code("session.end", json!(null)),
+        "not_permitted"
+    );
+    host.ok("session.end", json!(null));
+    wait_event(&mut host, "session.left", |d| d["reason"] == json!("ended"));
+    wait_event(&mut guest, "session.left", |d| {
+        d["reason"] == json!("ended")
+    });
+    assert_eq!(
+        guest.error_code("session.state", json!(null)),
+        "not_in_session"
+    );
+}

@@ -215,6 +215,7 @@ fn intent_for(command: &Command) -> Option<Action> {
             session(SessionAction::RemoveMember { peer: peer_id, ban })
         }
         C::InviteRotate => local(LocalAction::RotateInvite),
+        C::SessionEnd => local(LocalAction::EndSession),
         C::LibraryAdd {
             title,
             artist,

@@ -196,6 +196,8 @@ pub enum Command {
     },
     /// `session.invite.rotate`: a new invite secret and short code; the old ones stop working.
     InviteRotate,
+    /// `session.end`: ends the party for everyone (host only).
+    SessionEnd,
     /// `library.add`: adds one track to this device's library.
     LibraryAdd {
         /// The track's title.
@@ -249,6 +251,7 @@ pub const COMMANDS: &[&str] = &[
     "knock.deny",
     "member.kick",
     "session.invite.rotate",
+    "session.end",
     "library.add",
     "library.import",
     "library.list",
@@ -455,6 +458,7 @@ fn command(cmd: &str, raw: Value) -> Result<Command, RequestError> {
             }
         }
         "session.invite.rotate" => C::InviteRotate,
+        "session.end" => C::SessionEnd,
         "quit" => C::Quit,
         other => {
             return Err(RequestError::UnknownCommand {

@@ -80,6 +80,9 @@ pub enum LocalAction {
     /// Makes a new invite secret and short code for the hosted session: the old link and
     /// code stop working (members keep their own rejoin links).
     RotateInvite,
+    /// Ends the hosted session for everyone (host only; anyone else leaves with
+    /// `LeaveSession`).
+    EndSession,
 }
 
 /// Actions on the shared session, checked against the role rules by the authority.

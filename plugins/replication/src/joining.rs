@@ -399,8 +399,9 @@ pub(crate) fn rejoin_when_cut_off(
     }
 }
 
-/// A member its host removed leaves the session, says why (`removed`), and forgets its
-/// rejoin link. Only the current host can say so, and only about the current session.
+/// A member its host removed, or whose host ended the session, leaves it, says why
+/// (`removed`, `ended`), and forgets its rejoin link. Only the current host can say so, and
+/// only about the current session.
 pub(crate) fn leave_when_removed(
     mut commands: Commands,
     mut net: MessageWriter<NetCommand>,
@@ -414,8 +415,10 @@ pub(crate) fn leave_when_removed(
         request,
     } in requests.read()
     {
-        let SessionRequest::Removed { session } = request else {
-            continue;
+        let (session, reason) = match request {
+            SessionRequest::Removed { session } => (session, LeaveReason::Removed),
+            SessionRequest::Ended { session } => (session, LeaveReason::Ended),
+            _ => continue,
         };
         let ours = sessions
             .iter()
@@ -431,9 +434,9 @@ pub(crate) fn leave_when_removed(
             continue;
         }
         protocol::respond(&mut net, *reply, &SessionResponse::Ack);
-        tracing::info!(%session, "the host removed this device from the session");
-        commands.queue(|world: &mut World| {
-            world.resource_mut::<PendingLeaveReason>().0 = Some(LeaveReason::Removed);
+        tracing::info!(%session, reason = reason.as_str(), "the host put an end to this device's session");
+        commands.queue(move |world: &mut World| {
+            world.resource_mut::<PendingLeaveReason>().0 = Some(reason);
             whatnext_core::session::despawn_session(world);
         });
     }

@@ -145,7 +145,6 @@ impl Plugin for ReplicationPlugin {
                     membership::answer_hellos.run_if(resource_exists::<NetKeys>),
                     membership::expire_knocks,
                     membership::forget_removed_members,
-                    membership::revoke_members_when_the_session_ends,
                     joining::start_joins,
                     joining::finish_joins,
                     joining::rejoin_when_cut_off,
@@ -182,6 +181,7 @@ impl Plugin for ReplicationPlugin {
                 (
                     membership::send_welcomes,
                     authority::answer_foreign_outcomes,
+                    membership::revoke_members_when_the_session_ends,
                 )
                     .chain()
                     .in_set(ReplicationSet::Answer),

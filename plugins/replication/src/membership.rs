@@ -398,28 +398,36 @@ pub(crate) fn forget_removed_members(
     }
 }
 
-/// When the hosted session ends, every membership ends with it: former members get no
+/// When the hosted session ends, every membership ends with it: each member is told (after
+/// this frame's flush, which carries the session's despawn), and former members get no
 /// updates and no snapshots, even if the host starts another session.
 pub(crate) fn revoke_members_when_the_session_ends(
     local: Res<LocalPeer>,
+    mut net: MessageWriter<NetCommand>,
+    mut tokens: ResMut<RequestTokens>,
     mut members: ResMut<Members>,
     mut welcomes: ResMut<PendingWelcomes>,
     mut limits: ResMut<HelloLimits>,
-    mut hosted: Local<Option<Entity>>,
-    hosts: Query<(Entity, &Host), With<Session>>,
+    mut hosted: Local<Option<(Entity, SessionId)>>,
+    hosts: Query<(Entity, &Session, &Host)>,
 ) {
     let now_hosted = hosts
         .iter()
-        .find(|(_, h)| h.0 == local.peer)
-        .map(|(e, _)| e);
-    if *hosted != now_hosted {
-        if hosted.is_some() {
-            members.0.clear();
-            welcomes.0.clear();
-            limits.knocked_at.clear();
-        }
-        *hosted = now_hosted;
+        .find(|(_, _, h)| h.0 == local.peer)
+        .map(|(e, s, _)| (e, s.id.clone()));
+    if *hosted == now_hosted {
+        return;
     }
+    if let Some((_, ended)) = hosted.take() {
+        // A member that lost the despawn would otherwise stay in a party nobody hosts.
+        let notice = SessionRequest::Ended { session: ended };
+        for member in members.0.drain() {
+            protocol::send(&mut net, tokens.fresh(), &member, &notice);
+        }
+        welcomes.0.clear();
+        limits.knocked_at.clear();
+    }
+    *hosted = now_hosted;
 }
 
 fn admit(

@@ -33,6 +33,11 @@ pub enum SessionRequest {
         /// The session it was removed from.
         session: SessionId,
     },
+    /// Host → member: the host ended the session; nothing more will come.
+    Ended {
+        /// The session that ended.
+        session: SessionId,
+    },
 }
 
 /// The answer to a [`SessionRequest`].

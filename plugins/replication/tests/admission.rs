@@ -319,6 +319,24 @@ fn ending_the_session_revokes_every_member() {
     host.act(Action::Local(LocalAction::LeaveSession))
         .expect("end");
     host.app.update();
+    // Each member is told the session ended (no host is left to send it updates).
+    let to_member: Vec<SessionRequest> = drain(&mut host.app)
+        .into_iter()
+        .filter_map(|c| match c {
+            NetCommand::Send {
+                peer,
+                request: whatnext_network::Request::Payload(bytes),
+                ..
+            } if peer == net_id(MEMBER) => decode(&bytes).ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        to_member,
+        vec![SessionRequest::Ended {
+            session: SessionId("A".into())
+        }]
+    );
     host.act(Action::Local(LocalAction::CreateSession {
         session_id: SessionId("B".into()),
         name: "Next".into(),
@@ -435,10 +453,17 @@ fn member_in_session() -> App {
 }
 
 fn removed_notice(member: &mut App, from: NetPeerId) {
-    let payload = encode(&SessionRequest::Removed {
-        session: SessionId("A".into()),
-    })
-    .expect("encode");
+    notice(
+        member,
+        from,
+        SessionRequest::Removed {
+            session: SessionId("A".into()),
+        },
+    );
+}
+
+fn notice(member: &mut App, from: NetPeerId, request: SessionRequest) {
+    let payload = encode(&request).expect("encode");
     member.world_mut().write_message(NetEvent::Request {
         peer: from,
         reply: 5,
@@ -483,4 +508,27 @@ fn only_the_host_can_remove_a_member() {
     let mut member = member_in_session();
     removed_notice(&mut member, fresh_peer());
     assert!(in_session(&mut member), "a stranger put this member out");
+}
+
+#[test]
+fn a_member_whose_host_ended_the_session_leaves_saying_ended() {
+    let mut member = member_in_session();
+    notice(
+        &mut member,
+        net_id(HOST),
+        SessionRequest::Ended {
+            session: SessionId("A".into()),
+        },
+    );
+    assert!(!in_session(&mut member), "still in the session");
+    let reasons: Vec<LeaveReason> = member
+        .world_mut()
+        .resource_mut::<Messages<SessionEvent>>()
+        .drain()
+        .filter_map(|e| match e {
+            SessionEvent::SessionLeft { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, vec![LeaveReason::Ended]);
 }

@@ -105,6 +105,29 @@ pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<App
             despawn_session(world);
             Ok(Applied::Done)
         }
+        LocalAction::EndSession => {
+            let me = world.resource::<LocalPeer>().peer.clone();
+            let host = world
+                .query::<&Host>()
+                .iter(world)
+                .next()
+                .map(|h| h.0.clone());
+            match host {
+                None => Err(IntentError::new(
+                    ErrorCode::NotInSession,
+                    "not in a session",
+                )),
+                Some(host) if host != me => Err(IntentError::new(
+                    ErrorCode::NotPermitted,
+                    "only the host can end the party for everyone; leave it instead",
+                )),
+                Some(_) => {
+                    world.resource_mut::<PendingLeaveReason>().0 = Some(LeaveReason::Ended);
+                    despawn_session(world);
+                    Ok(Applied::Done)
+                }
+            }
+        }
         LocalAction::RotateInvite => {
             let me = world.resource::<LocalPeer>().peer.clone();
             let mut hosted = world.query::<(&Host, &mut SessionAccess)>();
