@@ -152,6 +152,13 @@ fn open(handle: &rodio::OutputStreamHandle, path: &str) -> Result<rodio::Sink, O
     Ok(sink)
 }
 
+/// Whether sound started at `from_ms` when the wall clock read `sent_at_ms` is still within
+/// [`MAX_DRIFT_MS`] of the shared clock's `position_ms` at `now_ms`.
+fn in_step(from_ms: u64, sent_at_ms: u64, now_ms: u64, position_ms: u64) -> bool {
+    let expected = from_ms.saturating_add(now_ms.saturating_sub(sent_at_ms));
+    expected.abs_diff(position_ms) <= MAX_DRIFT_MS
+}
+
 /// What this device should be doing, from the session: only the owner plays, and only a
 /// current track with a file.
 fn follow_the_clock(
@@ -171,10 +178,7 @@ fn follow_the_clock(
         Some((path, position, PlayState::Playing)) => {
             // Where the sound should be now, if it has been playing since the last command.
             let in_step = output.playing.as_ref().is_some_and(|(p, from, at)| {
-                *p == path && !output.paused && {
-                    let expected = from + wall.now_ms.saturating_sub(*at);
-                    expected.abs_diff(position) <= MAX_DRIFT_MS
-                }
+                *p == path && !output.paused && in_step(*from, *at, wall.now_ms, position)
             });
             if !in_step {
                 output.send(Command::Play {
@@ -197,5 +201,24 @@ fn follow_the_clock(
                 output.paused = false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sound_within_the_drift_is_in_step_and_beyond_it_is_not() {
+        assert!(in_step(10_000, 1_000, 3_000, 12_000 + MAX_DRIFT_MS));
+        assert!(!in_step(10_000, 1_000, 3_000, 12_001 + MAX_DRIFT_MS));
+    }
+
+    /// A position is a peer's number (a host's clock, a guest's track length): at the top of
+    /// the range the expected position saturates instead of overflowing.
+    #[test]
+    fn a_position_at_the_top_of_the_range_does_not_overflow() {
+        assert!(in_step(u64::MAX, 0, 5_000, u64::MAX));
+        assert!(!in_step(u64::MAX - 10, 0, 5_000, 0));
     }
 }
