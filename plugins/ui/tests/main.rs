@@ -1,6 +1,7 @@
 //! The panels without a window: egui_kittest drives `draw` through its accessibility tree,
 //! the way a user would (find by label, click, hover), and checks what it asks for.
 
+use bevy_egui::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use whatnext_core::prelude::*;
@@ -408,4 +409,69 @@ fn dragging_a_track_onto_another_moves_it_there() {
             after: Some(TrackId(3)),
         })]
     );
+}
+
+/// Drags the handle of the row titled `from` and drops it on the row titled `onto`, with
+/// `between` run while the drag is under way (another peer changing the queue, say).
+fn drag_and_drop(
+    harness: &mut Harness<'_, State>,
+    from: usize,
+    onto: &str,
+    between: impl FnOnce(&mut State),
+) {
+    let handle = harness
+        .get_all_by_label("=")
+        .nth(from)
+        .expect("a handle")
+        .rect()
+        .center();
+    harness.hover_at(handle);
+    harness.run();
+    harness.drag_at(handle);
+    harness.run();
+    harness.hover_at(handle + egui::vec2(0.0, 4.0));
+    harness.run();
+    between(harness.state_mut());
+    harness.run();
+    let target = harness.get_by_label(onto).rect().center();
+    for step in 1..=5 {
+        harness.hover_at(handle + (target - handle) * (step as f32 / 5.0));
+        harness.run();
+    }
+    harness.drop_at(target);
+    harness.run();
+}
+
+fn remove_from_queue(state: &mut State, track: TrackId) {
+    if let Some(session) = &mut state.screen.session {
+        session.queue.retain(|t| t.track_id != track);
+    }
+}
+
+/// The dragged row was the last of three; the first is removed mid-drag, so the row it
+/// started from is past the end of the queue when it is dropped.
+#[test]
+fn a_drag_survives_the_queue_shrinking_under_it() {
+    let mut hana = harness(party("Hana"));
+    drag_and_drop(&mut hana, 2, "Song 2", |state| {
+        remove_from_queue(state, TrackId(1))
+    });
+    assert_eq!(
+        hana.state().actions,
+        [Action::Session(SessionAction::MoveTrack {
+            track_id: TrackId(3),
+            after: None,
+        })]
+    );
+}
+
+/// The dragged track itself goes away mid-drag: dropping it moves nothing, neither past
+/// the end (it was last) nor the track that took its row (it was in the middle).
+#[test]
+fn a_dragged_track_removed_mid_drag_moves_nothing() {
+    for (row, gone) in [(2, TrackId(3)), (1, TrackId(2))] {
+        let mut hana = harness(party("Hana"));
+        drag_and_drop(&mut hana, row, "Song 1", |state| remove_from_queue(state, gone));
+        assert_eq!(hana.state().actions, [], "dragging row {row}");
+    }
 }
