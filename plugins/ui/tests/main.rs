@@ -475,3 +475,72 @@ fn a_dragged_track_removed_mid_drag_moves_nothing() {
         assert_eq!(hana.state().actions, [], "dragging row {row}");
     }
 }
+
+/// A screen outside any party, as the app starts when the desktop opens a link.
+fn not_in_a_party() -> Harness<'static, State> {
+    harness(Screen::new(LocalPeer {
+        peer: peer("Mia"),
+        display_name: "Mia".into(),
+    }))
+}
+
+const HANA_LINK: &str = "whtnxt://connect/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA?session=Friday&key=abc";
+
+/// The Join button of the prompt (the join form's own is disabled while its field is empty).
+fn prompt_button<'a>(harness: &'a Harness<'_, State>, label: &'a str) -> egui_kittest::Node<'a> {
+    harness
+        .get_all_by_label(label)
+        .find(|node| !node.accesskit_node().is_disabled())
+        .expect("an enabled button")
+}
+
+#[test]
+fn a_link_from_the_desktop_asks_before_joining() {
+    let host = PeerId::new("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA");
+    let mut mia = not_in_a_party();
+    mia.state_mut().forms.opened_with = Some(HANA_LINK.into());
+    mia.run();
+    assert_eq!(mia.state().actions, [], "nothing is sent before the user says yes");
+    mia.get_by_label_contains(&format!("hosted by key {}", host.fingerprint()));
+    // Still asking, frames later.
+    mia.run();
+    assert_eq!(mia.state().actions, []);
+    prompt_button(&mia, "Join").click();
+    mia.run();
+    assert_eq!(
+        mia.state().actions,
+        [Action::Local(LocalAction::JoinSession {
+            invite: HANA_LINK.into()
+        })]
+    );
+    assert!(mia.query_by_label_contains("hosted by key").is_none(), "the prompt closes");
+}
+
+#[test]
+fn cancelling_a_link_from_the_desktop_joins_nothing() {
+    let mut mia = not_in_a_party();
+    mia.state_mut().forms.opened_with = Some(HANA_LINK.into());
+    mia.run();
+    prompt_button(&mia, "Cancel").click();
+    mia.run();
+    mia.run();
+    assert_eq!(mia.state().actions, []);
+    assert!(mia.query_by_label_contains("hosted by key").is_none());
+}
+
+#[test]
+fn a_short_code_from_the_command_line_asks_too_and_a_bad_link_is_a_sentence() {
+    let mut mia = not_in_a_party();
+    mia.state_mut().forms.opened_with = Some("ABC234".into());
+    mia.run();
+    mia.get_by_label_contains("with the code ABC234");
+    assert_eq!(mia.state().actions, []);
+
+    let mut mia = not_in_a_party();
+    mia.state_mut().forms.opened_with = Some("whtnxt://nonsense".into());
+    mia.run();
+    mia.run();
+    assert_eq!(mia.state().actions, []);
+    assert!(mia.query_by_label_contains("hosted by key").is_none());
+    mia.get_by_label_contains("That invite doesn");
+}
