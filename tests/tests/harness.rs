@@ -57,7 +57,11 @@ pub fn binary() -> PathBuf {
 pub fn sibling_binary(name: &str) -> PathBuf {
     if let Some(dir) = std::env::var_os("WHATNEXT_BIN_DIR") {
         let bin = Path::new(&dir).join(name);
-        assert!(bin.exists(), "{} is missing (WHATNEXT_BIN_DIR)", bin.display());
+        assert!(
+            bin.exists(),
+            "{} is missing (WHATNEXT_BIN_DIR)",
+            bin.display()
+        );
         return bin;
     }
     let exe = std::env::current_exe().expect("test exe path");

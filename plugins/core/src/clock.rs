@@ -125,9 +125,10 @@ impl OffsetEstimator {
         let rtt = received_ms.saturating_sub(sent_ms);
         let midpoint = sent_ms.saturating_add(rtt / 2);
         // `host_ms` is a peer's number: computed wide, then clamped, so no answer overflows.
-        let offset = (i128::from(host_ms) - i128::from(midpoint))
-            .clamp(-i128::from(Self::MAX_OFFSET_MS), i128::from(Self::MAX_OFFSET_MS))
-            as i64;
+        let offset = (i128::from(host_ms) - i128::from(midpoint)).clamp(
+            -i128::from(Self::MAX_OFFSET_MS),
+            i128::from(Self::MAX_OFFSET_MS),
+        ) as i64;
         if self.samples.len() == Self::KEEP {
             self.samples.pop_front();
         }

@@ -158,7 +158,13 @@ fn report_screen(
     if last.as_ref().map(comparable) == Some(comparable(&now)) {
         return;
     }
-    match &now {
+    if let view::PartyScreen::Party { url: Some(url), .. }
+    | view::PartyScreen::Empty { url: Some(url), .. } = &now
+    {
+        // The whole link, secret included, only at debug level (tests read it from there).
+        tracing::debug!(%url, "party screen: the invite link");
+    }
+    match &redacted(&now) {
         view::PartyScreen::Party {
             now: current,
             next,
@@ -175,6 +181,29 @@ fn report_screen(
         other => tracing::info!(state = ?other, "party screen"),
     }
     *last = Some(now);
+}
+
+/// The screen with its invite link's secret hidden, for logs above debug level.
+fn redacted(screen: &view::PartyScreen) -> view::PartyScreen {
+    let hide = |url: &Option<String>| url.as_deref().map(whatnext_core::invite::redact_secrets);
+    match screen {
+        view::PartyScreen::Party {
+            now,
+            next,
+            code,
+            url,
+        } => view::PartyScreen::Party {
+            now: now.clone(),
+            next: next.clone(),
+            code: code.clone(),
+            url: hide(url),
+        },
+        view::PartyScreen::Empty { code, url } => view::PartyScreen::Empty {
+            code: code.clone(),
+            url: hide(url),
+        },
+        other => other.clone(),
+    }
 }
 
 /// Analyses of tracks with a local file, made on a thread of their own when the track
@@ -337,6 +366,33 @@ fn animate(
         if let Some(mut m) = materials.get_mut(&material.0) {
             // Opaque on the dark background: a flash lifts its brightness.
             m.color = Color::srgb(0.06 + 0.14 * flash, 0.05 + 0.1 * flash, 0.16 + 0.3 * flash);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logged_screen_hides_the_invite_secret() {
+        let url = Some("whtnxt://connect/12D3KooWHana?session=S&key=s3cr3t".to_owned());
+        for screen in [
+            view::PartyScreen::Empty {
+                code: Some("ABC234".into()),
+                url: url.clone(),
+            },
+            view::PartyScreen::Party {
+                now: None,
+                next: Vec::new(),
+                code: Some("ABC234".into()),
+                url: url.clone(),
+            },
+        ] {
+            let logged = format!("{:?}", redacted(&screen));
+            assert!(!logged.contains("s3cr3t"), "{logged}");
+            assert!(logged.contains("session=S&key=<hidden>"), "{logged}");
+            assert!(logged.contains("ABC234"), "{logged}");
         }
     }
 }

@@ -471,7 +471,9 @@ fn a_drag_survives_the_queue_shrinking_under_it() {
 fn a_dragged_track_removed_mid_drag_moves_nothing() {
     for (row, gone) in [(2, TrackId(3)), (1, TrackId(2))] {
         let mut hana = harness(party("Hana"));
-        drag_and_drop(&mut hana, row, "Song 1", |state| remove_from_queue(state, gone));
+        drag_and_drop(&mut hana, row, "Song 1", |state| {
+            remove_from_queue(state, gone)
+        });
         assert_eq!(hana.state().actions, [], "dragging row {row}");
     }
 }
@@ -484,7 +486,8 @@ fn not_in_a_party() -> Harness<'static, State> {
     }))
 }
 
-const HANA_LINK: &str = "whtnxt://connect/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA?session=Friday&key=abc";
+const HANA_LINK: &str =
+    "whtnxt://connect/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA?session=Friday&key=abc";
 
 /// The Join button of the prompt (the join form's own is disabled while its field is empty).
 fn prompt_button<'a>(harness: &'a Harness<'_, State>, label: &'a str) -> egui_kittest::Node<'a> {
@@ -500,7 +503,11 @@ fn a_link_from_the_desktop_asks_before_joining() {
     let mut mia = not_in_a_party();
     mia.state_mut().forms.opened_with = Some(HANA_LINK.into());
     mia.run();
-    assert_eq!(mia.state().actions, [], "nothing is sent before the user says yes");
+    assert_eq!(
+        mia.state().actions,
+        [],
+        "nothing is sent before the user says yes"
+    );
     mia.get_by_label_contains(&format!("hosted by key {}", host.fingerprint()));
     // Still asking, frames later.
     mia.run();
@@ -513,7 +520,10 @@ fn a_link_from_the_desktop_asks_before_joining() {
             invite: HANA_LINK.into()
         })]
     );
-    assert!(mia.query_by_label_contains("hosted by key").is_none(), "the prompt closes");
+    assert!(
+        mia.query_by_label_contains("hosted by key").is_none(),
+        "the prompt closes"
+    );
 }
 
 #[test]

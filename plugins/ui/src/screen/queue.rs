@@ -114,7 +114,10 @@ fn drop_onto(queue: &[TrackView], dragged: TrackId, index: usize) -> Option<Acti
     let after = if from < index {
         Some(queue.get(index)?.track_id)
     } else {
-        index.checked_sub(1).and_then(|before| queue.get(before)).map(|t| t.track_id)
+        index
+            .checked_sub(1)
+            .and_then(|before| queue.get(before))
+            .map(|t| t.track_id)
     };
     Some(Action::Session(SessionAction::MoveTrack {
         track_id: dragged,
