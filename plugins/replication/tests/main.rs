@@ -15,6 +15,9 @@ use whatnext_test_support::{
     HOST, MEMBER, Network, STRANGER, WELCOME_REPLY, net_id, replicating_app, session_state, tick,
 };
 
+mod fuzz;
+#[path = "../../core/tests/mutate.rs"]
+mod mutate;
 mod versions;
 mod wire_ids;
 
