@@ -153,11 +153,8 @@ fn accept_update(world: &mut World, update: Update) -> Result<(), UnknownCompone
 
 /// Applies buffered updates that follow on from the last one applied.
 fn drain_buffer(world: &mut World) {
-    loop {
-        // The host's numbers: at u64::MAX there is no next update (never an overflow).
-        let Some(next) = world.resource::<Mirror>().last_seq.checked_add(1) else {
-            break;
-        };
+    // The host's numbers: at u64::MAX there is no next update (never an overflow).
+    while let Some(next) = world.resource::<Mirror>().last_seq.checked_add(1) {
         let Some(update) = world.resource_mut::<Mirror>().buffer.remove(&next) else {
             break;
         };
