@@ -22,8 +22,9 @@ use whatnext_storage::StoragePlugin;
 #[derive(Parser, Debug)]
 #[command(name = "whatnext", version, about, long_about)]
 struct Cli {
-    /// An invite link (whtnxt://… or whatnext://…) to join at once, as the desktop's link
-    /// handler passes it (see packaging/whatnext.desktop).
+    /// An invite link (whtnxt://… or whatnext://…) or short code, as the desktop's link
+    /// handler passes it (see packaging/whatnext.desktop). The window asks "Join …?" first;
+    /// the party screen (--kiosk) joins it at once.
     #[arg(value_name = "INVITE")]
     invite: Option<String>,
 

@@ -23,7 +23,7 @@ pub struct Options {
     pub screenshot: Option<PathBuf>,
     /// Start with the demo party (`--demo`).
     pub demo: bool,
-    /// An invite link to join at start.
+    /// An invite link to join at start: the window asks first, the party screen does not.
     pub invite: Option<String>,
     /// The party screen, with reduced motion or not.
     pub kiosk: Option<bool>,

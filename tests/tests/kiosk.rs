@@ -29,7 +29,7 @@ fn a_guests_track_shows_in_up_next_on_the_kiosk() {
         .arg("--data-dir")
         .arg(&data)
         .args(RELAY_ONLY)
-        .env("RUST_LOG", "warn,whatnext_kiosk=info")
+        .env("RUST_LOG", "warn,whatnext_kiosk=debug")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -48,12 +48,17 @@ fn a_guests_track_shows_in_up_next_on_the_kiosk() {
             }
         }
     };
+    // Above debug level the link's secret is hidden; the whole link is logged at debug.
     let announced = wait_for("an invite link", &|l| {
-        l.contains("party screen") && l.contains("whtnxt://") && l.contains("relay=")
+        l.contains("the invite link") && l.contains("whtnxt://") && l.contains("relay=")
     });
     let url = announced
-        .split('"')
-        .find(|part| part.starts_with("whtnxt://"))
+        .split(['"', ' '])
+        .find_map(|part| {
+            part.strip_prefix("url=")
+                .or(Some(part))
+                .filter(|p| p.starts_with("whtnxt://"))
+        })
         .expect("the link")
         .to_owned();
 

@@ -3,6 +3,8 @@
 //! rustfft, on a log frequency scale) and onset times (spectral flux peaks), i.e. the beats.
 //! No Bevy here: the kiosk runs `analyze_file` on a thread of its own.
 
+mod open;
+
 use std::path::{Path, PathBuf};
 
 use rustfft::FftPlanner;
@@ -30,6 +32,11 @@ pub const MIN_ONSET_GAP_MS: u64 = 100;
 /// A file longer than this is analysed up to here only (memory stays bounded: 10 min of
 /// mono f32 at 48 kHz is 110 MiB before the analysis drops it).
 pub const MAX_SECONDS: u64 = 600;
+/// The most mono samples decoded from one file, whatever its header says: [`MAX_SECONDS`]
+/// at 48 kHz (a higher rate is analysed for fewer seconds).
+pub const MAX_SAMPLES: usize = 48_000 * MAX_SECONDS as usize;
+
+pub use open::{MAX_CHANNELS, MAX_SAMPLE_RATE, check_format, open_regular_file};
 
 /// Mono samples and their rate.
 #[derive(Clone, Debug)]
@@ -73,6 +80,14 @@ pub enum DecodeError {
         /// The file.
         path: PathBuf,
     },
+    /// The file claims a sample rate or channel count beyond whatnext's limits.
+    #[error("{path} has {what}")]
+    OutOfLimits {
+        /// The file.
+        path: PathBuf,
+        /// Which limit, in words.
+        what: String,
+    },
     /// The track's codec is not supported, or decoding failed for good.
     #[error("cannot decode {path}: {source}")]
     Undecodable {
@@ -95,7 +110,7 @@ pub enum DecodeError {
 
 /// Decodes the first audio track of a file into mono f32 samples.
 pub fn decode(path: &Path) -> Result<Decoded, DecodeError> {
-    let file = std::fs::File::open(path).map_err(|source| DecodeError::Open {
+    let file = open_regular_file(path).map_err(|source| DecodeError::Open {
         path: path.to_owned(),
         source,
     })?;
@@ -134,7 +149,13 @@ pub fn decode(path: &Path) -> Result<Decoded, DecodeError> {
             path: path.to_owned(),
             source,
         })?;
-    let limit = sample_rate as usize * MAX_SECONDS as usize;
+    let channels = track.codec_params.channels.map_or(1, |c| c.count());
+    check_format(sample_rate, channels).map_err(|what| DecodeError::OutOfLimits {
+        path: path.to_owned(),
+        what,
+    })?;
+    // Counted in samples actually decoded: a header's length is only a claim.
+    let limit = (sample_rate as usize * MAX_SECONDS as usize).min(MAX_SAMPLES);
     let mut samples = Vec::new();
     while samples.len() < limit {
         let packet = match format.next_packet() {
@@ -166,13 +187,21 @@ pub fn decode(path: &Path) -> Result<Decoded, DecodeError> {
         };
         let spec = *decoded.spec();
         let channels = spec.channels.count().max(1);
+        // A packet may disagree with the track's header; it is held to the same limits.
+        if let Err(what) = check_format(spec.rate, channels) {
+            return Err(DecodeError::OutOfLimits {
+                path: path.to_owned(),
+                what,
+            });
+        }
         let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         buffer.copy_interleaved_ref(decoded);
         samples.extend(
             buffer
                 .samples()
                 .chunks(channels)
-                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32)
+                .take(limit - samples.len()),
         );
     }
     Ok(Decoded {

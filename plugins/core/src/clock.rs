@@ -116,11 +116,19 @@ impl OffsetEstimator {
     /// How many recent exchanges are kept.
     pub const KEEP: usize = 8;
 
+    /// The largest offset taken from a host, either way: 100 years covers any clock set
+    /// wrong by hand or reset to 1970, and keeps `now ± offset` far from overflowing.
+    pub const MAX_OFFSET_MS: i64 = 100 * 365 * 86_400_000;
+
     /// Adds one exchange (all in ms) and returns the best estimate so far.
     pub fn add(&mut self, sent_ms: u64, host_ms: u64, received_ms: u64) -> i64 {
         let rtt = received_ms.saturating_sub(sent_ms);
-        let midpoint = sent_ms + rtt / 2;
-        let offset = host_ms as i64 - midpoint as i64;
+        let midpoint = sent_ms.saturating_add(rtt / 2);
+        // `host_ms` is a peer's number: computed wide, then clamped, so no answer overflows.
+        let offset = (i128::from(host_ms) - i128::from(midpoint)).clamp(
+            -i128::from(Self::MAX_OFFSET_MS),
+            i128::from(Self::MAX_OFFSET_MS),
+        ) as i64;
         if self.samples.len() == Self::KEEP {
             self.samples.pop_front();
         }
@@ -156,6 +164,27 @@ mod tests {
             estimator.add(10_000 + i, 14_000 + i, 10_050 + i);
         }
         assert_eq!(estimator.best(), Some(3_975));
+    }
+
+    /// The host's answer is a peer's number: any u64 must give an offset, not a panic, and
+    /// the offset stays within [`OffsetEstimator::MAX_OFFSET_MS`] so `now ± offset` never
+    /// overflows either.
+    #[test]
+    fn a_hostile_host_time_gives_a_clamped_offset_not_a_panic() {
+        let max = OffsetEstimator::MAX_OFFSET_MS;
+        for host_ms in [u64::MAX, 1 << 63, (1 << 63) - 1, u64::MAX / 2 + 7] {
+            let mut estimator = OffsetEstimator::default();
+            assert_eq!(estimator.add(1_000, host_ms, 1_100), max, "{host_ms}");
+        }
+        let mut estimator = OffsetEstimator::default();
+        assert_eq!(estimator.add(u64::MAX - 10, 0, u64::MAX), -max);
+        // A clock 56 years off (a device that lost its date) is still followed.
+        let mut estimator = OffsetEstimator::default();
+        let years_56 = 56 * 365 * 86_400_000;
+        assert_eq!(
+            estimator.add(1_000, 1_050 + years_56, 1_100),
+            years_56 as i64
+        );
     }
 
     #[test]

@@ -233,6 +233,35 @@ fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// What replaces an invite secret in [`redact_secrets`].
+pub const REDACTED: &str = "<hidden>";
+
+/// `text` with the value of every invite secret (a link's `key=` parameter) replaced by
+/// [`REDACTED`], for logs above debug level: whoever reads the secret joins without approval.
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("key=") {
+        let (before, from_key) = rest.split_at(at);
+        out.push_str(before);
+        out.push_str("key=");
+        let value = &from_key["key=".len()..];
+        // Only a parameter named `key` (after `?` or `&`), not e.g. `monkey=`.
+        let is_parameter = before.ends_with(['?', '&']);
+        let end = value
+            .find(|c: char| c == '&' || c == '#' || c == '"' || c.is_whitespace())
+            .unwrap_or(value.len());
+        if is_parameter && end > 0 {
+            out.push_str(REDACTED);
+            rest = &value[end..];
+        } else {
+            rest = value;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,6 +319,35 @@ mod tests {
             let code = ShortCode::random(&mut rng);
             assert_eq!(code.as_str().parse::<ShortCode>(), Ok(code.clone()));
             assert!(!code.as_str().contains(['0', 'O', '1', 'I', 'L']));
+        }
+    }
+
+    #[test]
+    fn redaction_hides_every_invite_secret_and_keeps_the_rest() {
+        let link = format!("whtnxt://connect/{HOST}?relay=%2Fip4%2F1.2.3.4&session=S&key=s3cr3t");
+        let redacted = redact_secrets(&link);
+        assert_eq!(
+            redacted,
+            format!("whtnxt://connect/{HOST}?relay=%2Fip4%2F1.2.3.4&session=S&key={REDACTED}")
+        );
+        let two = format!("a {link} b \"{link}&x=1\" whtnxt://connect/{HOST}?key=first&session=S");
+        let redacted = redact_secrets(&two);
+        assert!(
+            !redacted.contains("s3cr3t") && !redacted.contains("first"),
+            "{redacted}"
+        );
+        assert!(
+            redacted.contains("&x=1\"") && redacted.contains("&session=S"),
+            "{redacted}"
+        );
+        for untouched in [
+            "monkey=banana",
+            "no secret here",
+            "key=",
+            "?key=&session=S",
+            "",
+        ] {
+            assert_eq!(redact_secrets(untouched), untouched);
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The core crate's integration tests: one binary, one module per behaviour.
 
+mod fuzz;
+mod mutate;
 mod roles;
 mod session;
 

@@ -158,7 +158,13 @@ fn report_screen(
     if last.as_ref().map(comparable) == Some(comparable(&now)) {
         return;
     }
-    match &now {
+    if let view::PartyScreen::Party { url: Some(url), .. }
+    | view::PartyScreen::Empty { url: Some(url), .. } = &now
+    {
+        // The whole link, secret included, only at debug level (tests read it from there).
+        tracing::debug!(%url, "party screen: the invite link");
+    }
+    match &redacted(&now) {
         view::PartyScreen::Party {
             now: current,
             next,
@@ -177,8 +183,31 @@ fn report_screen(
     *last = Some(now);
 }
 
-/// Analyses of tracks with a local file, made on a thread of their own when the track
-/// becomes current: `None` while in progress or when the file could not be read.
+/// The screen with its invite link's secret hidden, for logs above debug level.
+fn redacted(screen: &view::PartyScreen) -> view::PartyScreen {
+    let hide = |url: &Option<String>| url.as_deref().map(whatnext_core::invite::redact_secrets);
+    match screen {
+        view::PartyScreen::Party {
+            now,
+            next,
+            code,
+            url,
+        } => view::PartyScreen::Party {
+            now: now.clone(),
+            next: next.clone(),
+            code: code.clone(),
+            url: hide(url),
+        },
+        view::PartyScreen::Empty { code, url } => view::PartyScreen::Empty {
+            code: code.clone(),
+            url: hide(url),
+        },
+        other => other.clone(),
+    }
+}
+
+/// Analyses of tracks with a file of this device's own ([`whatnext_playback::own_file`]),
+/// made on a thread of their own when the track becomes current: `None` while in progress or when the file could not be read.
 #[derive(Resource)]
 struct Analyses {
     by_track: std::collections::HashMap<TrackId, Option<std::sync::Arc<whatnext_audio::Analysis>>>,
@@ -206,6 +235,7 @@ impl Default for Analyses {
 fn analyse_current_track(
     reader: SessionReader,
     tracks: Query<&Track>,
+    library: Res<Library>,
     mut analyses: ResMut<Analyses>,
 ) {
     while let Ok((id, result)) = analyses.done_rx.try_recv() {
@@ -226,10 +256,13 @@ fn analyse_current_track(
     if analyses.by_track.contains_key(&current) {
         return;
     }
+    // Only a file of this device's own: a guest's track names a path on the guest's device.
+    let me = &reader.local_peer().peer;
     let Some(path) = tracks
         .iter()
         .find(|t| t.id == current)
-        .and_then(|t| t.path.clone())
+        .and_then(|t| whatnext_playback::own_file(t, me, &library))
+        .map(str::to_owned)
     else {
         return;
     };
@@ -337,6 +370,107 @@ fn animate(
         if let Some(mut m) = materials.get_mut(&material.0) {
             // Opaque on the dark background: a flash lifts its brightness.
             m.color = Color::srgb(0.06 + 0.14 * flash, 0.05 + 0.1 * flash, 0.16 + 0.3 * flash);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whatnext_test_support::Author;
+
+    const SCREEN: &str = "12D3KooWScreen";
+    const GUEST: &str = "12D3KooWGus";
+
+    /// The screen hosts; `adder` queues a track with a file at `path`, which plays; one frame
+    /// of the analysis system runs. Returns whether an analysis of it was started.
+    fn analysis_started_for_a_track_from(adder: &str, path: &str) -> bool {
+        let mut app = whatnext_test_support::session_app(SCREEN);
+        app.init_resource::<Analyses>()
+            .add_systems(Update, analyse_current_track.after(SessionSet::Apply));
+        let mut screen = Author::new(SCREEN);
+        screen
+            .act(
+                &mut app,
+                Action::Local(LocalAction::CreateSession {
+                    session_id: SessionId("S".into()),
+                    name: "Party".into(),
+                }),
+            )
+            .expect("create");
+        app.world_mut().spawn((
+            Participant {
+                peer: PeerId::new(GUEST),
+                display_name: "Gus".into(),
+                display: false,
+            },
+            Presence {
+                online: true,
+                connection: Connection::Relayed,
+            },
+        ));
+        let mut guest = Author::new(GUEST);
+        let author = if adder == SCREEN {
+            &mut screen
+        } else {
+            &mut guest
+        };
+        author
+            .act(
+                &mut app,
+                Action::Session(SessionAction::AddTrack {
+                    track_id: TrackId(1),
+                    title: "Song".into(),
+                    artist: String::new(),
+                    duration_ms: 60_000,
+                    path: Some(path.into()),
+                }),
+            )
+            .expect("add");
+        app.update();
+        screen
+            .act(&mut app, Action::Session(SessionAction::Play))
+            .expect("play");
+        app.update();
+        app.world()
+            .resource::<Analyses>()
+            .by_track
+            .contains_key(&TrackId(1))
+    }
+
+    #[test]
+    fn the_screen_analyses_its_own_tracks_file() {
+        assert!(analysis_started_for_a_track_from(SCREEN, "/music/none.wav"));
+    }
+
+    /// A guest's track names a path on the guest's device; the screen must not open it.
+    #[test]
+    fn the_screen_never_opens_a_path_from_a_guests_track() {
+        assert!(!analysis_started_for_a_track_from(
+            GUEST,
+            "/tmp/guest-named-fifo"
+        ));
+    }
+
+    #[test]
+    fn the_logged_screen_hides_the_invite_secret() {
+        let url = Some("whtnxt://connect/12D3KooWHana?session=S&key=s3cr3t".to_owned());
+        for screen in [
+            view::PartyScreen::Empty {
+                code: Some("ABC234".into()),
+                url: url.clone(),
+            },
+            view::PartyScreen::Party {
+                now: None,
+                next: Vec::new(),
+                code: Some("ABC234".into()),
+                url: url.clone(),
+            },
+        ] {
+            let logged = format!("{:?}", redacted(&screen));
+            assert!(!logged.contains("s3cr3t"), "{logged}");
+            assert!(logged.contains("session=S&key=<hidden>"), "{logged}");
+            assert!(logged.contains("ABC234"), "{logged}");
         }
     }
 }

@@ -2,6 +2,10 @@
 //! one bad frame is refused and the connection goes on; a peer that keeps at it is cut off.
 //! A real swarm on loopback, driven through `whatnext_network::swarm::run` as the app does.
 
+mod fuzz;
+#[path = "../../core/tests/mutate.rs"]
+mod mutate;
+
 use std::io;
 use std::time::Duration;
 

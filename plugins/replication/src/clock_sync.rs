@@ -29,7 +29,9 @@ pub(crate) struct ClockSync {
 
 /// This device's own wall clock this frame, in ms: `WallClock` minus the host offset.
 fn local_now_ms(wall: &WallClock) -> u64 {
-    wall.now_ms.saturating_add_signed(-wall.offset_ms)
+    // Saturating: `-i64::MIN` would overflow (the estimator clamps, but this is a field).
+    wall.now_ms
+        .saturating_add_signed(wall.offset_ms.saturating_neg())
 }
 
 /// Asks the host's time now and then, and folds each answer into `WallClock::offset_ms`.

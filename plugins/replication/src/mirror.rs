@@ -171,8 +171,8 @@ fn accept_update(world: &mut World, update: Update) -> Result<(), UnknownCompone
 
 /// Applies buffered updates that follow on from the last one applied.
 fn drain_buffer(world: &mut World) {
-    loop {
-        let next = world.resource::<Mirror>().last_seq + 1;
+    // The host's numbers: at u64::MAX there is no next update (never an overflow).
+    while let Some(next) = world.resource::<Mirror>().last_seq.checked_add(1) {
         let Some(update) = world.resource_mut::<Mirror>().buffer.remove(&next) else {
             break;
         };
@@ -311,5 +311,23 @@ fn drop_settled_pending(world: &mut World) {
         .collect();
     for entity in settled {
         world.despawn(entity);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host's snapshot can claim any sequence number; at the top of the range the next
+    /// one does not exist, and draining stops instead of overflowing.
+    #[test]
+    fn a_snapshot_at_the_last_sequence_number_drains_nothing_and_does_not_overflow() {
+        let mut world = World::new();
+        world.insert_resource(Mirror {
+            last_seq: u64::MAX,
+            ..Default::default()
+        });
+        drain_buffer(&mut world);
+        assert_eq!(world.resource::<Mirror>().last_seq, u64::MAX);
     }
 }

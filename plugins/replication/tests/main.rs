@@ -16,7 +16,10 @@ use whatnext_test_support::{
 };
 
 mod admission;
+mod fuzz;
 mod hostile_members;
+#[path = "../../core/tests/mutate.rs"]
+mod mutate;
 mod versions;
 mod wire_ids;
 

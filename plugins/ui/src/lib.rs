@@ -85,6 +85,9 @@ pub struct Forms {
     pub library_query: String,
     /// The folder to import.
     pub import_folder: String,
+    /// An invite the app was opened with (the desktop's `whtnxt://` handler), waiting for
+    /// the user to confirm it: a link clicked on a web page never joins by itself.
+    pub opened_with: Option<String>,
     /// The folder import in progress, if any, and how the last one went.
     pub importing: Option<IntentId>,
     /// How the last import went, in words.
@@ -150,8 +153,8 @@ impl Screen {
     }
 }
 
-/// The app was opened with an invite link (the desktop's `whtnxt://` handler): the first
-/// frame joins it, as if the user had pasted it and pressed Join.
+/// The app was opened with an invite link (the desktop's `whtnxt://` handler): the window
+/// asks "Join …?" first ([`Forms::opened_with`]); the party screen joins it at once.
 #[derive(Resource, Clone, Debug)]
 pub struct OpenedWith(pub String);
 
@@ -246,17 +249,11 @@ fn draw_screen(
             .layer_id(LayerId::background())
             .max_rect(ctx.viewport_rect()),
     );
-    let mut actions = draw(&mut root, &screen, &mut forms);
     if let Some(opened) = opened {
         commands.remove_resource::<OpenedWith>();
-        forms.invite = opened.0.clone();
-        match opened.0.parse::<whatnext_core::invite::Invite>() {
-            Ok(_) => actions.push(Action::Local(LocalAction::JoinSession {
-                invite: opened.0.clone(),
-            })),
-            Err(bad) => forms.problem = Some(Problem::bad_invite(bad.to_string())),
-        }
+        forms.opened_with = Some(opened.0.clone());
     }
+    let actions = draw(&mut root, &screen, &mut forms);
     for action in actions {
         let is_join = matches!(action, Action::Local(LocalAction::JoinSession { .. }));
         let is_import = matches!(action, Action::Local(LocalAction::ImportFolder { .. }));

@@ -1,6 +1,7 @@
 //! The panels without a window: egui_kittest drives `draw` through its accessibility tree,
 //! the way a user would (find by label, click, hover), and checks what it asks for.
 
+use bevy_egui::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use whatnext_core::prelude::*;
@@ -481,4 +482,147 @@ fn an_outbox_intent_refused_later_is_shown_with_its_reason() {
         gus.query_by_label_contains("The host refused a change you made while it was away")
             .is_some()
     );
+}
+/// Drags the handle of the row titled `from` and drops it on the row titled `onto`, with
+/// `between` run while the drag is under way (another peer changing the queue, say).
+fn drag_and_drop(
+    harness: &mut Harness<'_, State>,
+    from: usize,
+    onto: &str,
+    between: impl FnOnce(&mut State),
+) {
+    let handle = harness
+        .get_all_by_label("=")
+        .nth(from)
+        .expect("a handle")
+        .rect()
+        .center();
+    harness.hover_at(handle);
+    harness.run();
+    harness.drag_at(handle);
+    harness.run();
+    harness.hover_at(handle + egui::vec2(0.0, 4.0));
+    harness.run();
+    between(harness.state_mut());
+    harness.run();
+    let target = harness.get_by_label(onto).rect().center();
+    for step in 1..=5 {
+        harness.hover_at(handle + (target - handle) * (step as f32 / 5.0));
+        harness.run();
+    }
+    harness.drop_at(target);
+    harness.run();
+}
+
+fn remove_from_queue(state: &mut State, track: TrackId) {
+    if let Some(session) = &mut state.screen.session {
+        session.queue.retain(|t| t.track_id != track);
+    }
+}
+
+/// The dragged row was the last of three; the first is removed mid-drag, so the row it
+/// started from is past the end of the queue when it is dropped.
+#[test]
+fn a_drag_survives_the_queue_shrinking_under_it() {
+    let mut hana = harness(party("Hana"));
+    drag_and_drop(&mut hana, 2, "Song 2", |state| {
+        remove_from_queue(state, TrackId(1))
+    });
+    assert_eq!(
+        hana.state().actions,
+        [Action::Session(SessionAction::MoveTrack {
+            track_id: TrackId(3),
+            after: None,
+        })]
+    );
+}
+
+/// The dragged track itself goes away mid-drag: dropping it moves nothing, neither past
+/// the end (it was last) nor the track that took its row (it was in the middle).
+#[test]
+fn a_dragged_track_removed_mid_drag_moves_nothing() {
+    for (row, gone) in [(2, TrackId(3)), (1, TrackId(2))] {
+        let mut hana = harness(party("Hana"));
+        drag_and_drop(&mut hana, row, "Song 1", |state| {
+            remove_from_queue(state, gone)
+        });
+        assert_eq!(hana.state().actions, [], "dragging row {row}");
+    }
+}
+
+/// A screen outside any party, as the app starts when the desktop opens a link.
+fn not_in_a_party() -> Harness<'static, State> {
+    harness(Screen::new(LocalPeer {
+        peer: peer("Mia"),
+        display_name: "Mia".into(),
+    }))
+}
+
+const HANA_LINK: &str =
+    "whtnxt://connect/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA?session=Friday&key=abc";
+
+/// The Join button of the prompt (the join form's own is disabled while its field is empty).
+fn prompt_button<'a>(harness: &'a Harness<'_, State>, label: &'a str) -> egui_kittest::Node<'a> {
+    harness
+        .get_all_by_label(label)
+        .find(|node| !node.accesskit_node().is_disabled())
+        .expect("an enabled button")
+}
+
+#[test]
+fn a_link_from_the_desktop_asks_before_joining() {
+    let host = PeerId::new("12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA");
+    let mut mia = not_in_a_party();
+    mia.state_mut().forms.opened_with = Some(HANA_LINK.into());
+    mia.run();
+    assert_eq!(
+        mia.state().actions,
+        [],
+        "nothing is sent before the user says yes"
+    );
+    mia.get_by_label_contains(&format!("hosted by key {}", host.fingerprint()));
+    // Still asking, frames later.
+    mia.run();
+    assert_eq!(mia.state().actions, []);
+    prompt_button(&mia, "Join").click();
+    mia.run();
+    assert_eq!(
+        mia.state().actions,
+        [Action::Local(LocalAction::JoinSession {
+            invite: HANA_LINK.into()
+        })]
+    );
+    assert!(
+        mia.query_by_label_contains("hosted by key").is_none(),
+        "the prompt closes"
+    );
+}
+
+#[test]
+fn cancelling_a_link_from_the_desktop_joins_nothing() {
+    let mut mia = not_in_a_party();
+    mia.state_mut().forms.opened_with = Some(HANA_LINK.into());
+    mia.run();
+    prompt_button(&mia, "Cancel").click();
+    mia.run();
+    mia.run();
+    assert_eq!(mia.state().actions, []);
+    assert!(mia.query_by_label_contains("hosted by key").is_none());
+}
+
+#[test]
+fn a_short_code_from_the_command_line_asks_too_and_a_bad_link_is_a_sentence() {
+    let mut mia = not_in_a_party();
+    mia.state_mut().forms.opened_with = Some("ABC234".into());
+    mia.run();
+    mia.get_by_label_contains("with the code ABC234");
+    assert_eq!(mia.state().actions, []);
+
+    let mut mia = not_in_a_party();
+    mia.state_mut().forms.opened_with = Some("whtnxt://nonsense".into());
+    mia.run();
+    mia.run();
+    assert_eq!(mia.state().actions, []);
+    assert!(mia.query_by_label_contains("hosted by key").is_none());
+    mia.get_by_label_contains("That invite doesn");
 }

@@ -2,6 +2,7 @@
 //! for. One module per panel; whether a control is enabled comes from
 //! [`allowed`](crate::permitted::allowed), the rules the host enforces.
 
+mod confirm_join;
 mod invite;
 mod join;
 mod knocks;
@@ -27,6 +28,7 @@ pub const JOIN_FIELD: &str = "join-field";
 pub fn draw(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) -> Vec<Action> {
     let mut actions = Vec::new();
     shortcuts(ui, screen, forms, &mut actions);
+    confirm_join::show(ui, forms, &mut actions);
     top_bar::show(ui, screen, forms);
     name_prompt::show(ui, screen, forms, &mut actions);
     side_panel(ui, screen, forms, &mut actions);

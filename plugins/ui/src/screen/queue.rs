@@ -70,7 +70,8 @@ fn track_row(
     let row = ui.horizontal(|ui| {
         if movable {
             let id = egui::Id::new(("track-drag", t.track_id.0));
-            ui.dnd_drag_source(id, index, |ui| {
+            // The payload is the track, not its row: the queue can change under a drag.
+            ui.dnd_drag_source(id, t.track_id, |ui| {
                 ui.label(RichText::new("=").monospace().weak());
             })
             .response
@@ -96,21 +97,30 @@ fn track_row(
             actions.push(Action::Session(remove));
         }
     });
-    if let Some(from) = row.response.dnd_release_payload::<usize>() {
-        let from = *from;
-        if from != index {
-            // Dropped on a row: it takes that row's place, moving the others along.
-            let after = if from < index {
-                Some(session.queue[index].track_id)
-            } else {
-                index
-                    .checked_sub(1)
-                    .map(|before| session.queue[before].track_id)
-            };
-            actions.push(Action::Session(SessionAction::MoveTrack {
-                track_id: session.queue[from].track_id,
-                after,
-            }));
-        }
+    if let Some(dragged) = row.response.dnd_release_payload::<TrackId>()
+        && let Some(action) = drop_onto(&session.queue, *dragged, index)
+    {
+        actions.push(action);
     }
+}
+
+/// The move for `dragged` dropped on the row at `index`: it takes that row's place, moving
+/// the others along. Nothing if it is dropped on itself or has left the queue meanwhile.
+fn drop_onto(queue: &[TrackView], dragged: TrackId, index: usize) -> Option<Action> {
+    let from = queue.iter().position(|t| t.track_id == dragged)?;
+    if from == index {
+        return None;
+    }
+    let after = if from < index {
+        Some(queue.get(index)?.track_id)
+    } else {
+        index
+            .checked_sub(1)
+            .and_then(|before| queue.get(before))
+            .map(|t| t.track_id)
+    };
+    Some(Action::Session(SessionAction::MoveTrack {
+        track_id: dragged,
+        after,
+    }))
 }
