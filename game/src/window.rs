@@ -76,7 +76,8 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
     crate::add_core_plugins(&mut app, storage, network, demo, extend);
     match kiosk {
         Some(reduce_motion) => {
-            app.add_plugins(whatnext_kiosk::KioskPlugin { reduce_motion });
+            app.add_plugins(whatnext_kiosk::KioskPlugin { reduce_motion })
+                .add_systems(Update, fill_the_screen);
             app.insert_resource(whatnext_core::prelude::JoinAsDisplay);
         }
         None => {
@@ -109,6 +110,28 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
             .add_systems(Update, take_screenshot);
     }
     app.run()
+}
+
+/// The party screen covers its monitor. Borderless full screen asks the window manager for
+/// that, and a kiosk box often runs none (X with no WM keeps the window at its first size), so
+/// the window is also sized and placed to the primary monitor itself.
+fn fill_the_screen(
+    monitors: Query<&bevy::window::Monitor, With<bevy::window::PrimaryMonitor>>,
+    mut windows: Query<&mut Window, With<bevy::window::PrimaryWindow>>,
+) {
+    let (Ok(monitor), Ok(mut window)) = (monitors.single(), windows.single_mut()) else {
+        return;
+    };
+    let size = UVec2::new(monitor.physical_width, monitor.physical_height);
+    if size.x == 0 || size.y == 0 {
+        return;
+    }
+    if window.resolution.physical_size() != size {
+        window
+            .resolution
+            .set_physical_resolution(monitor.physical_width, monitor.physical_height);
+        window.position = WindowPosition::At(monitor.physical_position);
+    }
 }
 
 #[derive(Resource)]

@@ -74,7 +74,9 @@ fn spawn_visualizer(
     mut meshes: ResMut<Assets<Mesh>>,
     mut materials: ResMut<Assets<ColorMaterial>>,
 ) {
-    commands.spawn(Camera2d);
+    // No multisampling: on a CPU renderer (lavapipe, a Pi) every sample is paid per pixel,
+    // and the bars are axis-aligned rectangles that need none.
+    commands.spawn((Camera2d, Msaa::Off));
     commands.spawn((
         Glow,
         Mesh2d(meshes.add(Circle::new(1.0))),
