@@ -2,7 +2,10 @@
 //! directories. They find the binary next to this test executable in the target directory,
 //! so build it first (`cargo build --workspace --bins`), as the README's test command does.
 
+mod companion;
+mod companion_browser;
 mod harness;
+mod http_client;
 mod headless;
 mod join;
 mod kiosk;

@@ -115,6 +115,8 @@ pub enum Command {
     },
     /// `session.invite`: the current session's invite link and short code.
     SessionInvite,
+    /// `session.companion`: the phone page's link, with its token.
+    SessionCompanion,
     /// `session.join`: joins a session by invite link or short code.
     SessionJoin {
         /// The invite link or short code.
@@ -249,6 +251,7 @@ pub const COMMANDS: &[&str] = &[
     "knock.deny",
     "member.kick",
     "session.invite.rotate",
+    "session.companion",
     "library.add",
     "library.import",
     "library.list",
@@ -455,6 +458,7 @@ fn command(cmd: &str, raw: Value) -> Result<Command, RequestError> {
             }
         }
         "session.invite.rotate" => C::InviteRotate,
+        "session.companion" => C::SessionCompanion,
         "quit" => C::Quit,
         other => {
             return Err(RequestError::UnknownCommand {

@@ -126,6 +126,8 @@ pub struct Screen {
     pub library: Vec<LibraryTrack>,
     /// How many tracks the library holds in all.
     pub library_size: usize,
+    /// The phone page's link, while this device serves one (the host).
+    pub phone_link: Option<String>,
 }
 
 impl Screen {
@@ -143,6 +145,7 @@ impl Screen {
             join: None,
             library: Vec::new(),
             library_size: 0,
+            phone_link: None,
         }
     }
 }
@@ -200,6 +203,7 @@ fn draw_screen(
     progress: Option<Res<JoinProgress>>,
     library: Res<Library>,
     opened: Option<Res<OpenedWith>>,
+    phone: Option<Res<CompanionLink>>,
     mut commands: Commands,
     mut forms: ResMut<Forms>,
     mut intents: IntentSender,
@@ -225,6 +229,7 @@ fn draw_screen(
             Vec::new()
         },
         library_size: library.0.len(),
+        phone_link: phone.and_then(|p| p.url.clone()),
     };
     let mut root = egui::Ui::new(
         ctx.clone(),

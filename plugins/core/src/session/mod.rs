@@ -52,6 +52,7 @@ impl Plugin for SessionPlugin {
             .init_resource::<AppliedIntents>()
             .init_resource::<IntentCounter>()
             .init_resource::<SessionInvite>()
+            .init_resource::<CompanionLink>()
             .init_resource::<Knocks>()
             .init_resource::<Outbox>()
             .init_resource::<RejoinInvite>()
