@@ -11,7 +11,8 @@ use crate::harness::*;
 use crate::http_client::*;
 
 /// The page on loopback only, on any free port.
-pub const PHONE_PAGE_ON_LOOPBACK: &[&str] = &["--companion-listen", "127.0.0.1", "--companion-port", "0"];
+pub const PHONE_PAGE_ON_LOOPBACK: &[&str] =
+    &["--companion-listen", "127.0.0.1", "--companion-port", "0"];
 
 /// A host with a session, two library tracks and one queued track; returns its page link.
 pub fn host_with_a_party(dir: &std::path::Path) -> (Headless, String) {
@@ -40,7 +41,11 @@ pub fn host_with_a_party(dir: &std::path::Path) -> (Headless, String) {
 
 fn titles(list: &Value) -> Vec<String> {
     list.as_array()
-        .map(|l| l.iter().filter_map(|t| t["title"].as_str().map(str::to_owned)).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(|t| t["title"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -55,7 +60,11 @@ pub fn wait_event(app: &mut Headless, name: &str, check: impl Fn(&Value) -> bool
         {
             return found["data"].clone();
         }
-        assert!(Instant::now() < deadline, "no {name} event: {:?}", app.events);
+        assert!(
+            Instant::now() < deadline,
+            "no {name} event: {:?}",
+            app.events
+        );
         // A query lets events that arrived meanwhile be read.
         app.ok("identity", json!(null));
         std::thread::sleep(Duration::from_millis(20));
@@ -72,7 +81,11 @@ fn the_page_is_served_only_with_its_token_on_the_address_asked_for() {
 
     let page = get(&url);
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("<script src=\"app.js\">"), "{}", page.body);
+    assert!(
+        page.body.contains("<script src=\"app.js\">"),
+        "{}",
+        page.body
+    );
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
     assert_eq!(get(&format!("{url}app.js")).status, 200);
 
@@ -89,9 +102,16 @@ fn the_page_is_served_only_with_its_token_on_the_address_asked_for() {
     ] {
         let answer = get(&format!("http://{addr}{path}"));
         assert_eq!(answer.status, 404, "{path}");
-        assert!(answer.body.is_empty(), "{path} gave a hint: {}", answer.body);
+        assert!(
+            answer.body.is_empty(),
+            "{path} gave a hint: {}",
+            answer.body
+        );
     }
-    let answer = post(&format!("http://{addr}/c/{wrong}/hello"), &json!({"name": "Eve"}));
+    let answer = post(
+        &format!("http://{addr}/c/{wrong}/hello"),
+        &json!({"name": "Eve"}),
+    );
     assert_eq!((answer.status, answer.body.as_str()), (404, ""));
     let events = open_events(&format!("http://{addr}/c/{wrong}/events"));
     assert_eq!(events.status, 404);
@@ -103,7 +123,9 @@ fn a_phone_sees_the_party_live_and_adds_a_track_and_reacts_as_a_guest() {
     let (mut host, url) = host_with_a_party(&dir.path().join("host"));
     let events = open_events(&format!("{url}events"));
     assert_eq!(events.status, 200);
-    let first = events.wait_for("now playing", TIMEOUT, |s| s["now"]["title"] == json!("Opening"));
+    let first = events.wait_for("now playing", TIMEOUT, |s| {
+        s["now"]["title"] == json!("Opening")
+    });
     assert_eq!(first["session"], "Rooftop");
     assert_eq!(first["now"]["added_by"], "Hana");
     assert_eq!(first["playback"]["state"], "playing");
@@ -131,8 +153,14 @@ fn a_phone_sees_the_party_live_and_adds_a_track_and_reacts_as_a_guest() {
     assert!(phone_peer.starts_with("phone-"), "{phone_peer}");
     let found = post(&format!("{url}search"), &json!({"q": "bowie"})).json();
     assert_eq!(titles(&found["tracks"]), vec!["Heroes".to_owned()]);
-    let library_id = found["tracks"][0]["track_id"].as_str().expect("id").to_owned();
-    let added = post(&format!("{url}add"), &json!({"phone": phone, "track_id": library_id}));
+    let library_id = found["tracks"][0]["track_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let added = post(
+        &format!("{url}add"),
+        &json!({"phone": phone, "track_id": library_id}),
+    );
     assert_eq!(added.status, 200, "{}", added.body);
 
     let (state, _) = wait_state(&mut host, "the phone's track in the queue", |s| {
@@ -160,19 +188,30 @@ fn a_phone_sees_the_party_live_and_adds_a_track_and_reacts_as_a_guest() {
 
     // A reaction reaches the host's control protocol, about the track playing.
     let opening = state["queue"][0]["track_id"].clone();
-    let reacted = post(&format!("{url}react"), &json!({"phone": phone, "emoji": "fire"}));
+    let reacted = post(
+        &format!("{url}react"),
+        &json!({"phone": phone, "emoji": "fire"}),
+    );
     assert_eq!(reacted.status, 200, "{}", reacted.body);
     let reaction = wait_event(&mut host, "reaction", |d| d["emoji"] == "fire");
     assert_eq!(reaction["from"], json!(phone_peer));
     assert_eq!(reaction["track_id"], opening);
     events.wait_for("the reaction", TIMEOUT, |s| {
-        s["reactions"].as_array().is_some_and(|r| r.iter().any(|r| r["from"] == "Ana (phone)"))
+        s["reactions"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["from"] == "Ana (phone)"))
     });
 
     // Bad input gets a clear refusal; a forged or missing phone key gets nothing done.
-    let bad = post(&format!("{url}react"), &json!({"phone": phone, "emoji": "poop"}));
+    let bad = post(
+        &format!("{url}react"),
+        &json!({"phone": phone, "emoji": "poop"}),
+    );
     assert_eq!(bad.status, 400, "{}", bad.body);
-    let forged = post(&format!("{url}add"), &json!({"phone": "0".repeat(32), "track_id": library_id}));
+    let forged = post(
+        &format!("{url}add"),
+        &json!({"phone": "0".repeat(32), "track_id": library_id}),
+    );
     assert_eq!(forged.status, 403, "{}", forged.body);
     let long = post(&format!("{url}hello"), &json!({"name": "x".repeat(300)}));
     assert_eq!(long.status, 400, "{}", long.body);
@@ -192,13 +231,20 @@ fn a_rotated_invite_changes_the_token_and_an_ended_session_stops_the_page() {
         .expect("a link")
         .to_owned();
     assert_ne!(new_url, url);
-    assert_eq!(split_url(&new_url).0, split_url(&url).0, "same address, new token");
+    assert_eq!(
+        split_url(&new_url).0,
+        split_url(&url).0,
+        "same address, new token"
+    );
     assert_eq!(get(&url).status, 404, "the old link stops working");
     assert_eq!(get(&new_url).status, 200);
     // The old page's stream ends (EventSource then finds the link gone).
     let deadline = Instant::now() + TIMEOUT;
     loop {
-        match old_events.events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        match old_events
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             Ok(_) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
             Err(e) => panic!("the old link's stream stayed open: {e}"),
@@ -206,11 +252,17 @@ fn a_rotated_invite_changes_the_token_and_an_ended_session_stops_the_page() {
     }
 
     host.ok("session.leave", json!(null));
-    assert_eq!(host.error_code("session.companion", json!(null)), "not_in_session");
+    assert_eq!(
+        host.error_code("session.companion", json!(null)),
+        "not_in_session"
+    );
     let (addr, path) = split_url(&new_url);
     let deadline = Instant::now() + TIMEOUT;
     while request("GET", &addr, &path, None).is_ok() {
-        assert!(Instant::now() < deadline, "the page is still served after the session ended");
+        assert!(
+            Instant::now() < deadline,
+            "the page is still served after the session ended"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 
@@ -232,7 +284,13 @@ fn a_phone_that_sends_too_much_is_slowed_down() {
         .expect("key")
         .to_owned();
     let statuses: Vec<u16> = (0..30)
-        .map(|_| post(&format!("{url}react"), &json!({"phone": phone, "emoji": "party"})).status)
+        .map(|_| {
+            post(
+                &format!("{url}react"),
+                &json!({"phone": phone, "emoji": "party"}),
+            )
+            .status
+        })
         .collect();
     let accepted = statuses.iter().filter(|s| **s == 200).count();
     assert!(statuses.contains(&429), "{statuses:?}");
@@ -254,7 +312,10 @@ fn a_reaction_from_a_phone_reaches_a_member_device_as_replicated_state() {
     host.ok("relay.add", json!({"addr": relay.addr()}));
     wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
     host.ok("session.create", json!({"name": "Linked"}));
-    host.ok("track.add", json!({"title": "Now", "artist": "", "duration_ms": 300_000}));
+    host.ok(
+        "track.add",
+        json!({"title": "Now", "artist": "", "duration_ms": 300_000}),
+    );
     host.ok("playback.play", json!(null));
     let invite = host.relayed_invite_url();
     let page = host.ok("session.companion", json!(null))["url"]
@@ -279,11 +340,17 @@ fn a_reaction_from_a_phone_reaches_a_member_device_as_replicated_state() {
             .as_array()
             .is_some_and(|ps| ps.iter().any(|p| p["display_name"] == "Remy (phone)"))
     });
-    let reacted = post(&format!("{page}react"), &json!({"phone": key, "emoji": "mind_blown"}));
+    let reacted = post(
+        &format!("{page}react"),
+        &json!({"phone": key, "emoji": "mind_blown"}),
+    );
     assert_eq!(reacted.status, 200, "{}", reacted.body);
     let seen = wait_event(&mut member, "reaction", |d| d["emoji"] == "mind_blown");
     assert_eq!(seen["from"], phone["peer_id"]);
-    assert!(seen["track_id"].is_string(), "about the track playing: {seen}");
+    assert!(
+        seen["track_id"].is_string(),
+        "about the track playing: {seen}"
+    );
 }
 
 /// A party screen that joined someone else's party as a display member shows a phone's
@@ -300,7 +367,10 @@ fn a_phones_reaction_floats_up_on_a_party_screen_that_joined_as_a_display() {
     host.ok("relay.add", json!({"addr": relay.addr()}));
     wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
     host.ok("session.create", json!({"name": "Screens"}));
-    host.ok("track.add", json!({"title": "Now", "artist": "", "duration_ms": 300_000}));
+    host.ok(
+        "track.add",
+        json!({"title": "Now", "artist": "", "duration_ms": 300_000}),
+    );
     host.ok("playback.play", json!(null));
     let invite = host.relayed_invite_url();
     let page = host.ok("session.companion", json!(null))["url"]
@@ -341,7 +411,9 @@ fn a_phones_reaction_floats_up_on_a_party_screen_that_joined_as_a_display() {
             }
         }
     };
-    wait_for("the host's party", &|l| l.contains("party screen") && l.contains("\"Now\""));
+    wait_for("the host's party", &|l| {
+        l.contains("party screen") && l.contains("\"Now\"")
+    });
     wait_state(&mut host, "the screen as a display member", |s| {
         s["participants"]
             .as_array()
@@ -349,7 +421,10 @@ fn a_phones_reaction_floats_up_on_a_party_screen_that_joined_as_a_display() {
     });
 
     let phone = post(&format!("{page}hello"), &json!({"name": "Zoe"})).json();
-    let reacted = post(&format!("{page}react"), &json!({"phone": phone["phone"], "emoji": "party"}));
+    let reacted = post(
+        &format!("{page}react"),
+        &json!({"phone": phone["phone"], "emoji": "party"}),
+    );
     assert_eq!(reacted.status, 200, "{}", reacted.body);
     let shown = wait_for("the phone's reaction", &|l| {
         l.contains("party screen: reaction") && l.contains("emoji=\"party\"")

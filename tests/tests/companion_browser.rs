@@ -144,12 +144,20 @@ impl<'a> Browser<'a> {
 
     fn click(&self, css: &str) {
         let element = self.find(css);
-        self.call("POST", &format!("/element/{element}/click"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
     }
 
     fn type_into(&self, css: &str, text: &str) {
         let element = self.find(css);
-        self.call("POST", &format!("/element/{element}/clear"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        );
         self.call(
             "POST",
             &format!("/element/{element}/value"),
@@ -174,7 +182,10 @@ impl<'a> Browser<'a> {
             if check(&text) {
                 return text;
             }
-            assert!(Instant::now() < deadline, "the page never showed {what}: {css} is {text:?}");
+            assert!(
+                Instant::now() < deadline,
+                "the page never showed {what}: {css} is {text:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -215,7 +226,9 @@ fn a_phone_browser_sees_the_party_adds_a_track_and_reacts() {
     browser.wait_text("#live", "that it is live", |t| t == "live");
     browser.wait_text("#now-title", "now playing", |t| t == "Opening");
     assert_eq!(browser.text("#session"), "Rooftop");
-    browser.wait_text("#up-next", "an empty queue", |t| t.contains("Nothing queued yet"));
+    browser.wait_text("#up-next", "an empty queue", |t| {
+        t.contains("Nothing queued yet")
+    });
     let before = browser.run_async("arguments[0](performance.timeOrigin)");
 
     // A track the host adds appears without a reload.
@@ -223,7 +236,9 @@ fn a_phone_browser_sees_the_party_adds_a_track_and_reacts() {
         "track.add",
         json!({"title": "Second Song", "artist": "Host Band", "duration_ms": 1000}),
     );
-    browser.wait_text("#up-next", "the host's new track", |t| t.contains("Second Song"));
+    browser.wait_text("#up-next", "the host's new track", |t| {
+        t.contains("Second Song")
+    });
     assert_eq!(
         browser.run_async("arguments[0](performance.timeOrigin)"),
         before,
@@ -287,8 +302,13 @@ fn a_phone_browser_sees_the_party_adds_a_track_and_reacts() {
             &format!("{url}add"),
             &json!({"phone": phone["phone"], "track_id": found["tracks"][0]["track_id"]}),
         );
-        post(&format!("{url}react"), &json!({"phone": phone["phone"], "emoji": "fire"}));
-        browser.wait_text("#up-next", "the fuller queue", |t| t.contains("Blue Monday"));
+        post(
+            &format!("{url}react"),
+            &json!({"phone": phone["phone"], "emoji": "fire"}),
+        );
+        browser.wait_text("#up-next", "the fuller queue", |t| {
+            t.contains("Blue Monday")
+        });
         std::thread::sleep(Duration::from_millis(1500));
         std::fs::write(&path, browser.screenshot_png()).expect("write the screenshot");
     }

@@ -46,7 +46,12 @@ fn connect(addr: &str) -> std::io::Result<TcpStream> {
 }
 
 /// Sends one request and reads its answer: by its length, its chunks, or to the end.
-pub fn request(method: &str, addr: &str, path: &str, body: Option<&Value>) -> std::io::Result<Answer> {
+pub fn request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::io::Result<Answer> {
     let mut stream = connect(addr)?;
     let body = body.map(Value::to_string).unwrap_or_default();
     write!(
@@ -72,7 +77,12 @@ pub fn request(method: &str, addr: &str, path: &str, body: Option<&Value>) -> st
             headers.push((name.trim().to_lowercase(), value.trim().to_owned()));
         }
     }
-    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
     let mut raw = Vec::new();
     if let Some(length) = header("content-length").and_then(|l| l.parse::<usize>().ok()) {
         raw.resize(length, 0);

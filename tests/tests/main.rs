@@ -5,8 +5,8 @@
 mod companion;
 mod companion_browser;
 mod harness;
-mod http_client;
 mod headless;
+mod http_client;
 mod join;
 mod kiosk;
 mod lan;

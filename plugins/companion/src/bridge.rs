@@ -198,7 +198,8 @@ pub(crate) fn take_requests(
                 continue;
             }
             PhoneAsk::Hello { peer, name } => {
-                let removed = access.is_some_and(|a| a.banned.contains(&peer) || a.revoked.contains(&peer));
+                let removed =
+                    access.is_some_and(|a| a.banned.contains(&peer) || a.revoked.contains(&peer));
                 if removed {
                     refuse(reply, 403, "the host removed this phone from the party");
                     continue;

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use rand::RngCore;
-use whatnext_core::prelude::PeerId;
 use whatnext_core::limits::MAX_TEXT_CHARS;
+use whatnext_core::prelude::PeerId;
 
 /// Most phones one session's page accepts (each is a participant, within the session's cap).
 pub const MAX_PHONES: usize = 40;
@@ -24,8 +24,7 @@ pub fn random_secret() -> String {
 /// Compares secrets in time independent of where they differ.
 pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

@@ -64,8 +64,8 @@ impl RateLimiter {
 
     fn forget_idle(&mut self, now_ms: u64) {
         // Full by now means idle long enough that forgetting it gives nothing away.
-        let refill_ms = (REQUEST_BURST / REQUESTS_PER_SECOND).max(ACTION_BURST / ACTIONS_PER_SECOND)
-            * 1000.0;
+        let refill_ms =
+            (REQUEST_BURST / REQUESTS_PER_SECOND).max(ACTION_BURST / ACTIONS_PER_SECOND) * 1000.0;
         self.buckets
             .retain(|_, b| (now_ms.saturating_sub(b.at_ms) as f64) < refill_ms);
         if self.buckets.len() >= MAX_ADDRESSES {
@@ -90,7 +90,10 @@ mod tests {
         assert!(!limiter.allow(IP, Cost::Action, 0));
         // Reading still works: only the action bucket is empty.
         assert!(limiter.allow(IP, Cost::Read, 0));
-        assert!(limiter.allow(IP, Cost::Action, 2_000), "one action back after 2 s");
+        assert!(
+            limiter.allow(IP, Cost::Action, 2_000),
+            "one action back after 2 s"
+        );
         assert!(!limiter.allow(IP, Cost::Action, 2_000));
     }
 

@@ -60,7 +60,9 @@ struct Shared {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A handler that panicked mid-update leaves plain counters: still usable.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A running page server; dropping it stops the thread and closes every connection.
@@ -343,20 +345,20 @@ async fn hello(shared: &Shared, args: &Value) -> Response {
     axum::Json(json!({"phone": key, "peer_id": phone.peer, "name": phone.name})).into_response()
 }
 
-/// The phone a request names by its key, or the answer to send instead.
-fn phone_of(shared: &Shared, args: &Value) -> Result<crate::phones::Phone, Response> {
-    text_arg(args, "phone")
-        .and_then(|key| lock(&shared.phones).get(key).cloned())
-        .ok_or_else(|| error(StatusCode::FORBIDDEN, "say your name first"))
+/// The phone a request names by its key, if it said hello.
+fn phone_of(shared: &Shared, args: &Value) -> Option<crate::phones::Phone> {
+    text_arg(args, "phone").and_then(|key| lock(&shared.phones).get(key).cloned())
+}
+
+fn unknown_phone() -> Response {
+    error(StatusCode::FORBIDDEN, "say your name first")
 }
 
 async fn add(shared: &Shared, args: &Value) -> Response {
-    let phone = match phone_of(shared, args) {
-        Ok(phone) => phone,
-        Err(answer) => return answer,
+    let Some(phone) = phone_of(shared, args) else {
+        return unknown_phone();
     };
-    let Some(track_id) = text_arg(args, "track_id").and_then(|t| t.parse::<TrackId>().ok())
-    else {
+    let Some(track_id) = text_arg(args, "track_id").and_then(|t| t.parse::<TrackId>().ok()) else {
         return error(StatusCode::BAD_REQUEST, "`track_id` is not a track id");
     };
     ask(
@@ -370,9 +372,8 @@ async fn add(shared: &Shared, args: &Value) -> Response {
 }
 
 async fn react(shared: &Shared, args: &Value) -> Response {
-    let phone = match phone_of(shared, args) {
-        Ok(phone) => phone,
-        Err(answer) => return answer,
+    let Some(phone) = phone_of(shared, args) else {
+        return unknown_phone();
     };
     let Some(emoji) = text_arg(args, "emoji").and_then(Emoji::from_name) else {
         return error(StatusCode::BAD_REQUEST, "not one of the six reactions");

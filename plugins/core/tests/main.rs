@@ -1,5 +1,6 @@
 //! The core crate's integration tests: one binary, one module per behaviour.
 
+mod reactions;
 mod roles;
 mod session;
 

@@ -159,7 +159,10 @@ mod tests {
         reactions.push(Emoji::Fire, me.clone(), Some(TrackId(1)), 0);
         reactions.push(Emoji::Party, me.clone(), Some(TrackId(1)), 0);
         reactions.push(Emoji::Heart, me, Some(TrackId(2)), 0);
-        assert_eq!(counts_for(Some(&reactions), Some(TrackId(1))), "🔥 2   🎉 1");
+        assert_eq!(
+            counts_for(Some(&reactions), Some(TrackId(1))),
+            "🔥 2   🎉 1"
+        );
         assert_eq!(counts_for(Some(&reactions), Some(TrackId(3))), "");
         assert_eq!(counts_for(None, Some(TrackId(1))), "");
     }

@@ -151,7 +151,12 @@ pub fn draw_overlay(
                 ctx,
                 big("The queue is empty. Join the party and add a song!", 0.045),
             );
-            join_corner(ctx, h, code.as_deref(), phone_url.as_deref().or(url.as_deref()));
+            join_corner(
+                ctx,
+                h,
+                code.as_deref(),
+                phone_url.as_deref().or(url.as_deref()),
+            );
         }
         PartyScreen::Party {
             now,
@@ -223,7 +228,12 @@ pub fn draw_overlay(
                         );
                     }
                 });
-            join_corner(ctx, h, code.as_deref(), phone_url.as_deref().or(url.as_deref()));
+            join_corner(
+                ctx,
+                h,
+                code.as_deref(),
+                phone_url.as_deref().or(url.as_deref()),
+            );
         }
     }
     Ok(())
