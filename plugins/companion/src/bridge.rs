@@ -59,7 +59,15 @@ pub(crate) fn follow_session(
         .iter()
         .find(|(_, host, _)| host.0 == local.peer)
         .map(|(s, _, access)| (s.id.clone(), access.map_or(0, |a| a.generation)));
-    if config.disabled || key == running.key {
+    if config.disabled {
+        let off = CompanionLink {
+            url: None,
+            problem: Some("no phone page: it is turned off (--no-companion)".into()),
+        };
+        link.set_if_neq(off);
+        return;
+    }
+    if key == running.key {
         return;
     }
     let same_session = matches!((&key, &running.key), (Some((a, _)), Some((b, _))) if a == b);

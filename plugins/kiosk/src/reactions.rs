@@ -75,8 +75,8 @@ pub fn follow_reactions(
             .find(|p| p.peer == r.from)
             .map_or_else(|| "someone".to_owned(), |p| p.display_name.clone());
         tracing::info!(emoji = r.emoji.as_str(), %from, "party screen: reaction");
-        // Spread them out, the same way on every screen.
-        let x = 0.15 + 0.7 * ((r.id.wrapping_mul(2_654_435_761) % 1000) as f32 / 1000.0);
+        // Spread them out, the same way on every screen, left of the join card.
+        let x = 0.08 + 0.52 * ((r.id.wrapping_mul(2_654_435_761) % 1000) as f32 / 1000.0);
         floating.floaters.push(Floater {
             emoji: r.emoji,
             from,

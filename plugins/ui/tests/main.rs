@@ -448,3 +448,18 @@ fn the_host_can_make_a_new_link_and_code() {
     let gus = harness(party("Gus"));
     assert!(gus.query_by_label("New link and code").is_none());
 }
+
+#[test]
+fn the_share_panel_offers_the_phone_page_only_when_there_is_one() {
+    let mut with_page = party("Hana");
+    with_page.phone_link =
+        Some("http://192.168.1.20:47800/c/0123456789abcdef0123456789abcdef/".into());
+    let hana = harness(with_page);
+    assert!(hana.query_by_label("Copy phone link").is_some());
+    assert!(
+        hana.query_by_label_contains("/c/0123456789abcdef")
+            .is_some()
+    );
+    let without = harness(party("Hana"));
+    assert!(without.query_by_label("Copy phone link").is_none());
+}

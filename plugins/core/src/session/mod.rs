@@ -25,7 +25,7 @@ pub use events::SessionEvent;
 pub use sender::{IntentCounter, IntentSender};
 
 /// Adds the session model: its resources (`QueueIndex`, `WallClock`, `Library`,
-/// `AppliedIntents`, `IntentCounter`, `SessionInvite`, `Knocks`, `Outbox`, `RejoinInvite`)
+/// `AppliedIntents`, `IntentCounter`, `SessionInvite`, `CompanionLink`, `Knocks`, `Outbox`, `RejoinInvite`)
 /// and messages (`Intent`, `IntentOutcome`, `TrackRemoved`, [`SessionEvent`]); the wall-clock
 /// tick in `First`; intent application and moving past finished tracks in
 /// [`SessionSet::Apply`] (`Update`); session events in [`SessionSet::Events`]
