@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use whatnext_companion::{CompanionConfig, CompanionPlugin};
 use whatnext_core::prelude::SessionPlugin;
 use whatnext_network::{NetConfig, NetworkPlugin};
 use whatnext_replication::ReplicationPlugin;
@@ -75,6 +76,19 @@ struct Cli {
     /// Calmer motion and no flashes (with --kiosk).
     #[arg(long)]
     reduce_motion: bool,
+
+    /// Where the phone page listens while you host (repeatable) [default: this machine's
+    /// private IPv4 addresses, the local network only].
+    #[arg(long, value_name = "IP")]
+    companion_listen: Vec<std::net::IpAddr>,
+
+    /// The phone page's port [default: 47800, or a free one when it is taken].
+    #[arg(long, value_name = "PORT")]
+    companion_port: Option<u16>,
+
+    /// Serve no phone page.
+    #[arg(long)]
+    no_companion: bool,
 }
 
 impl Cli {
@@ -96,6 +110,23 @@ impl Cli {
     }
 }
 
+/// The phone page's settings from the command line, read when the plugins are added.
+static COMPANION: std::sync::OnceLock<CompanionConfig> = std::sync::OnceLock::new();
+
+impl Cli {
+    fn companion_config(&self) -> CompanionConfig {
+        let mut config = CompanionConfig::default();
+        if !self.companion_listen.is_empty() {
+            config.listen = Some(self.companion_listen.clone());
+        }
+        if let Some(port) = self.companion_port {
+            config.port = port;
+        }
+        config.disabled = self.no_companion;
+        config
+    }
+}
+
 /// Adds an extension's plugins to the app, after whatnext's own core plugins.
 pub type Extend = fn(&mut bevy::app::App);
 
@@ -112,6 +143,7 @@ pub mod prelude {
 pub fn run_with(extend: Extend) -> ExitCode {
     let cli = Cli::parse();
     init_logs();
+    let _ = COMPANION.set(cli.companion_config());
     let demo_dir = cli
         .demo
         .then(|| std::env::temp_dir().join(format!("whatnext-demo-{}", std::process::id())));
@@ -184,6 +216,9 @@ pub(crate) fn add_core_plugins(
     }
     if demo {
         app.add_plugins(demo::DemoPlugin);
+    } else {
+        let config = COMPANION.get().cloned().unwrap_or_default();
+        app.add_plugins(CompanionPlugin::new(config));
     }
     extend(app);
 }

@@ -2,8 +2,11 @@
 //! directories. They find the binary next to this test executable in the target directory,
 //! so build it first (`cargo build --workspace --bins`), as the README's test command does.
 
+mod companion;
+mod companion_browser;
 mod harness;
 mod headless;
+mod http_client;
 mod join;
 mod kiosk;
 mod lan;

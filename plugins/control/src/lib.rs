@@ -233,6 +233,7 @@ fn intent_for(command: &Command) -> Option<Action> {
         | C::LibraryList { .. }
         | C::RelayList
         | C::SessionInvite
+        | C::SessionCompanion
         | C::SessionState
         | C::KnockList
         | C::Quit => None,
@@ -246,6 +247,7 @@ struct SharedState<'w> {
     relays: Res<'w, Relays>,
     invite: Res<'w, SessionInvite>,
     knocks: Res<'w, Knocks>,
+    companion: Res<'w, CompanionLink>,
 }
 
 /// Answers a command that reads state.
@@ -275,6 +277,23 @@ fn answer_query(
                 ));
             }
             invite_json(&shared.invite)
+        }
+        Command::SessionCompanion => {
+            if !reader.in_session() {
+                return Err(IntentError::new(
+                    ErrorCode::NotInSession,
+                    "not in a session",
+                ));
+            }
+            match &shared.companion.url {
+                Some(url) => Ok(json!({"url": url})),
+                None => Err(IntentError::new(
+                    ErrorCode::Unreachable,
+                    shared.companion.problem.clone().unwrap_or_else(|| {
+                        "no phone page: only the device that hosts the session serves one".into()
+                    }),
+                )),
+            }
         }
         Command::LibraryList { query } => Ok(Value::Array(
             shared
@@ -537,6 +556,15 @@ fn push_events(
             SessionEvent::CohostsChanged => (
                 "cohosts.changed",
                 json!({"cohosts": reader.snapshot().map(|s| s.cohosts).unwrap_or_default()}),
+            ),
+            SessionEvent::Reaction {
+                emoji,
+                from,
+                track_id,
+            } => (
+                "reaction",
+                json!({"emoji": emoji.as_str(), "from": from,
+                    "track_id": track_id.map(|t| t.to_string())}),
             ),
         };
         send_line(&channels, json!({"event": name, "data": data}));

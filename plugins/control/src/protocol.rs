@@ -115,6 +115,8 @@ pub enum Command {
     },
     /// `session.invite`: the current session's invite link and short code.
     SessionInvite,
+    /// `session.companion`: the phone page's link, with its token.
+    SessionCompanion,
     /// `session.join`: joins a session by invite link or short code.
     SessionJoin {
         /// The invite link or short code.
@@ -252,6 +254,7 @@ pub const COMMANDS: &[&str] = &[
     "member.kick",
     "session.invite.rotate",
     "session.end",
+    "session.companion",
     "library.add",
     "library.import",
     "library.list",
@@ -459,6 +462,7 @@ fn command(cmd: &str, raw: Value) -> Result<Command, RequestError> {
         }
         "session.invite.rotate" => C::InviteRotate,
         "session.end" => C::SessionEnd,
+        "session.companion" => C::SessionCompanion,
         "quit" => C::Quit,
         other => {
             return Err(RequestError::UnknownCommand {

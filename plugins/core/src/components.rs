@@ -358,6 +358,17 @@ pub struct SessionInvite {
     pub problem: Option<String>,
 }
 
+/// The phone page's link for the hosted session, with its token, filled in by the companion
+/// plugin while it serves the page; front ends show it (the party screen's QR code, the
+/// Share panel) and the control protocol's `session.companion` answers with it.
+#[derive(Resource, Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompanionLink {
+    /// `http://<LAN address>:<port>/c/<token>/`, while the page is served.
+    pub url: Option<String>,
+    /// Why there is no page, in words for the user.
+    pub problem: Option<String>,
+}
+
 /// One track in this device's library: what can be added to a session's queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LibraryTrack {

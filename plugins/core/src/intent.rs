@@ -158,6 +158,13 @@ pub enum SessionAction {
         /// Refuse this peer's joins for the rest of the session.
         ban: bool,
     },
+    /// Sends a reaction about a track (the one playing when `track_id` is `None`).
+    React {
+        /// Which of the six reactions.
+        emoji: crate::reaction::Emoji,
+        /// The track it is about; `None` for the one playing now.
+        track_id: Option<TrackId>,
+    },
 }
 
 impl SessionAction {
@@ -189,6 +196,10 @@ impl SessionAction {
             SessionAction::ApproveKnock { peer: peer.clone() },
             SessionAction::DenyKnock { peer: peer.clone() },
             SessionAction::RemoveMember { peer, ban: false },
+            SessionAction::React {
+                emoji: crate::reaction::Emoji::Fire,
+                track_id: None,
+            },
         ]
     }
 }

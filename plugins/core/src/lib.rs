@@ -9,6 +9,7 @@ pub mod intent;
 pub mod invite;
 pub mod limits;
 pub mod order;
+pub mod reaction;
 pub mod relay;
 pub mod rules;
 pub mod session;
@@ -23,6 +24,7 @@ pub mod prelude {
     pub use crate::ids::{IntentId, NetId, PeerId, SessionId, TrackId};
     pub use crate::intent::*;
     pub use crate::order::QueueKey;
+    pub use crate::reaction::{Emoji, Reaction, Reactions};
     pub use crate::rules::{Facts, Role, Rule, SessionRoles, authorize, facts_for};
     pub use crate::session::{
         AppliedIntents, IntentCounter, IntentSender, PersistSet, Persistence, Restored,

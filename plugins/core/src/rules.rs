@@ -106,7 +106,7 @@ pub fn authorize(action: &SessionAction, facts: &Facts) -> Result<(), Rule> {
     }
     let host_or_cohost = facts.role.is_host_or_cohost();
     match action {
-        A::AddTrack { .. } => Ok(()),
+        A::AddTrack { .. } | A::React { .. } => Ok(()),
         A::RemoveTrack { .. } => {
             if host_or_cohost || facts.added_the_track {
                 Ok(())

@@ -2,6 +2,7 @@
 
 mod fuzz;
 mod mutate;
+mod reactions;
 mod roles;
 mod session;
 

@@ -21,6 +21,7 @@ fn action(kind: &str) -> SessionAction {
         "approve",
         "deny",
         "kick",
+        "react",
     ]
     .iter()
     .position(|k| *k == kind)
@@ -30,7 +31,7 @@ fn action(kind: &str) -> SessionAction {
 
 #[test]
 fn the_table_names_every_kind_of_session_action() {
-    assert_eq!(SessionAction::all_kinds().len(), 14);
+    assert_eq!(SessionAction::all_kinds().len(), 15);
 }
 
 /// `owner`: the author owns playback. `own`: the author added the track being removed.
@@ -41,6 +42,11 @@ fn the_table_names_every_kind_of_session_action() {
 #[case::cohost_adds("add", CoHost, false, false, None, Ok(()))]
 #[case::guest_adds("add", Guest, false, false, None, Ok(()))]
 #[case::display_cannot_add("add", Display, false, false, None, Err(Rule::DisplayIsReadOnly))]
+// react: everyone but a display (phones are guests)
+#[case::host_reacts("react", Host, false, false, None, Ok(()))]
+#[case::cohost_reacts("react", CoHost, false, false, None, Ok(()))]
+#[case::guest_reacts("react", Guest, false, false, None, Ok(()))]
+#[case::display_cannot_react("react", Display, false, false, None, Err(Rule::DisplayIsReadOnly))]
 // remove a track they added
 #[case::host_removes_own("remove", Host, false, true, None, Ok(()))]
 #[case::cohost_removes_own("remove", CoHost, false, true, None, Ok(()))]

@@ -4,6 +4,7 @@
 //! code with its QR code. It hosts a party of its own unless it was given one to join, which
 //! it joins as the read-only `display` role.
 
+pub mod reactions;
 pub mod view;
 pub mod visualizer;
 
@@ -52,6 +53,7 @@ impl Plugin for KioskPlugin {
             .insert_resource(ClearColor(Color::srgb(0.02, 0.02, 0.05)))
             .init_resource::<VisualizerFrame>()
             .init_resource::<Analyses>()
+            .init_resource::<reactions::Floating>()
             .add_systems(Startup, spawn_visualizer)
             .add_systems(
                 Update,
@@ -59,7 +61,14 @@ impl Plugin for KioskPlugin {
                     .chain()
                     .after(SessionSet::Apply),
             )
-            .add_systems(EguiPrimaryContextPass, view::draw_overlay);
+            .add_systems(
+                Update,
+                (reactions::follow_reactions, report_phone_link).after(SessionSet::Apply),
+            )
+            .add_systems(
+                EguiPrimaryContextPass,
+                (view::draw_overlay, reactions::draw_reactions).chain(),
+            );
     }
 }
 
@@ -183,6 +192,16 @@ fn report_screen(
         other => tracing::info!(state = ?other, "party screen"),
     }
     *last = Some(now);
+}
+
+/// Logs the phone page's link (the QR code's target) when it changes.
+fn report_phone_link(link: Option<Res<CompanionLink>>) {
+    if let Some(link) = link.filter(|l| l.is_changed())
+        && let Some(url) = &link.url
+    {
+        // The link carries its token: logged only at debug, like the invite's secret.
+        tracing::debug!(%url, "party screen: phone page");
+    }
 }
 
 /// The screen with its invite link's secret hidden, for logs above debug level.

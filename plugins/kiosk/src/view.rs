@@ -120,8 +120,17 @@ pub fn draw_overlay(
     reader: SessionReader,
     invite: Res<SessionInvite>,
     progress: Option<Res<JoinProgress>>,
+    phone: Option<Res<CompanionLink>>,
+    reactions: Query<&Reactions>,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
+    // The QR code takes phones to the phone page when this device serves one; the short
+    // code stays for desktop users.
+    let phone_url = phone.and_then(|p| p.url.clone());
+    let now_counts = crate::reactions::counts_for(
+        reactions.iter().next(),
+        reader.playback().and_then(|p| p.track_id),
+    );
     let screen = ctx.content_rect();
     let h = screen.height();
     let model = party_screen(
@@ -142,7 +151,12 @@ pub fn draw_overlay(
                 ctx,
                 big("The queue is empty. Join the party and add a song!", 0.045),
             );
-            join_corner(ctx, h, code.as_deref(), url.as_deref());
+            join_corner(
+                ctx,
+                h,
+                code.as_deref(),
+                phone_url.as_deref().or(url.as_deref()),
+            );
         }
         PartyScreen::Party {
             now,
@@ -164,6 +178,9 @@ pub fn draw_overlay(
                                     .size(h * 0.025)
                                     .color(DIM),
                             );
+                            if !now_counts.is_empty() {
+                                ui.label(RichText::new(&now_counts).size(h * 0.035));
+                            }
                             let fraction = if *duration == 0 {
                                 0.0
                             } else {
@@ -211,7 +228,12 @@ pub fn draw_overlay(
                         );
                     }
                 });
-            join_corner(ctx, h, code.as_deref(), url.as_deref());
+            join_corner(
+                ctx,
+                h,
+                code.as_deref(),
+                phone_url.as_deref().or(url.as_deref()),
+            );
         }
     }
     Ok(())

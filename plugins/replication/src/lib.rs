@@ -193,7 +193,8 @@ impl Plugin for ReplicationPlugin {
             .replicate::<PlaybackClock>()
             .replicate::<Participant>()
             .replicate::<Track>()
-            .replicate::<QueuePosition>();
+            .replicate::<QueuePosition>()
+            .replicate::<Reactions>();
     }
 }
 

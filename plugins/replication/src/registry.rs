@@ -46,10 +46,10 @@ pub trait AppReplicationExt {
     /// app.update();
     ///
     /// let registry = app.world().resource::<Registry>();
-    /// // After the eight core components, in registration order.
-    /// assert_eq!(registry.id_of::<Mood>(), Some(8));
-    /// assert_eq!(registry.name(8), Some("Mood"));
-    /// assert_eq!(registry.name(9), Some("party-lights"));
+    /// // After the nine core components, in registration order.
+    /// assert_eq!(registry.id_of::<Mood>(), Some(9));
+    /// assert_eq!(registry.name(9), Some("Mood"));
+    /// assert_eq!(registry.name(10), Some("party-lights"));
     /// ```
     fn replicate<C: Component<Mutability = Mutable> + Clone + Serialize + DeserializeOwned>(
         &mut self,

@@ -131,6 +131,8 @@ pub struct Screen {
     pub library_size: usize,
     /// Why this device cannot save right now (a full disk, say); `None` when it can.
     pub storage_problem: Option<String>,
+    /// The phone page's link, while this device serves one (the host).
+    pub phone_link: Option<String>,
 }
 
 impl Screen {
@@ -149,6 +151,7 @@ impl Screen {
             library: Vec::new(),
             library_size: 0,
             storage_problem: None,
+            phone_link: None,
         }
     }
 }
@@ -215,6 +218,7 @@ fn draw_screen(
     progress: Option<Res<JoinProgress>>,
     library: Res<Library>,
     (opened, persistence): (Option<Res<OpenedWith>>, Option<Res<Persistence>>),
+    phone: Option<Res<CompanionLink>>,
     mut commands: Commands,
     mut forms: ResMut<Forms>,
     mut intents: IntentSender,
@@ -241,6 +245,7 @@ fn draw_screen(
         },
         library_size: library.0.len(),
         storage_problem: persistence.and_then(|p| p.problem.clone()),
+        phone_link: phone.and_then(|p| p.url.clone()),
     };
     let mut root = egui::Ui::new(
         ctx.clone(),

@@ -626,3 +626,18 @@ fn a_short_code_from_the_command_line_asks_too_and_a_bad_link_is_a_sentence() {
     assert!(mia.query_by_label_contains("hosted by key").is_none());
     mia.get_by_label_contains("That invite doesn");
 }
+
+#[test]
+fn the_share_panel_offers_the_phone_page_only_when_there_is_one() {
+    let mut with_page = party("Hana");
+    with_page.phone_link =
+        Some("http://192.168.1.20:47800/c/0123456789abcdef0123456789abcdef/".into());
+    let hana = harness(with_page);
+    assert!(hana.query_by_label("Copy phone link").is_some());
+    assert!(
+        hana.query_by_label_contains("/c/0123456789abcdef")
+            .is_some()
+    );
+    let without = harness(party("Hana"));
+    assert!(without.query_by_label("Copy phone link").is_none());
+}

@@ -8,6 +8,7 @@ use super::Restored;
 use crate::clock::{PlayState, PlaybackClock};
 use crate::components::*;
 use crate::ids::{PeerId, SessionId, TrackId};
+use crate::reaction::{Emoji, Reactions};
 
 /// What happened to the session, for front ends and extensions. Derived from component
 /// changes, so it reports the same facts whatever caused them (a local intent, the host's
@@ -62,6 +63,15 @@ pub enum SessionEvent {
         /// The track now playing.
         track_id: TrackId,
     },
+    /// Someone sent a reaction (the host recorded it in [`Reactions`]).
+    Reaction {
+        /// Which reaction.
+        emoji: Emoji,
+        /// Who sent it.
+        from: PeerId,
+        /// The track it is about, if any.
+        track_id: Option<TrackId>,
+    },
 }
 
 /// In `PostUpdate` ([`SessionSet::Events`](super::SessionSet::Events)): turns this frame's
@@ -82,6 +92,8 @@ pub(super) fn emit_session_events(
     mut started: Local<Option<TrackId>>,
     owners: Query<&PlaybackOwner, (Changed<PlaybackOwner>, Without<Restored>)>,
     cohosts: Query<(), (Changed<CoHosts>, Without<Restored>)>,
+    reactions: Query<Ref<Reactions>>,
+    mut seen_reaction: Local<Option<u64>>,
 ) {
     let current = sessions.iter().next();
     let current_id = current.map(|(s, _)| s.id.clone());
@@ -148,4 +160,38 @@ pub(super) fn emit_session_events(
     if !cohosts.is_empty() {
         out.write(SessionEvent::CohostsChanged);
     }
+    emit_reactions(&mut out, reactions.iter().next(), &mut seen_reaction);
+}
+
+/// New reactions since the last one reported. The first list seen (a joiner's snapshot, the
+/// first reaction after a restart) is news only for a host that just recorded it.
+fn emit_reactions(
+    out: &mut MessageWriter<SessionEvent>,
+    reactions: Option<Ref<Reactions>>,
+    seen: &mut Option<u64>,
+) {
+    let Some(reactions) = reactions else {
+        *seen = None;
+        return;
+    };
+    if !reactions.is_changed() {
+        return;
+    }
+    // A list that arrived whole (a joiner's snapshot) is history, except its newest entry
+    // when the list was only just started (the first reaction of the session).
+    let from = match *seen {
+        Some(seen) => Some(seen),
+        None if reactions.is_added() && reactions.next_id > 1 => {
+            reactions.recent.last().map(|r| r.id)
+        }
+        None => None,
+    };
+    for r in reactions.after(from) {
+        out.write(SessionEvent::Reaction {
+            emoji: r.emoji,
+            from: r.from.clone(),
+            track_id: r.track_id,
+        });
+    }
+    *seen = reactions.recent.last().map(|r| r.id).or(*seen);
 }

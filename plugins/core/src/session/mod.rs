@@ -25,7 +25,7 @@ pub use events::SessionEvent;
 pub use sender::{IntentCounter, IntentSender};
 
 /// Adds the session model: its resources (`QueueIndex`, `WallClock`, `Library`,
-/// `AppliedIntents`, `IntentCounter`, `SessionInvite`, `Knocks`, `Outbox`, `RejoinInvite`, [`Persistence`])
+/// `AppliedIntents`, `IntentCounter`, `SessionInvite`, `CompanionLink`, `Knocks`, `Outbox`, `RejoinInvite`, [`Persistence`])
 /// and messages (`Intent`, `IntentOutcome`, `IntentRefused`, `TrackRemoved`, [`SessionEvent`]); the wall-clock
 /// tick in `First`; intent application and moving past finished tracks in
 /// [`SessionSet::Apply`] (`Update`); session events in [`SessionSet::Events`]
@@ -52,6 +52,7 @@ impl Plugin for SessionPlugin {
             .init_resource::<AppliedIntents>()
             .init_resource::<IntentCounter>()
             .init_resource::<SessionInvite>()
+            .init_resource::<CompanionLink>()
             .init_resource::<Knocks>()
             .init_resource::<Outbox>()
             .init_resource::<RejoinInvite>()

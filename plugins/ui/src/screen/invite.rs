@@ -16,6 +16,9 @@ pub(super) fn show(
     // The host's relay holds the code; members pass the host's invite on.
     if session.host == screen.me.peer {
         share(ui, &screen.invite);
+        if let Some(link) = &screen.phone_link {
+            phones(ui, link);
+        }
         // A link that leaked (a screenshot in the wrong chat) can be made useless; members
         // keep their own way back in.
         if ui
@@ -52,4 +55,16 @@ fn share(ui: &mut egui::Ui, invite: &SessionInvite) {
     if let Some(problem) = &invite.problem {
         ui.colored_label(WARN, problem);
     }
+}
+
+/// The phone page: guests nearby open it in their phone's browser, no app needed.
+fn phones(ui: &mut egui::Ui, link: &str) {
+    ui.separator();
+    ui.label(RichText::new("Phones on this Wi-Fi").strong());
+    ui.weak("Scan to see the queue, add songs and react from a browser.");
+    crate::qr::paint(ui, link, 140.0);
+    if ui.button("Copy phone link").clicked() {
+        ui.ctx().copy_text(link.to_owned());
+    }
+    ui.add(egui::Label::new(RichText::new(link).small().weak()).wrap());
 }

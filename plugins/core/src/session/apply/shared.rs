@@ -10,6 +10,7 @@ use crate::ids::{NetId, PeerId, TrackId};
 use crate::intent::*;
 use crate::limits;
 use crate::order::QueueKey;
+use crate::reaction::Reactions;
 use crate::rules::{Role, SessionRoles, authorize, facts_for};
 use crate::time::WallClock;
 
@@ -339,6 +340,19 @@ pub(super) fn apply_session(
                 peer: peer.clone(),
                 banned: *ban,
             });
+            Ok(Applied::Done)
+        }
+        A::React { emoji, track_id } => {
+            let about = match track_id {
+                Some(id) => Some(track(world, *id)?.1.id),
+                None => session.clock.track,
+            };
+            let mut reactions = world
+                .get::<Reactions>(session.entity)
+                .cloned()
+                .unwrap_or_default();
+            reactions.push(*emoji, author.clone(), about, now);
+            world.entity_mut(session.entity).insert(reactions);
             Ok(Applied::Done)
         }
     }
