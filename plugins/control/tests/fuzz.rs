@@ -11,36 +11,12 @@ use whatnext_control::protocol::parse_line;
 
 use mutate::{fuzz_config, mutate, mutation};
 
-const COMMANDS: &[&str] = &[
-    "identity",
-    "identity.set_name",
-    "relay.add",
-    "relay.remove",
-    "relay.list",
-    "session.create",
-    "session.invite",
-    "session.join",
-    "session.leave",
-    "session.state",
-    "track.add",
-    "library.add",
-    "library.import",
-    "library.list",
-    "track.remove",
-    "track.move",
-    "playback.play",
-    "playback.pause",
-    "playback.next",
-    "playback.seek",
-    "playback.take",
-    "playback.handoff",
-    "cohost.add",
-    "cohost.remove",
-    "knock.list",
-    "knock.approve",
-    "knock.deny",
-    "no.such.command",
-];
+/// Every command the parser knows, and one it does not.
+fn commands() -> Vec<&'static str> {
+    let mut all = whatnext_control::protocol::COMMANDS.to_vec();
+    all.push("no.such.command");
+    all
+}
 
 /// Any JSON value, a few levels deep.
 fn json_value() -> impl Strategy<Value = Value> {
@@ -80,7 +56,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// A request line with a known command (mostly) and random id and arguments.
 fn request_line() -> impl Strategy<Value = String> {
     (
-        proptest::sample::select(COMMANDS),
+        proptest::sample::select(commands()),
         json_value(),
         json_value(),
     )

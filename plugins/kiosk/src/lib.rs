@@ -398,7 +398,6 @@ fn animate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use whatnext_test_support::Author;
 
     const SCREEN: &str = "12D3KooWScreen";
     const GUEST: &str = "12D3KooWGus";
@@ -409,50 +408,7 @@ mod tests {
         let mut app = whatnext_test_support::session_app(SCREEN);
         app.init_resource::<Analyses>()
             .add_systems(Update, analyse_current_track.after(SessionSet::Apply));
-        let mut screen = Author::new(SCREEN);
-        screen
-            .act(
-                &mut app,
-                Action::Local(LocalAction::CreateSession {
-                    session_id: SessionId("S".into()),
-                    name: "Party".into(),
-                }),
-            )
-            .expect("create");
-        app.world_mut().spawn((
-            Participant {
-                peer: PeerId::new(GUEST),
-                display_name: "Gus".into(),
-                display: false,
-            },
-            Presence {
-                online: true,
-                connection: Connection::Relayed,
-            },
-        ));
-        let mut guest = Author::new(GUEST);
-        let author = if adder == SCREEN {
-            &mut screen
-        } else {
-            &mut guest
-        };
-        author
-            .act(
-                &mut app,
-                Action::Session(SessionAction::AddTrack {
-                    track_id: TrackId(1),
-                    title: "Song".into(),
-                    artist: String::new(),
-                    duration_ms: 60_000,
-                    path: Some(path.into()),
-                }),
-            )
-            .expect("add");
-        app.update();
-        screen
-            .act(&mut app, Action::Session(SessionAction::Play))
-            .expect("play");
-        app.update();
+        whatnext_test_support::host_plays_a_track_from(&mut app, SCREEN, GUEST, adder, path);
         app.world()
             .resource::<Analyses>()
             .by_track

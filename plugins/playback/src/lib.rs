@@ -224,7 +224,6 @@ fn follow_the_clock(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use whatnext_test_support::Author;
 
     const ME: &str = "12D3KooWMe";
     const GUEST: &str = "12D3KooWGus";
@@ -234,44 +233,7 @@ mod tests {
     fn playing_a_track_from(adder: &str, path: &str, library: Library) -> App {
         let mut app = whatnext_test_support::session_app(ME);
         app.add_plugins(PlaybackPlugin).insert_resource(library);
-        let mut me = Author::new(ME);
-        me.act(
-            &mut app,
-            Action::Local(LocalAction::CreateSession {
-                session_id: SessionId("S".into()),
-                name: "Party".into(),
-            }),
-        )
-        .expect("create");
-        app.world_mut().spawn((
-            Participant {
-                peer: PeerId::new(GUEST),
-                display_name: "Gus".into(),
-                display: false,
-            },
-            Presence {
-                online: true,
-                connection: Connection::Relayed,
-            },
-        ));
-        let mut guest = Author::new(GUEST);
-        let author = if adder == ME { &mut me } else { &mut guest };
-        author
-            .act(
-                &mut app,
-                Action::Session(SessionAction::AddTrack {
-                    track_id: TrackId(1),
-                    title: "Song".into(),
-                    artist: String::new(),
-                    duration_ms: 60_000,
-                    path: Some(path.into()),
-                }),
-            )
-            .expect("add");
-        app.update();
-        me.act(&mut app, Action::Session(SessionAction::Play))
-            .expect("play");
-        app.update();
+        whatnext_test_support::host_plays_a_track_from(&mut app, ME, GUEST, adder, path);
         app
     }
 

@@ -92,3 +92,53 @@ pub fn session_state(app: &mut App) -> Option<(SessionSnapshot, Vec<(String, Str
     snapshot.participants.clear();
     Some((snapshot, people))
 }
+
+/// On `app` (for `host`): a hosted session with `guest` in it; then `adder` (the host or the
+/// guest) queues a track with a file at `path`, and the host plays it, a frame after each.
+/// For plugins that must open only this device's own files.
+pub fn host_plays_a_track_from(app: &mut App, host: &str, guest: &str, adder: &str, path: &str) {
+    let mut hosting = Author::new(host);
+    hosting
+        .act(
+            app,
+            Action::Local(LocalAction::CreateSession {
+                session_id: SessionId("S".into()),
+                name: "Party".into(),
+            }),
+        )
+        .expect("create");
+    app.world_mut().spawn((
+        Participant {
+            peer: PeerId::new(guest),
+            display_name: "Gus".into(),
+            display: false,
+        },
+        Presence {
+            online: true,
+            connection: Connection::Relayed,
+        },
+    ));
+    let mut guesting = Author::new(guest);
+    let author = if adder == host {
+        &mut hosting
+    } else {
+        &mut guesting
+    };
+    author
+        .act(
+            app,
+            Action::Session(SessionAction::AddTrack {
+                track_id: TrackId(1),
+                title: "Song".into(),
+                artist: String::new(),
+                duration_ms: 60_000,
+                path: Some(path.into()),
+            }),
+        )
+        .expect("add");
+    app.update();
+    hosting
+        .act(app, Action::Session(SessionAction::Play))
+        .expect("play");
+    app.update();
+}

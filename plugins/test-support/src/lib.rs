@@ -17,5 +17,7 @@
 mod apps;
 mod network;
 
-pub use apps::{Author, FRAME, replicating_app, session_app, session_state};
+pub use apps::{
+    Author, FRAME, host_plays_a_track_from, replicating_app, session_app, session_state,
+};
 pub use network::{HOST, MEMBER, Network, STRANGER, Side, WELCOME_REPLY, net_id, tick};
