@@ -358,7 +358,6 @@ fn a_reaction_from_a_phone_reaches_a_member_device_as_replicated_state() {
 #[test]
 fn a_phones_reaction_floats_up_on_a_party_screen_that_joined_as_a_display() {
     use crate::relay::{Relay, wait_relay_status};
-    use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
     let mut flags = RELAY_ONLY.to_vec();
@@ -384,34 +383,12 @@ fn a_phones_reaction_floats_up_on_a_party_screen_that_joined_as_a_display() {
     setup.ok("identity.set_name", json!({"name": "Wall"}));
     setup.ok("quit", json!(null));
     assert!(setup.wait_exit().success());
-    let mut kiosk = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x720x24"])
-        .arg(binary())
-        .arg("--kiosk")
-        .arg("--data-dir")
-        .arg(&screen_data)
-        .args(RELAY_ONLY)
-        .arg(&invite)
-        .env("RUST_LOG", "warn,whatnext_kiosk=info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("xvfb-run is needed for this test");
-    let log = read_lines(kiosk.stderr.take().expect("stderr"), |line| line);
-    let wait_for = |what: &str, found: &dyn Fn(&str) -> bool| -> String {
-        let deadline = Instant::now() + TIMEOUT * 2;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match log.recv_timeout(left) {
-                Ok(line) if found(&line) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("the party screen never showed {what}: {e}"),
-            }
-        }
-    };
-    wait_for("the host's party", &|l| {
+    let kiosk = PartyScreen::start(
+        &screen_data,
+        &[RELAY_ONLY, &[invite.as_str()]].concat(),
+        "warn,whatnext_kiosk=info",
+    );
+    kiosk.wait_for("the host's party", |l| {
         l.contains("party screen") && l.contains("\"Now\"")
     });
     wait_state(&mut host, "the screen as a display member", |s| {
@@ -426,13 +403,8 @@ fn a_phones_reaction_floats_up_on_a_party_screen_that_joined_as_a_display() {
         &json!({"phone": phone["phone"], "emoji": "party"}),
     );
     assert_eq!(reacted.status, 200, "{}", reacted.body);
-    let shown = wait_for("the phone's reaction", &|l| {
+    let shown = kiosk.wait_for("the phone's reaction", |l| {
         l.contains("party screen: reaction") && l.contains("emoji=\"party\"")
     });
     assert!(shown.contains("Zoe (phone)"), "{shown}");
-
-    let _ = Command::new("pkill")
-        .args(["-TERM", "-P", &kiosk.id().to_string(), "-x", "whatnext"])
-        .status();
-    wait_for_exit(&mut kiosk, "xvfb-run, after the kiosk ended,");
 }

@@ -338,3 +338,65 @@ pub fn wait_state_for(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A party screen (`--kiosk`) in a real window under Xvfb (1280×720), whose log a test reads.
+/// Dropping it ends the app itself, and with it xvfb-run and its X server.
+#[allow(dead_code)]
+pub struct PartyScreen {
+    child: Child,
+    log: Receiver<String>,
+}
+
+#[allow(dead_code)]
+impl PartyScreen {
+    /// Starts `whatnext --kiosk --data-dir <data_dir> <args>` with `RUST_LOG=<log>`.
+    pub fn start(data_dir: &Path, args: &[&str], log: &str) -> Self {
+        let mut child = Command::new("xvfb-run")
+            .args(["-a", "-s", "-screen 0 1280x720x24"])
+            .arg(binary())
+            .arg("--kiosk")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", log)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("xvfb-run is needed for this test");
+        let log = read_lines(child.stderr.take().expect("stderr"), |line| line);
+        Self { child, log }
+    }
+
+    /// Waits (up to twice `TIMEOUT`: a window starts slowly on a CPU renderer) for a log line
+    /// for which `found` holds, and returns it.
+    pub fn wait_for(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + TIMEOUT * 2;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if found(&line) => return line,
+                Ok(_) => {}
+                Err(e) => panic!("the party screen never showed {what}: {e}"),
+            }
+        }
+    }
+}
+
+impl Drop for PartyScreen {
+    fn drop(&mut self) {
+        // End the app itself (xvfb-run's child named whatnext); xvfb-run then stops its X
+        // server and exits. Killing xvfb-run instead would leave both behind.
+        let _ = Command::new("pkill")
+            .args([
+                "-TERM",
+                "-P",
+                &self.child.id().to_string(),
+                "-x",
+                "whatnext",
+            ])
+            .status();
+        wait_for_exit(&mut self.child, "xvfb-run, after the party screen ended,");
+    }
+}

@@ -2,7 +2,6 @@
 //! announces and adds a track; the screen shows it in "up next" on its next frames. The
 //! kiosk runs in a real window under Xvfb and reports what it shows in its log.
 
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use serde_json::json;
@@ -22,34 +21,9 @@ fn a_guests_track_shows_in_up_next_on_the_kiosk() {
     setup.ok("quit", json!(null));
     assert!(setup.wait_exit().success());
 
-    let mut kiosk = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x720x24"])
-        .arg(binary())
-        .arg("--kiosk")
-        .arg("--data-dir")
-        .arg(&data)
-        .args(RELAY_ONLY)
-        .env("RUST_LOG", "warn,whatnext_kiosk=debug")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("xvfb-run is needed for this test");
-    let log = read_lines(kiosk.stderr.take().expect("stderr"), |line| line);
-    let wait_for = |what: &str, found: &dyn Fn(&str) -> bool| -> String {
-        let deadline = Instant::now() + TIMEOUT * 2;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match log.recv_timeout(left) {
-                Ok(line) if found(&line) => return line,
-                Ok(_) => {}
-                Err(e) => panic!("the kiosk never showed {what}: {e}"),
-            }
-        }
-    };
+    let kiosk = PartyScreen::start(&data, RELAY_ONLY, "warn,whatnext_kiosk=debug");
     // Above debug level the link's secret is hidden; the whole link is logged at debug.
-    let announced = wait_for("an invite link", &|l| {
+    let announced = kiosk.wait_for("an invite link", |l| {
         l.contains("the invite link") && l.contains("whtnxt://") && l.contains("relay=")
     });
     let url = announced
@@ -74,17 +48,11 @@ fn a_guests_track_shows_in_up_next_on_the_kiosk() {
         "track.add",
         json!({"title": "Night Bus Home", "artist": "The Late Shift", "duration_ms": 198000}),
     );
-    let shown = wait_for("the guest's second track in up next", &|l| {
+    let shown = kiosk.wait_for("the guest's second track in up next", |l| {
         l.contains("up_next") && l.contains("Night Bus Home")
     });
     eprintln!(
         "the kiosk showed it {:?} after the add: {shown}",
         started.elapsed()
     );
-    // End the app itself (xvfb-run's child named whatnext); xvfb-run then stops its X server
-    // and exits. Killing xvfb-run instead would leave both behind.
-    let _ = Command::new("pkill")
-        .args(["-TERM", "-P", &kiosk.id().to_string(), "-x", "whatnext"])
-        .status();
-    wait_for_exit(&mut kiosk, "xvfb-run, after the kiosk ended,");
 }
