@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 use crate::http_client::*;
+use crate::relay::{RELAY_ONLY, Relay, wait_relay_status};
 
 /// The page on loopback only, on any free port.
 pub const PHONE_PAGE_ON_LOOPBACK: &[&str] =
@@ -298,20 +299,19 @@ fn a_phone_that_sends_too_much_is_slowed_down() {
     assert!((8..=12).contains(&accepted), "{statuses:?}");
 }
 
-/// Only the relay may connect the host and its member.
-const RELAY_ONLY: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
-
-#[test]
-fn a_reaction_from_a_phone_reaches_a_member_device_as_replicated_state() {
-    use crate::relay::{Relay, wait_relay_status};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+/// A relay-only host with its phone page on loopback, hosting `name` with a track playing:
+/// the host, its relayed invite link and its phone link.
+fn relayed_host_playing(
+    dir: &std::path::Path,
+    relay: &Relay,
+    name: &str,
+) -> (Headless, String, String) {
     let mut flags = RELAY_ONLY.to_vec();
     flags.extend_from_slice(PHONE_PAGE_ON_LOOPBACK);
-    let mut host = Headless::start_with(&dir.path().join("host"), &flags);
+    let mut host = Headless::start_with(&dir.join("host"), &flags);
     host.ok("relay.add", json!({"addr": relay.addr()}));
     wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
-    host.ok("session.create", json!({"name": "Linked"}));
+    host.ok("session.create", json!({"name": name}));
     host.ok(
         "track.add",
         json!({"title": "Now", "artist": "", "duration_ms": 300_000}),
@@ -322,6 +322,14 @@ fn a_reaction_from_a_phone_reaches_a_member_device_as_replicated_state() {
         .as_str()
         .expect("a link")
         .to_owned();
+    (host, invite, page)
+}
+
+#[test]
+fn a_reaction_from_a_phone_reaches_a_member_device_as_replicated_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let (_host, invite, page) = relayed_host_playing(dir.path(), &relay, "Linked");
 
     let mut member = Headless::start_with(&dir.path().join("member"), RELAY_ONLY);
     member.ok("relay.add", json!({"addr": relay.addr()}));
@@ -357,25 +365,9 @@ fn a_reaction_from_a_phone_reaches_a_member_device_as_replicated_state() {
 /// reaction: the kiosk runs in a real window under Xvfb and logs each reaction it floats up.
 #[test]
 fn a_phones_reaction_floats_up_on_a_party_screen_that_joined_as_a_display() {
-    use crate::relay::{Relay, wait_relay_status};
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
-    let mut flags = RELAY_ONLY.to_vec();
-    flags.extend_from_slice(PHONE_PAGE_ON_LOOPBACK);
-    let mut host = Headless::start_with(&dir.path().join("host"), &flags);
-    host.ok("relay.add", json!({"addr": relay.addr()}));
-    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
-    host.ok("session.create", json!({"name": "Screens"}));
-    host.ok(
-        "track.add",
-        json!({"title": "Now", "artist": "", "duration_ms": 300_000}),
-    );
-    host.ok("playback.play", json!(null));
-    let invite = host.relayed_invite_url();
-    let page = host.ok("session.companion", json!(null))["url"]
-        .as_str()
-        .expect("a link")
-        .to_owned();
+    let (mut host, invite, page) = relayed_host_playing(dir.path(), &relay, "Screens");
 
     let screen_data = dir.path().join("screen");
     let mut setup = Headless::start(&screen_data);
