@@ -97,11 +97,13 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
             unfocused_mode: UpdateMode::reactive_low_power(Duration::from_secs(1)),
         });
     }
-    // WHATNEXT_DIAGNOSTICS=1 logs frame times (the kiosk benchmark reads them).
+    // WHATNEXT_DIAGNOSTICS=1 logs frame times (the kiosk benchmark reads them) and each render
+    // pass's CPU and GPU time (GPU timestamps where the driver has them, lavapipe included).
     if std::env::var_os("WHATNEXT_DIAGNOSTICS").is_some() {
         app.add_plugins((
             bevy::diagnostic::FrameTimeDiagnosticsPlugin::default(),
             bevy::diagnostic::LogDiagnosticsPlugin::default(),
+            bevy::render::diagnostic::RenderDiagnosticsPlugin,
         ));
     }
     if let Some(path) = screenshot {

@@ -50,28 +50,6 @@ fn titles(list: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Waits for a control event named `name` for which `check` holds.
-pub fn wait_event(app: &mut Headless, name: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(found) = app
-            .events
-            .iter()
-            .find(|e| e["event"] == json!(name) && check(&e["data"]))
-        {
-            return found["data"].clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {name} event: {:?}",
-            app.events
-        );
-        // A query lets events that arrived meanwhile be read.
-        app.ok("identity", json!(null));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn the_page_is_served_only_with_its_token_on_the_address_asked_for() {
     let dir = tempfile::tempdir().expect("tempdir");

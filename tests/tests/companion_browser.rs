@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::companion::{host_with_a_party, wait_event};
+use crate::companion::host_with_a_party;
 use crate::harness::*;
 use crate::http_client::{post, request, split_url};
 

@@ -400,3 +400,33 @@ impl Drop for PartyScreen {
         wait_for_exit(&mut self.child, "xvfb-run, after the party screen ended,");
     }
 }
+
+/// Waits for a control event named `name` whose data passes `check`; returns its data.
+pub fn wait_event(app: &mut Headless, name: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if let Some(found) = app
+            .events
+            .iter()
+            .find(|e| e["event"] == json!(name) && check(&e["data"]))
+        {
+            return found["data"].clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {name} event: {:?}",
+            app.events
+        );
+        // A query lets events that arrived meanwhile be read.
+        app.ok("identity", json!(null));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// This app's peer id (`identity`).
+pub fn peer_id(app: &mut Headless) -> String {
+    app.ok("identity", json!(null))["peer_id"]
+        .as_str()
+        .expect("peer id")
+        .to_owned()
+}

@@ -21,4 +21,5 @@ mod replication;
 mod rogue;
 mod rogue_client;
 mod storage;
+mod succession;
 mod window;

@@ -2,41 +2,10 @@
 //! kicked guest is told and put out, a banned one cannot come back with the link, and a
 //! rotated invite refuses the old link and code.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
 use crate::harness::*;
 use crate::relay::{RELAY_ONLY, Relay, peer_on};
-
-fn peer_id(app: &mut Headless) -> String {
-    app.ok("identity", json!(null))["peer_id"]
-        .as_str()
-        .expect("peer id")
-        .to_owned()
-}
-
-/// Waits until an event named `name` whose data passes `check` was seen.
-fn wait_event(app: &mut Headless, name: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        if let Some(event) = app
-            .events
-            .iter()
-            .find(|e| e["event"] == json!(name) && check(&e["data"]))
-        {
-            return event.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {name} event within {TIMEOUT:?}; saw {:?}",
-            app.events
-        );
-        // Any request pumps the events that came before its reply.
-        let _ = app.call("identity", json!(null));
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn has_participant(state: &Value, peer: &str) -> bool {
     state["participants"]

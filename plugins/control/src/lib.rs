@@ -216,6 +216,7 @@ fn intent_for(command: &Command) -> Option<Action> {
         }
         C::InviteRotate => local(LocalAction::RotateInvite),
         C::SessionEnd => local(LocalAction::EndSession),
+        C::HostHandoff { peer_id } => session(SessionAction::TransferHost { to: peer_id }),
         C::LibraryAdd {
             title,
             artist,
@@ -556,6 +557,10 @@ fn push_events(
             SessionEvent::CohostsChanged => (
                 "cohosts.changed",
                 json!({"cohosts": reader.snapshot().map(|s| s.cohosts).unwrap_or_default()}),
+            ),
+            SessionEvent::HostChanged { host, previous } => (
+                "host.changed",
+                json!({"host": host, "previous": previous, "reason": "handoff"}),
             ),
             SessionEvent::Reaction {
                 emoji,

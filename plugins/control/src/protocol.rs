@@ -200,6 +200,11 @@ pub enum Command {
     InviteRotate,
     /// `session.end`: ends the party for everyone (host only).
     SessionEnd,
+    /// `host.handoff`: makes a co-host the host (host only).
+    HostHandoff {
+        /// The co-host.
+        peer_id: PeerId,
+    },
     /// `library.add`: adds one track to this device's library.
     LibraryAdd {
         /// The track's title.
@@ -254,6 +259,7 @@ pub const COMMANDS: &[&str] = &[
     "member.kick",
     "session.invite.rotate",
     "session.end",
+    "host.handoff",
     "session.companion",
     "library.add",
     "library.import",
@@ -462,6 +468,9 @@ fn command(cmd: &str, raw: Value) -> Result<Command, RequestError> {
         }
         "session.invite.rotate" => C::InviteRotate,
         "session.end" => C::SessionEnd,
+        "host.handoff" => C::HostHandoff {
+            peer_id: peer_id(cmd, args::<PeerArgs>(cmd, raw)?.peer_id)?,
+        },
         "session.companion" => C::SessionCompanion,
         "quit" => C::Quit,
         other => {

@@ -43,6 +43,10 @@ fn main() {
         elapsed.as_secs_f64() * 1e3,
         elapsed.as_secs_f64() * 1e6 / TRACKS as f64
     );
+    println!(
+        "figure: core, apply an add intent (10,000 in a row) | {:.2} µs | —",
+        elapsed.as_secs_f64() * 1e6 / TRACKS as f64
+    );
 
     // Moves to spread-out places, so keys get longer as they would in real use.
     let moves: Vec<Intent> = (0..1_000u64)
@@ -62,6 +66,10 @@ fn main() {
     println!(
         "apply 1,000 move intents on 10,000 tracks: {:.1} ms total, {:.2} µs per intent",
         elapsed.as_secs_f64() * 1e3,
+        elapsed.as_secs_f64() * 1e6 / 1_000.0
+    );
+    println!(
+        "figure: core, apply a move intent on 10,000 tracks | {:.2} µs | —",
         elapsed.as_secs_f64() * 1e6 / 1_000.0
     );
 
@@ -92,10 +100,9 @@ fn main() {
         let reader = state.get(app.world()).expect("reader");
         len = reader.snapshot().map(|s| s.queue.len()).unwrap_or(0);
     }
-    println!(
-        "build the session.state snapshot of {len} tracks: {:.2} ms",
-        start.elapsed().as_secs_f64() * 1e3 / rounds as f64
-    );
+    let took = start.elapsed().as_secs_f64() * 1e3 / rounds as f64;
+    println!("build the session.state snapshot of {len} tracks: {took:.2} ms");
+    println!("figure: core, session.state snapshot of {len} tracks | {took:.2} ms | —");
 
     let longest = app.world().resource::<QueueIndex>().in_order().count();
     let world = app.world_mut();

@@ -32,6 +32,12 @@ pub struct Host(pub PeerId);
 #[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CoHosts(pub Vec<PeerId>);
 
+/// On the session entity: how many times the host role has moved in this session (a planned
+/// transfer, or a co-host taking over from a host that went away). Every update carries it,
+/// so a member follows the newest host, and a host that sees a higher term steps down.
+#[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostTerm(pub u64);
+
 /// On the session entity: the one peer whose device drives playback.
 #[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlaybackOwner(pub PeerId);
@@ -449,8 +455,41 @@ pub struct Knock {
     pub decision: Option<bool>,
 }
 
-/// On the hosted session entity, on the host only (never replicated): who may come in.
-/// Rotating the invite bumps `generation`, which changes the link's secret and the code.
+/// A session's own secret: invite links' and members' rejoin secrets are derived from it, so
+/// whoever holds it can check them: the host, and its co-hosts, who get it over the
+/// (encrypted) link to the host, so that one of them can host the party after the host.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionKey(pub [u8; 32]);
+
+impl SessionKey {
+    /// A new random key.
+    pub fn fresh() -> Self {
+        Self(rand::random())
+    }
+
+    /// A short keyed hash of `message` (32 hex digits): the secrets in links.
+    pub fn secret(&self, message: &str) -> String {
+        blake3::keyed_hash(&self.0, message.as_bytes()).to_hex()[..32].to_owned()
+    }
+}
+
+/// A fresh random key: every new session gets its own.
+impl Default for SessionKey {
+    fn default() -> Self {
+        Self::fresh()
+    }
+}
+
+/// Never printed: it admits people.
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey(…)")
+    }
+}
+
+/// On the session entity, on the host and its co-hosts only (never replicated; the host
+/// sends it to each co-host over their link): who may come in. Rotating the invite bumps
+/// `generation`, which changes the link's secret and the code.
 #[derive(Component, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionAccess {
     /// How many times the invite was rotated; part of the link's secret.
@@ -460,6 +499,8 @@ pub struct SessionAccess {
     /// Removed peers whose own rejoin links no longer work; a current invite lets them in
     /// again (unless banned).
     pub revoked: std::collections::BTreeSet<PeerId>,
+    /// What links' and members' secrets are derived from.
+    pub key: SessionKey,
 }
 
 /// A participant was removed by the host or a co-host: replication tells it and stops

@@ -113,6 +113,10 @@ pub enum Rule {
     CohostsRemoveOnlyGuests,
     /// Nobody removes the host.
     TheHostCannotBeRemoved,
+    /// Only the host hands the host role over.
+    OnlyTheHostTransfersHosting,
+    /// The host role goes only to a co-host.
+    HostingGoesOnlyToACohost,
 }
 
 impl Rule {
@@ -139,6 +143,8 @@ impl Rule {
                 "a co-host can only remove guests and party screens, not other co-hosts"
             }
             Rule::TheHostCannotBeRemoved => "the host cannot be removed from their own party",
+            Rule::OnlyTheHostTransfersHosting => "only the host can hand the party over",
+            Rule::HostingGoesOnlyToACohost => "the party can only be handed to a co-host",
         }
     }
 }

@@ -165,6 +165,12 @@ pub enum SessionAction {
         /// The track it is about; `None` for the one playing now.
         track_id: Option<TrackId>,
     },
+    /// Makes a co-host the host (a planned move, before the host leaves, say): the term goes
+    /// up, and the old host stays on as the last co-host.
+    TransferHost {
+        /// The co-host who becomes the host.
+        to: PeerId,
+    },
 }
 
 impl SessionAction {
@@ -199,6 +205,9 @@ impl SessionAction {
             SessionAction::React {
                 emoji: crate::reaction::Emoji::Fire,
                 track_id: None,
+            },
+            SessionAction::TransferHost {
+                to: PeerId::new("peer"),
             },
         ]
     }

@@ -89,7 +89,9 @@ pub fn facts_for(
         SessionAction::RemoveTrack { track_id } => {
             facts.added_the_track = session.added_by(*track_id) == Some(peer);
         }
-        SessionAction::HandOff { to } => facts.target_role = session.role_of(to),
+        SessionAction::HandOff { to } | SessionAction::TransferHost { to } => {
+            facts.target_role = session.role_of(to)
+        }
         SessionAction::RemoveMember { peer: target, .. } => {
             facts.target_role = session.role_of(target)
         }
@@ -132,6 +134,13 @@ pub fn authorize(action: &SessionAction, facts: &Facts) -> Result<(), Rule> {
         }
         A::ApproveKnock { .. } | A::DenyKnock { .. } => {
             require(host_or_cohost, Rule::OnlyHostOrCohostAnswersKnocks)
+        }
+        A::TransferHost { .. } => {
+            require(facts.role == Role::Host, Rule::OnlyTheHostTransfersHosting)?;
+            require(
+                facts.target_role == Some(Role::CoHost),
+                Rule::HostingGoesOnlyToACohost,
+            )
         }
         A::RemoveMember { .. } => {
             require(host_or_cohost, Rule::OnlyHostOrCohostRemovesMembers)?;

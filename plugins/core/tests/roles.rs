@@ -22,6 +22,7 @@ fn action(kind: &str) -> SessionAction {
         "deny",
         "kick",
         "react",
+        "transfer_host",
     ]
     .iter()
     .position(|k| *k == kind)
@@ -31,7 +32,7 @@ fn action(kind: &str) -> SessionAction {
 
 #[test]
 fn the_table_names_every_kind_of_session_action() {
-    assert_eq!(SessionAction::all_kinds().len(), 15);
+    assert_eq!(SessionAction::all_kinds().len(), 16);
 }
 
 /// `owner`: the author owns playback. `own`: the author added the track being removed.
@@ -355,6 +356,40 @@ fn the_table_names_every_kind_of_session_action() {
     Some(Guest),
     Err(Rule::DisplayIsReadOnly)
 )]
+// hand the host role over: the host only, to a co-host only
+#[case::host_transfers_to_cohost("transfer_host", Host, false, false, Some(CoHost), Ok(()))]
+#[case::host_cannot_transfer_to_guest(
+    "transfer_host",
+    Host,
+    false,
+    false,
+    Some(Guest),
+    Err(Rule::HostingGoesOnlyToACohost)
+)]
+#[case::host_cannot_transfer_to_display(
+    "transfer_host",
+    Host,
+    false,
+    false,
+    Some(Display),
+    Err(Rule::HostingGoesOnlyToACohost)
+)]
+#[case::cohost_cannot_transfer(
+    "transfer_host",
+    CoHost,
+    true,
+    false,
+    Some(CoHost),
+    Err(Rule::OnlyTheHostTransfersHosting)
+)]
+#[case::guest_cannot_transfer(
+    "transfer_host",
+    Guest,
+    false,
+    false,
+    Some(CoHost),
+    Err(Rule::OnlyTheHostTransfersHosting)
+)]
 fn role_table(
     #[case] kind: &str,
     #[case] role: Role,
@@ -405,6 +440,8 @@ fn every_rule_explains_itself() {
         Rule::OnlyHostOrCohostRemovesMembers,
         Rule::CohostsRemoveOnlyGuests,
         Rule::TheHostCannotBeRemoved,
+        Rule::OnlyTheHostTransfersHosting,
+        Rule::HostingGoesOnlyToACohost,
     ];
     let messages: std::collections::HashSet<&str> = rules.iter().map(|r| r.message()).collect();
     assert_eq!(messages.len(), rules.len(), "each rule has its own message");

@@ -174,6 +174,10 @@ fn main() {
                 percentile(&mut rtts, 50).as_secs_f64() * 1e3,
                 percentile(&mut rtts, 99).as_secs_f64() * 1e3,
             );
+            println!(
+                "figure: links, {label}, request round trip p50 | {:.3} ms | —",
+                percentile(&mut rtts, 50).as_secs_f64() * 1e3
+            );
         }
 
         let before = rss_kib(relay_pid);
@@ -215,6 +219,10 @@ fn main() {
             after as f64 / 1024.0,
             (after.saturating_sub(before)) as f64 / accepted.max(1) as f64,
             started.elapsed().as_secs_f64()
+        );
+        println!(
+            "figure: relay memory per reservation | {:.1} KiB | —",
+            (after.saturating_sub(before)) as f64 / accepted.max(1) as f64
         );
     });
     let _ = relay.kill();

@@ -16,8 +16,9 @@ use crate::{
 /// Runs libp2p on its own thread. Adds [`NetBridge`], [`NetKeys`], [`PeerLinks`] and
 /// [`RequestTokens`]; the messages [`NetCommand`] and [`NetEvent`]; in [`NetSet::Receive`]
 /// (`PreUpdate`) the drain of network events, the link table and the relay statuses; in
-/// `Update` the relay list's hand-over; in [`NetSet::Send`] (`Last`, after `PersistSet`) the
-/// hand-over of this frame's commands.
+/// `Update` the relay list's hand-over; in [`NetSet::Publish`] (`Last`, before `PersistSet`)
+/// the hand-over of this frame's publications, and in [`NetSet::Send`] (`Last`, after
+/// `PersistSet`) of its other commands.
 pub struct NetworkPlugin {
     config: Mutex<Option<NetConfig>>,
 }
@@ -88,6 +89,7 @@ impl Plugin for NetworkPlugin {
             })
             .add_message::<NetEvent>()
             .add_message::<NetCommand>()
+            .configure_sets(Last, NetSet::Publish.before(PersistSet))
             .configure_sets(Last, NetSet::Send.after(PersistSet))
             .add_systems(
                 PreUpdate,
@@ -96,6 +98,7 @@ impl Plugin for NetworkPlugin {
                     .in_set(NetSet::Receive),
             )
             .add_systems(Update, send_relay_list.after(SessionSet::Apply))
+            .add_systems(Last, forward_publications.in_set(NetSet::Publish))
             .add_systems(Last, forward_net_commands.in_set(NetSet::Send));
     }
 }
@@ -139,7 +142,17 @@ fn run_network_thread(
     ));
 }
 
-/// Hands this frame's commands to the network thread. When this frame's write failed, its
+/// Hands this frame's publications (requests that confirm nothing) to the network thread
+/// before the write to disk.
+fn forward_publications(bridge: Res<NetBridge>, mut commands: MessageReader<NetCommand>) {
+    for command in commands.read() {
+        if let NetCommand::Publish { .. } = command {
+            bridge.send(command.clone());
+        }
+    }
+}
+
+/// Hands this frame's other commands to the network thread. When this frame's write failed, its
 /// answers to peers become refusals: storage undid what they would confirm, and the peer
 /// asks again later (a guest keeps its intent in its outbox).
 fn forward_net_commands(
@@ -150,6 +163,7 @@ fn forward_net_commands(
     let failed = persistence.is_some_and(|p| p.failed_this_frame);
     for command in commands.read() {
         match command {
+            NetCommand::Publish { .. } => {} // gone before the write
             NetCommand::Respond { reply, .. } if failed => bridge.send(NetCommand::Respond {
                 reply: *reply,
                 response: Response::Refused {

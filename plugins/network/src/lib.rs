@@ -80,8 +80,11 @@ pub enum NetSet {
     /// `PreUpdate`: the network thread's events become [`NetEvent`] messages, and
     /// [`PeerLinks`] and the relay statuses follow them.
     Receive,
-    /// `Last`, after `PersistSet`: this frame's [`NetCommand`] messages go to the network
-    /// thread, so an answer that confirms a change leaves only once the change is on disk.
+    /// `Last`, before `PersistSet`: this frame's [`NetCommand::Publish`] messages go to the
+    /// network thread, so the host's updates do not wait for the disk.
+    Publish,
+    /// `Last`, after `PersistSet`: this frame's other [`NetCommand`] messages go to the
+    /// network thread, so an answer that confirms a change leaves only once it is on disk.
     Send,
 }
 
@@ -124,6 +127,17 @@ pub enum NetCommand {
     /// Send a request to a connected (or reachable) peer; the answer comes back as
     /// [`NetEvent::Response`] or [`NetEvent::SendFailed`] with the same token.
     Send {
+        /// Matches the answer; from [`RequestTokens`].
+        token: u64,
+        /// To whom.
+        peer: NetPeerId,
+        /// What.
+        request: Request,
+    },
+    /// Like [`NetCommand::Send`], for a request that confirms nothing (the host's updates to
+    /// its members): it leaves before the frame's write to disk instead of after it, so
+    /// storage is not on its path. A change a failed write undoes is reversed by the next one.
+    Publish {
         /// Matches the answer; from [`RequestTokens`].
         token: u64,
         /// To whom.

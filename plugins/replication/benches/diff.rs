@@ -88,6 +88,10 @@ fn main() {
         b.as_secs_f64() * 1e3,
         b.saturating_sub(q).as_secs_f64() * 1e3
     );
+    println!(
+        "figure: diff, host frame with 10,000 tracks, 1% moving | {:.3} ms | —",
+        b.as_secs_f64() * 1e3
+    );
     let track = Track {
         id: TrackId(1),
         title: "Windowlicker".into(),
@@ -130,6 +134,10 @@ fn main() {
             .expect("frame");
     println!(
         "bytes on the wire per added track (one update frame, before noise/yamux framing): {}",
+        frame.len()
+    );
+    println!(
+        "figure: diff, bytes on the wire per added track | {} B | —",
         frame.len()
     );
 }

@@ -45,6 +45,9 @@ pub(crate) struct Authority {
     /// Every replicated entity's components by wire id, as of `seq`: the snapshot.
     state: BTreeMap<u64, BTreeMap<u16, Vec<u8>>>,
     net_ids: HashMap<Entity, u64>,
+    /// This device hosted the session as of the last flush: the frame that hands the role
+    /// over still collects and sends its changes (the hand-over itself).
+    pub(crate) hosted: bool,
 }
 
 impl Default for Authority {
@@ -58,6 +61,7 @@ impl Default for Authority {
             history: VecDeque::new(),
             state: BTreeMap::new(),
             net_ids: HashMap::new(),
+            hosted: false,
         }
     }
 }
@@ -73,7 +77,9 @@ impl Authority {
     ) {
         let token = tokens.fresh();
         self.sends.insert(token, (member.clone(), update.seq));
-        protocol::send(net, token, member, &SessionRequest::Update(update));
+        // An update confirms nothing (the intent's author is answered after the write), so
+        // it does not wait for the disk.
+        protocol::publish(net, token, member, &SessionRequest::Update(update));
     }
 
     /// The whole replicated state as of the last update, for a welcome or a resync.
@@ -129,6 +135,33 @@ impl Authority {
         let first = self.history.front().map(|u| u.seq);
         !matches!(first, Some(first) if epoch == self.epoch && first <= after.saturating_add(1))
     }
+}
+
+/// A device that starts hosting (it created or restored a session, or the host role was
+/// handed to it) starts a new authority run: a new epoch, so members resync, and every
+/// replicated component marked changed, so this frame's update, and every snapshot after
+/// it, holds the whole session as this device has it.
+pub(crate) fn begin_hosting(world: &mut World) {
+    let me = world.resource::<LocalPeer>().peer.clone();
+    let hosting = world
+        .query::<&Host>()
+        .iter(world)
+        .next()
+        .is_some_and(|h| h.0 == me);
+    if !hosting || world.resource::<Authority>().hosted {
+        return;
+    }
+    let net_ids: HashMap<Entity, u64> = world
+        .query_filtered::<(Entity, &NetId), With<Replicated>>()
+        .iter(world)
+        .map(|(e, id)| (e, id.0))
+        .collect();
+    *world.resource_mut::<Authority>() = Authority {
+        net_ids,
+        hosted: true,
+        ..Authority::default()
+    };
+    Registry::touch_all(world);
 }
 
 /// Intents members sent, waiting for the authority's outcome: id → reply.
@@ -204,7 +237,12 @@ pub(crate) fn flush(
     mut net: MessageWriter<NetCommand>,
     mut tokens: ResMut<RequestTokens>,
     members: Res<Members>,
+    local: Res<LocalPeer>,
+    hosts: Query<&Host>,
 ) {
+    // After this frame's update (the hand-over's, if the role just moved) this device
+    // collects only while it hosts.
+    let hosting_now = hosts.iter().next().is_some_and(|h| h.0 == local.peer);
     if !out.0.is_empty() {
         auth.seq += 1;
         let update = Update {
@@ -233,6 +271,7 @@ pub(crate) fn flush(
             auth.send(&mut net, &mut tokens, member, latest.clone());
         }
     }
+    auth.hosted = hosting_now;
 }
 
 /// On the authority: which members acknowledged which updates, and which lost one.
@@ -279,10 +318,8 @@ pub(crate) fn answer_member_requests(
     mut resync_buckets: Local<HashMap<PeerId, RateBucket>>,
     mut requests: MessageReader<PeerRequest>,
     mut intents: MessageWriter<Intent>,
-    waker: Option<Res<AppWaker>>,
 ) {
     let now = time.elapsed();
-    let mut queued = false;
     for PeerRequest {
         peer,
         reply,
@@ -328,7 +365,6 @@ pub(crate) fn answer_member_requests(
             SessionRequest::Intent(intent) => {
                 foreign.0.insert(intent.id.clone(), *reply);
                 intents.write(intent.clone());
-                queued = true;
                 None
             }
             SessionRequest::Resync { .. } if !member => Some(SessionResponse::Refused {
@@ -355,10 +391,6 @@ pub(crate) fn answer_member_requests(
         if let Some(response) = response {
             protocol::respond(&mut net, *reply, &response);
         }
-    }
-    // The intents are applied in the next frame: run it now rather than at the idle tick.
-    if queued && let Some(waker) = waker {
-        waker.wake();
     }
 }
 

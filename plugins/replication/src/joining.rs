@@ -11,7 +11,7 @@ use whatnext_core::invite::Invite;
 use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, NetEvent, PeerLinks, RequestTokens, net_peer, peer_of};
 
-use crate::membership::versions_differ;
+use crate::membership::{member_secret, versions_differ};
 use crate::protocol::{self, Answer, Hello, SessionRequest, SessionResponse, Snapshot};
 use crate::registry::Registry;
 
@@ -31,11 +31,12 @@ const REJOIN_EVERY: Duration = Duration::from_secs(2);
 #[derive(Message, Clone, Debug)]
 pub(crate) struct Welcomed(pub(crate) Snapshot);
 
-/// Whether the current host welcomed this device over the link it has now. A guest sends its
-/// intents only then: a restarted host knows nobody until their hello, and refuses intents
-/// from non-members. Set by a welcome; cleared when the link to the host goes.
+/// Which host welcomed this device over the link it has now. A guest sends its intents only
+/// to that host, and only while it is the session's host: a restarted host knows nobody until
+/// their hello, and a new host (after a transfer) knows nobody either. Set by a welcome;
+/// cleared when the link to that host goes.
 #[derive(Resource, Default, Debug)]
-pub(crate) struct Admitted(pub(crate) bool);
+pub(crate) struct Admitted(pub(crate) Option<PeerId>);
 
 /// This device's joins in progress, by token.
 #[derive(Resource, Default)]
@@ -191,12 +192,11 @@ pub(crate) fn finish_joins(
     mut joins: ResMut<Joins>,
     links: Res<PeerLinks>,
     mut progress: ResMut<JoinProgress>,
-    (mut admitted, hosts): (ResMut<Admitted>, Query<&Host>),
+    mut admitted: ResMut<Admitted>,
     mut events: MessageReader<NetEvent>,
     mut welcomed: MessageWriter<Welcomed>,
     mut outcomes: MessageWriter<IntentOutcome>,
 ) {
-    let host = hosts.iter().next().map(|h| h.0.clone());
     // Knock polls and timeouts are checked every frame; the headless loop idles at most
     // 100 ms, so they are on time without waking it.
     let now = time.elapsed();
@@ -233,7 +233,7 @@ pub(crate) fn finish_joins(
                             ));
                         }
                         welcomed.write(Welcomed(welcome.snapshot));
-                        admitted.0 = true;
+                        admitted.0 = Some(peer_of(host));
                     }
                     Answer::Session(SessionResponse::Knocked) => {
                         let Some(join) = join else { continue };
@@ -278,8 +278,10 @@ pub(crate) fn finish_joins(
                     Answer::Session(_) | Answer::Time { .. } => {}
                 }
             }
-            NetEvent::PeerLink { peer, kind: None } if host.as_ref() == Some(&peer_of(peer)) => {
-                admitted.0 = false;
+            NetEvent::PeerLink { peer, kind: None }
+                if admitted.0.as_ref() == Some(&peer_of(peer)) =>
+            {
+                admitted.0 = None;
             }
             NetEvent::JoinFailed {
                 token,
@@ -356,42 +358,60 @@ pub(crate) fn finish_joins(
     progress.set_if_neq(now_at);
 }
 
-/// A guest whose host link is gone (the relay restarted, or this app did), or that the host
-/// has not welcomed over the link it has now, says hello again with the invite it was given,
-/// until the host welcomes it back.
+/// A member whose host link is gone (the relay restarted, or this app did), that the host has
+/// not welcomed over the link it has now, or whose session has a new host (the role was
+/// handed over), says hello to the session's host until it is welcomed. Its way in: the
+/// rejoin link the host gave it, or, on a device that holds the session's key (a co-host, a
+/// former host), its own secret under that key; both are checked by whoever hosts now.
 pub(crate) fn rejoin_when_cut_off(
     mut net: MessageWriter<NetCommand>,
     time: Res<Time<Real>>,
     local: Res<LocalPeer>,
     links: Res<PeerLinks>,
     rejoin: Res<RejoinInvite>,
+    relays: Option<Res<Relays>>,
     registry: Res<Registry>,
     as_display: Option<Res<JoinAsDisplay>>,
     admitted: Res<Admitted>,
-    hosts: Query<&Host>,
+    sessions: Query<(&Session, &Host, Option<&SessionAccess>)>,
     mut tokens: ResMut<RequestTokens>,
     mut last_try: Local<Option<Duration>>,
 ) {
-    let Some(host) = hosts.iter().next().map(|h| h.0.clone()) else {
+    let Some((session, host, access)) = sessions.iter().next() else {
         return;
     };
-    if host == local.peer || (links.0.contains_key(&host) && admitted.0) {
+    let host = &host.0;
+    if *host == local.peer || (links.0.contains_key(host) && admitted.0.as_ref() == Some(host)) {
         return;
     }
-    let Some(Ok(Invite::Url(url))) = rejoin.0.as_deref().map(str::parse::<Invite>) else {
-        return;
+    let link = match rejoin.0.as_deref().map(str::parse::<Invite>) {
+        Some(Ok(Invite::Url(url))) if url.session == session.id => Some(url),
+        _ => None,
     };
+    let key = access
+        .map(|a| member_secret(&a.key, &session.id, &local.peer))
+        .or_else(|| link.as_ref().and_then(|l| l.key.clone()));
+    let Some(key) = key else {
+        return; // no way back in: nothing to say
+    };
+    let relay = link.and_then(|l| l.relay).or_else(|| {
+        relays.as_deref().and_then(|r| {
+            r.0.iter()
+                .find(|r| r.status == RelayStatus::Reserved)
+                .map(|r| r.addr.clone())
+        })
+    });
     let now = time.elapsed();
     if last_try.is_some_and(|at| now.saturating_sub(at) < REJOIN_EVERY) {
         return;
     }
     *last_try = Some(now);
     let hello = Hello {
-        session: Some(url.session),
-        key: url.key,
+        session: Some(session.id.clone()),
+        key: Some(key),
         ..hello(&local, as_display.is_some(), &registry)
     };
-    match link_join(tokens.fresh(), &url.host, url.relay.as_deref(), &hello) {
+    match link_join(tokens.fresh(), host, relay.as_deref(), &hello) {
         Ok(command) => {
             net.write(command);
         }

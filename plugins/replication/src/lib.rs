@@ -21,7 +21,9 @@
 //! - `outbox`: a guest's intents on their way to the host (pending display, pacing, the
 //!   persisted outbox);
 //! - `clock_sync`: a member reads the host's clock;
-//! - `presence`: per-device presence, and ownership returning to the host.
+//! - `presence`: per-device presence, and ownership returning to the host;
+//! - `succession`: the session's access (key, bans) shared with co-hosts, so the host role
+//!   can move to one of them (`begin_hosting` in `authority` starts the new host's run).
 
 mod authority;
 mod clock_sync;
@@ -32,6 +34,7 @@ mod outbox;
 mod presence;
 pub mod protocol;
 mod registry;
+mod succession;
 
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
@@ -52,11 +55,13 @@ pub use registry::{AppReplicationExt, BadComponent, Registry, UnknownComponent};
 /// runs depends on who hosts the current session.
 ///
 /// It adds, by set (see [`ReplicationSet`] for where each runs):
-/// - [`ReplicationSet::Receive`]: decoding the network's requests and answers into
-///   [`protocol::PeerRequest`] and [`protocol::PeerAnswer`]; the invite and guests' hellos
+/// - [`ReplicationSet::Intake`]: decoding the network's requests and answers into
+///   [`protocol::PeerRequest`] and [`protocol::PeerAnswer`]; members' intents and resyncs
+///   (host);
+/// - [`ReplicationSet::Receive`]: the invite and guests' hellos
 ///   (host; only with the network's `NetKeys`); this device's joins; presence following the
 ///   links; applying what the host sent (member), counting update acknowledgements (host),
-///   forwarding a guest's intents, answering members' intents and resyncs (host), presence,
+///   forwarding a guest's intents, presence,
 ///   ownership returning to the host, clock sync (member);
 /// - [`ReplicationSet::Collect`]: one change collector per registered component, and the
 ///   entity ↔ `NetId` bookkeeping (host);
@@ -67,7 +72,7 @@ pub use registry::{AppReplicationExt, BadComponent, Registry, UnknownComponent};
 ///
 /// It registers the core components, in this fixed order (their wire ids): `Session`,
 /// `Host`, `CoHosts`, `PlaybackOwner`, `PlaybackClock`, `Participant`, `Track`,
-/// `QueuePosition`.
+/// `QueuePosition`, `Reactions`, `HostTerm`.
 ///
 /// Systems read time from resources only (`Time<Real>` for pacing, `WallClock` for the
 /// host's clock), so an app with a manual `TimeUpdateStrategy` drives them.
@@ -76,12 +81,15 @@ pub struct ReplicationPlugin;
 /// Where replication runs in the frame. Other plugins order against these sets.
 #[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ReplicationSet {
-    /// In `Update`, after `SessionSet::Apply`: the network's events are read. They are
-    /// decoded once (`protocol`); the host answers hellos (`membership`); this device's joins
+    /// In `Update`, before `SessionSet::Apply`: the network's events are decoded once
+    /// (`protocol`), and the host takes members' intents and answers their resyncs
+    /// (`authority`), so a member's intent is applied in the frame it arrives.
+    Intake,
+    /// In `Update`, after `SessionSet::Apply`: the host answers hellos (`membership`); this device's joins
     /// get their answers, and a checked welcome goes to the mirror (`joining`); a member
     /// applies welcomes' snapshots, updates and resync answers (`mirror`); the host counts
-    /// acknowledged and lost updates and answers members' intents and resyncs
-    /// (`authority`); a guest sends its intents or keeps them in the outbox (`outbox`);
+    /// acknowledged and lost updates (`authority`); a guest sends its intents or keeps them
+    /// in the outbox (`outbox`);
     /// presence and ownership follow the links (`presence`); a member asks the host's
     /// time (`clock_sync`). Runs in that order.
     Receive,
@@ -124,9 +132,20 @@ impl Plugin for ReplicationPlugin {
             .init_resource::<mirror::Mirror>()
             .init_resource::<outbox::GuestIntents>()
             .init_resource::<clock_sync::ClockSync>()
+            .init_resource::<succession::SharedAccess>()
             // Pacing and clock sampling read it; `TimePlugin` (in `MinimalPlugins`) advances it.
             .init_resource::<Time<Real>>()
+            .configure_sets(Update, ReplicationSet::Intake.before(SessionSet::Apply))
             .configure_sets(Update, ReplicationSet::Receive.after(SessionSet::Apply))
+            .add_systems(
+                Update,
+                (
+                    protocol::decode_net_events,
+                    authority::answer_member_requests,
+                )
+                    .chain()
+                    .in_set(ReplicationSet::Intake),
+            )
             .configure_sets(
                 PostUpdate,
                 (
@@ -139,7 +158,7 @@ impl Plugin for ReplicationPlugin {
             .add_systems(
                 Update,
                 (
-                    protocol::decode_net_events,
+                    succession::ensure_hosted_access,
                     membership::keep_invite_current
                         .run_if(resource_exists::<NetKeys>.and_then(resource_exists::<Relays>)),
                     membership::answer_hellos.run_if(resource_exists::<NetKeys>),
@@ -153,7 +172,8 @@ impl Plugin for ReplicationPlugin {
                     mirror::receive,
                     authority::track_update_acks,
                     outbox::forward_guest_intents,
-                    authority::answer_member_requests,
+                    succession::keep_access_copy,
+                    succession::drop_access_when_demoted,
                     presence::give_presence,
                     presence::return_ownership,
                     clock_sync::sync_clock_with_host,
@@ -163,14 +183,18 @@ impl Plugin for ReplicationPlugin {
             )
             .add_systems(
                 PostUpdate,
+                authority::begin_hosting.before(ReplicationSet::Collect),
+            )
+            .add_systems(
+                PostUpdate,
                 authority::track_net_ids
                     .in_set(ReplicationSet::Collect)
-                    .run_if(hosting),
+                    .run_if(hosting_this_frame),
             )
             .add_systems(
                 PostUpdate,
                 (
-                    authority::collect_despawns.run_if(hosting),
+                    authority::collect_despawns.run_if(hosting_this_frame),
                     authority::flush,
                 )
                     .chain()
@@ -182,6 +206,7 @@ impl Plugin for ReplicationPlugin {
                     membership::send_welcomes,
                     authority::answer_foreign_outcomes,
                     membership::revoke_members_when_the_session_ends,
+                    succession::share_access_with_cohosts,
                 )
                     .chain()
                     .in_set(ReplicationSet::Answer),
@@ -194,7 +219,8 @@ impl Plugin for ReplicationPlugin {
             .replicate::<Participant>()
             .replicate::<Track>()
             .replicate::<QueuePosition>()
-            .replicate::<Reactions>();
+            .replicate::<Reactions>()
+            .replicate::<HostTerm>();
     }
 }
 
@@ -207,7 +233,12 @@ pub(crate) fn remote_host(local: &LocalPeer, hosts: &Query<&Host>) -> Option<Pee
         .filter(|h| *h != local.peer)
 }
 
-/// Run condition: this device hosts the current session.
-pub(crate) fn hosting(local: Res<LocalPeer>, hosts: Query<&Host>) -> bool {
-    hosts.iter().next().is_some_and(|h| h.0 == local.peer)
+/// Run condition: this device hosts the current session, or hosted it until this frame (the
+/// update that hands the role over is still collected and sent).
+pub(crate) fn hosting_this_frame(
+    local: Res<LocalPeer>,
+    hosts: Query<&Host>,
+    auth: Res<authority::Authority>,
+) -> bool {
+    auth.hosted || hosts.iter().next().is_some_and(|h| h.0 == local.peer)
 }

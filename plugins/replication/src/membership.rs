@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use whatnext_core::invite::{InviteUrl, ShortCode};
 use whatnext_core::limits;
 use whatnext_core::prelude::*;
-use whatnext_network::{NetCommand, NetEvent, NetKeys, PeerLinks, RequestTokens, presence_of};
+use whatnext_network::{NetCommand, NetEvent, PeerLinks, RequestTokens, presence_of};
 
 use crate::authority::Authority;
 use crate::outbox::RateBucket;
@@ -27,33 +27,25 @@ pub struct Members(pub std::collections::HashSet<PeerId>);
 #[derive(Resource, Default, Debug)]
 pub struct PendingWelcomes(pub Vec<(u64, PeerId, Welcome)>);
 
-/// The invite secret for a session's link: a signature by this device's key over the session
-/// and the invite's generation, so it is the same after a restart, nobody else can make one,
-/// and rotating the invite (a new generation) makes a new one. Generation 0 signs the words
-/// links had before rotation existed, so those links keep working.
-pub fn invite_secret(keys: &NetKeys, session: &SessionId, generation: u32) -> String {
-    let message = match generation {
-        0 => format!("whatnext invite secret v1 {}", session.0),
-        n => format!("whatnext invite secret v1 {} rotation {n}", session.0),
-    };
-    short_signature(keys, &message)
+/// The invite secret for a session's link: a keyed hash, under the session's own key, of the
+/// session and the invite's generation. It is the same after a restart, only holders of the
+/// key (the host and its co-hosts) can make or check one, so a co-host that takes over still
+/// admits the old link, and rotating the invite (a new generation) makes a new one.
+pub fn invite_secret(key: &SessionKey, session: &SessionId, generation: u32) -> String {
+    key.secret(&format!(
+        "whatnext invite secret v2 {} rotation {generation}",
+        session.0
+    ))
 }
 
 /// A member's own rejoin secret: bound to its peer id, so it is worth nothing to anyone
-/// else, survives the invite's rotation, and stops working when the member is removed.
-pub fn member_secret(keys: &NetKeys, session: &SessionId, member: &PeerId) -> String {
-    short_signature(
-        keys,
-        &format!("whatnext member secret v1 {} {}", session.0, member),
-    )
-}
-
-fn short_signature(keys: &NetKeys, message: &str) -> String {
-    keys.sign(message.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// else, survives the invite's rotation and the host changing, and stops working when the
+/// member is removed.
+pub fn member_secret(key: &SessionKey, session: &SessionId, member: &PeerId) -> String {
+    key.secret(&format!(
+        "whatnext member secret v2 {} {}",
+        session.0, member
+    ))
 }
 
 /// The relay this device holds a reservation on, for links.
@@ -69,7 +61,6 @@ fn reserved_relay(relays: &Relays) -> Option<String> {
 /// invite's generation, and the reserved relay.
 pub(crate) fn keep_invite_current(
     mut net: MessageWriter<NetCommand>,
-    keys: Res<NetKeys>,
     local: Res<LocalPeer>,
     relays: Res<Relays>,
     sessions: Query<(&Session, &Host, Option<&SessionAccess>)>,
@@ -77,16 +68,18 @@ pub(crate) fn keep_invite_current(
     mut events: MessageReader<NetEvent>,
     mut code: Local<Option<(SessionId, u32, ShortCode)>>,
 ) {
+    // A hosted session always has its access (made with it, restored with it, or added at
+    // start for a session stored before keys existed).
     let hosted = sessions
         .iter()
         .find(|(_, h, _)| h.0 == local.peer)
-        .map(|(s, _, access)| (s.id.clone(), access.map_or(0, |a| a.generation)));
+        .and_then(|(s, _, access)| access.map(|a| (s.id.clone(), a.generation, a.key.clone())));
     // One code per hosted session and invite generation, for as long as this app runs it.
     let wanted = match (&hosted, code.as_ref()) {
-        (Some((id, generation)), Some((cid, cgen, c))) if cid == id && cgen == generation => {
+        (Some((id, generation, _)), Some((cid, cgen, c))) if cid == id && cgen == generation => {
             Some(c.clone())
         }
-        (Some((id, generation)), _) => {
+        (Some((id, generation, _)), _) => {
             let fresh = ShortCode::random(&mut rand::thread_rng());
             *code = Some((id.clone(), *generation, fresh.clone()));
             net.write(NetCommand::SetCode(Some(fresh.as_str().to_owned())));
@@ -114,13 +107,13 @@ pub(crate) fn keep_invite_current(
         None => SessionInvite::default(),
         // Without a reserved relay the link still works on the local network (mDNS finds
         // the host by its peer id); say so, because friends elsewhere cannot use it.
-        Some((id, generation)) => SessionInvite {
+        Some((id, generation, key)) => SessionInvite {
             url: Some(
                 InviteUrl {
                     host: local.peer.clone(),
                     relay: reserved.clone(),
                     session: id.clone(),
-                    key: Some(invite_secret(&keys, id, *generation)),
+                    key: Some(invite_secret(key, id, *generation)),
                 }
                 .to_string(),
             ),
@@ -180,7 +173,6 @@ enum Verdict {
 pub(crate) fn answer_hellos(
     mut commands: Commands,
     mut net: MessageWriter<NetCommand>,
-    keys: Res<NetKeys>,
     local: Res<LocalPeer>,
     links: Res<PeerLinks>,
     invite: Res<SessionInvite>,
@@ -214,7 +206,6 @@ pub(crate) fn answer_hellos(
         let access_now = access.as_deref().cloned().unwrap_or_default();
         let welcomed_before = participants.iter().any(|(p, _)| p.peer == *guest);
         let verdict = judge(
-            &keys,
             &registry,
             &invite,
             &knocks,
@@ -239,7 +230,7 @@ pub(crate) fn answer_hellos(
                     host: local.peer.clone(),
                     relay: relays.as_deref().and_then(reserved_relay),
                     session: session.id.clone(),
-                    key: Some(member_secret(&keys, &session.id, guest)),
+                    key: Some(member_secret(&access_now.key, &session.id, guest)),
                 };
                 let welcome = Welcome {
                     protocol: registry.protocol_hash(),
@@ -282,7 +273,6 @@ fn refused(reason: String) -> SessionResponse {
 
 /// Decides one hello, in order: rate, version, name, ban, then the invite it carries.
 fn judge(
-    keys: &NetKeys,
     registry: &Registry,
     invite: &SessionInvite,
     knocks: &Knocks,
@@ -314,10 +304,10 @@ fn judge(
     let for_this_session = hello.session.as_ref() == Some(&session.id);
     let key = hello.key.as_deref();
     let by_link = for_this_session
-        && key == Some(invite_secret(keys, &session.id, access.generation).as_str());
+        && key == Some(invite_secret(&access.key, &session.id, access.generation).as_str());
     let by_own_key = for_this_session
         && !access.revoked.contains(guest)
-        && key == Some(member_secret(keys, &session.id, guest).as_str());
+        && key == Some(member_secret(&access.key, &session.id, guest).as_str());
     let by_code = hello.code.is_some() && hello.code == invite.short_code;
     let decision = knocks
         .0
@@ -400,7 +390,8 @@ pub(crate) fn forget_removed_members(
 
 /// When the hosted session ends, every membership ends with it: each member is told (after
 /// this frame's flush, which carries the session's despawn), and former members get no
-/// updates and no snapshots, even if the host starts another session.
+/// updates and no snapshots, even if the host starts another session. When the host role
+/// moved to a co-host instead, the members are only forgotten: they follow the new host.
 pub(crate) fn revoke_members_when_the_session_ends(
     local: Res<LocalPeer>,
     mut net: MessageWriter<NetCommand>,
@@ -419,10 +410,19 @@ pub(crate) fn revoke_members_when_the_session_ends(
         return;
     }
     if let Some((_, ended)) = hosted.take() {
-        // A member that lost the despawn would otherwise stay in a party nobody hosts.
-        let notice = SessionRequest::Ended { session: ended };
-        for member in members.0.drain() {
-            protocol::send(&mut net, tokens.fresh(), &member, &notice);
+        // The session goes on under another host (the role was handed over): its members
+        // follow the new host, who admits them afresh.
+        let handed_over = hosts
+            .iter()
+            .any(|(_, s, h)| s.id == ended && h.0 != local.peer);
+        if handed_over {
+            members.0.clear();
+        } else {
+            // A member that lost the despawn would otherwise stay in a party nobody hosts.
+            let notice = SessionRequest::Ended { session: ended };
+            for member in members.0.drain() {
+                protocol::send(&mut net, tokens.fresh(), &member, &notice);
+            }
         }
         welcomes.0.clear();
         limits.knocked_at.clear();

@@ -185,7 +185,9 @@ pub(crate) fn forward_guest_intents(
 ) {
     let host = remote_host(&local, &hosts);
     // Linked is not enough: a restarted host refuses intents until it has welcomed us.
-    let reachable = admitted.0 && host.as_ref().is_some_and(|h| links.0.contains_key(h));
+    let reachable = host
+        .as_ref()
+        .is_some_and(|h| admitted.0.as_ref() == Some(h) && links.0.contains_key(h));
     // Pending additions of this frame go after each other, not on one key.
     let mut tail = index.last_key().cloned();
     // An outbox restored from disk shows in the queue too, marked pending, as before the

@@ -38,6 +38,15 @@ pub enum SessionRequest {
         /// The session that ended.
         session: SessionId,
     },
+    /// Host → co-host: who may come in, with the session's key, so that the co-host can
+    /// check links and keep bans if the host role moves to it. Sent over the link to the
+    /// co-host only (never replicated); again whenever it changes.
+    Access {
+        /// The session.
+        session: SessionId,
+        /// Its access, key included.
+        access: SessionAccess,
+    },
 }
 
 /// The answer to a [`SessionRequest`].
@@ -266,6 +275,28 @@ pub fn send(
 ) {
     if let Some(command) = send_command(token, peer, request) {
         net.write(command);
+    }
+}
+
+/// Sends a session request that confirms nothing (an update): it leaves before the frame's
+/// write to disk ([`NetCommand::Publish`]).
+pub fn publish(
+    net: &mut MessageWriter<NetCommand>,
+    token: u64,
+    peer: &PeerId,
+    request: &SessionRequest,
+) {
+    if let Some(NetCommand::Send {
+        token,
+        peer,
+        request,
+    }) = send_command(token, peer, request)
+    {
+        net.write(NetCommand::Publish {
+            token,
+            peer,
+            request,
+        });
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::authority::{Outgoing, collect_changes};
-use crate::{ReplicationSet, hosting};
+use crate::{ReplicationSet, hosting_this_frame};
 
 /// Adds `replicate::<C>()` and `replicate_as::<C>(name)` to `App`.
 pub trait AppReplicationExt {
@@ -46,10 +46,10 @@ pub trait AppReplicationExt {
     /// app.update();
     ///
     /// let registry = app.world().resource::<Registry>();
-    /// // After the nine core components, in registration order.
-    /// assert_eq!(registry.id_of::<Mood>(), Some(9));
-    /// assert_eq!(registry.name(9), Some("Mood"));
-    /// assert_eq!(registry.name(10), Some("party-lights"));
+    /// // After the ten core components, in registration order.
+    /// assert_eq!(registry.id_of::<Mood>(), Some(10));
+    /// assert_eq!(registry.name(10), Some("Mood"));
+    /// assert_eq!(registry.name(11), Some("party-lights"));
     /// ```
     fn replicate<C: Component<Mutability = Mutable> + Clone + Serialize + DeserializeOwned>(
         &mut self,
@@ -85,7 +85,7 @@ impl AppReplicationExt for App {
                 PostUpdate,
                 collect_changes::<C>
                     .in_set(ReplicationSet::Collect)
-                    .run_if(hosting),
+                    .run_if(hosting_this_frame),
             );
         }
         self
@@ -96,6 +96,8 @@ impl AppReplicationExt for App {
 type InsertFn = fn(&mut World, Entity, &[u8]) -> Result<(), BadComponent>;
 /// Removes a component from a member's entity.
 type RemoveFn = fn(&mut World, Entity);
+/// Marks the component changed on every replicated entity.
+type TouchFn = fn(&mut World);
 
 /// One registered component.
 struct Registered {
@@ -103,6 +105,7 @@ struct Registered {
     name: String,
     insert: InsertFn,
     remove: RemoveFn,
+    touch: TouchFn,
 }
 
 /// Registered components, in registration order: a component's index is its id on the wire.
@@ -152,6 +155,7 @@ impl Registry {
             name: name.to_owned(),
             insert: insert_component::<C>,
             remove: remove_component::<C>,
+            touch: touch_component::<C>,
         });
         self.ids.insert(TypeId::of::<C>(), id);
         Some(id)
@@ -215,6 +219,27 @@ impl Registry {
     /// How to remove component `id` on a member.
     pub(crate) fn remove_fn(&self, id: u16) -> Option<RemoveFn> {
         self.components.get(usize::from(id)).map(|c| c.remove)
+    }
+
+    /// Marks every registered component on every replicated entity changed, so the next
+    /// update carries the whole state (a device that starts hosting a session it mirrored).
+    pub(crate) fn touch_all(world: &mut World) {
+        let touches: Vec<TouchFn> = world
+            .resource::<Registry>()
+            .components
+            .iter()
+            .map(|c| c.touch)
+            .collect();
+        for touch in touches {
+            touch(world);
+        }
+    }
+}
+
+fn touch_component<C: Component<Mutability = Mutable>>(world: &mut World) {
+    let mut all = world.query_filtered::<&mut C, With<whatnext_core::prelude::Replicated>>();
+    for mut component in all.iter_mut(world) {
+        component.set_changed();
     }
 }
 

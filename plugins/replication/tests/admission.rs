@@ -22,7 +22,6 @@ const RELAY: &str =
 /// A host with a session "A", a reserved relay and a registered short code.
 struct Host {
     app: App,
-    keys: NetKeys,
     author: Author,
     code: String,
     next_reply: u64,
@@ -42,8 +41,7 @@ fn fresh_peer() -> NetPeerId {
 impl Host {
     fn new() -> Self {
         let mut app = replicating_app(HOST);
-        let keys = NetKeys(Keypair::generate_ed25519());
-        app.insert_resource(keys.clone());
+        app.insert_resource(NetKeys(Keypair::generate_ed25519()));
         app.world_mut().resource_mut::<Relays>().0.push(RelayEntry {
             addr: RELAY.into(),
             status: RelayStatus::Reserved,
@@ -60,7 +58,6 @@ impl Host {
             .expect("create");
         let mut host = Self {
             app,
-            keys,
             author,
             code: String::new(),
             next_reply: 1,
@@ -105,7 +102,16 @@ impl Host {
     }
 
     fn secret(&self, generation: u32) -> String {
-        invite_secret(&self.keys, &SessionId("A".into()), generation)
+        invite_secret(&self.key(), &SessionId("A".into()), generation)
+    }
+
+    /// The hosted session's key (its access, on the host).
+    fn key(&self) -> SessionKey {
+        let world = self.app.world();
+        world
+            .try_query::<&SessionAccess>()
+            .and_then(|mut q| q.iter(world).next().map(|a| a.key.clone()))
+            .expect("a hosted session has its access")
     }
 
     /// `peer` says `hello`; the host's answer.
@@ -205,7 +211,7 @@ fn each_member_gets_its_own_rejoin_key_not_the_link_secret() {
         .expect("a rejoin link")
         .parse()
         .expect("a link");
-    let own = member_secret(&host.keys, &SessionId("A".into()), &PeerId::new(MEMBER));
+    let own = member_secret(&host.key(), &SessionId("A".into()), &PeerId::new(MEMBER));
     assert_eq!(rejoin.key.as_deref(), Some(own.as_str()));
     assert_ne!(rejoin.key, Some(host.secret(0)));
     // The key is bound to its member: another peer cannot use it.
@@ -279,11 +285,14 @@ fn a_removed_member_is_told_and_gets_no_more_updates() {
     host.app.update();
     let to_removed = drain(&mut host.app)
         .into_iter()
-        .filter(|c| matches!(c, NetCommand::Send { peer, .. } if *peer == net_id(MEMBER)))
+        .filter(|c| {
+            matches!(c, NetCommand::Send { peer, .. } | NetCommand::Publish { peer, .. }
+                if *peer == net_id(MEMBER))
+        })
         .count();
     assert_eq!(to_removed, 0, "a removed member still gets updates");
     // Its own rejoin key no longer works; the current link does (it was not banned).
-    let own = member_secret(&host.keys, &SessionId("A".into()), &PeerId::new(MEMBER));
+    let own = member_secret(&host.key(), &SessionId("A".into()), &PeerId::new(MEMBER));
     let back = host.hello(net_id(MEMBER), host.link_hello(own));
     assert!(matches!(back, SessionResponse::Refused { .. }), "{back:?}");
     assert!(welcomed(

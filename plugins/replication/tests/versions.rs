@@ -29,11 +29,19 @@ fn host_with_session(host: &mut App) -> String {
             }),
         )
         .expect("create");
+    let key = host
+        .world_mut()
+        .query::<&SessionAccess>()
+        .iter(host.world())
+        .next()
+        .expect("the hosted session's access")
+        .key
+        .clone();
     InviteUrl {
         host: PeerId::new(HOST),
         relay: None,
         session: session.clone(),
-        key: Some(invite_secret(&keys, &session, 0)),
+        key: Some(invite_secret(&key, &session, 0)),
     }
     .to_string()
 }

@@ -78,6 +78,10 @@ fn main() {
     }
     samples.sort_by(f64::total_cmp);
     println!(
+        "figure: storage, persist one changed track (commit + fsync) p50 | {:.0} µs | —",
+        samples[rounds / 2]
+    );
+    println!(
         "persist one changed track (frame incl. commit + fsync), 10,000 tracks: p50 {:.0} µs, p99 {:.0} µs",
         samples[rounds / 2],
         samples[rounds * 99 / 100]
@@ -87,6 +91,10 @@ fn main() {
         .unwrap_or(0);
     println!(
         "database size with 10,000 tracks: {:.1} MiB",
+        size as f64 / 1048576.0
+    );
+    println!(
+        "figure: storage, database with 10,000 tracks | {:.1} MiB | —",
         size as f64 / 1048576.0
     );
 }

@@ -40,6 +40,7 @@ type SessionRow<'a> = (
     &'a NetId,
     Has<Restored>,
     Option<&'a SessionAccess>,
+    Option<&'a HostTerm>,
 );
 
 /// Which parts of the stored state to write this frame.
@@ -86,6 +87,7 @@ pub(crate) fn flush(
                 Changed<PlaybackOwner>,
                 Changed<PlaybackClock>,
                 Changed<SessionAccess>,
+                Changed<HostTerm>,
             )>,
             Without<Restored>,
         ),
@@ -170,28 +172,26 @@ pub(crate) fn flush(
     } else {
         now
     };
-    let session_record =
-        session
-            .filter(|_| dirty.session)
-            .map(
-                |(s, host, cohosts, owner, clock, net_id, _, _)| SessionRecord {
-                    name: s.name.clone(),
-                    net_id: net_id.0,
-                    host: host.0.clone(),
-                    playback_owner: owner.0.clone(),
-                    clock: clock.clone(),
-                    participants: participants
-                        .iter()
-                        .map(|(p, id)| ParticipantRecord {
-                            peer: p.peer.clone(),
-                            display_name: p.display_name.clone(),
-                            display: p.display,
-                            net_id: id.0,
-                        })
-                        .collect(),
-                    cohosts: cohosts.0.clone(),
-                },
-            );
+    let session_record = session.filter(|_| dirty.session).map(
+        |(s, host, cohosts, owner, clock, net_id, _, _, term)| SessionRecord {
+            name: s.name.clone(),
+            net_id: net_id.0,
+            host: host.0.clone(),
+            playback_owner: owner.0.clone(),
+            clock: clock.clone(),
+            participants: participants
+                .iter()
+                .map(|(p, id)| ParticipantRecord {
+                    peer: p.peer.clone(),
+                    display_name: p.display_name.clone(),
+                    display: p.display,
+                    net_id: id.0,
+                })
+                .collect(),
+            cohosts: cohosts.0.clone(),
+            term: term.map_or(0, |t| t.0),
+        },
+    );
     let track_records = tracks
         .iter()
         .filter(|(t, p, restored)| {
@@ -270,7 +270,7 @@ struct State<'a> {
     library: &'a Library,
     /// The current session, with its record when that changed.
     session: Option<(&'a SessionId, Option<SessionRecord>)>,
-    /// Its access (on the host), written with its record.
+    /// Its access (on the host and its co-hosts), written with its record.
     access: Option<&'a SessionAccess>,
     /// The tracks to write (changed ones, or all of them).
     tracks: Vec<(TrackId, TrackRecord)>,

@@ -419,6 +419,7 @@ pub(crate) fn restore_session(
                 name: record.name,
             },
             Host(record.host),
+            HostTerm(record.term),
             CoHosts(record.cohosts),
             PlaybackOwner(record.playback_owner),
             record.clock,

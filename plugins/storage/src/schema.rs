@@ -9,7 +9,7 @@ use whatnext_core::ids::PeerId;
 use crate::StorageError;
 
 /// The version this build writes. Bump it with a new step in [`migrate`].
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// `schema_version`, `intent_counter`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -27,9 +27,10 @@ pub const SESSION_TRACKS: TableDefinition<(&str, u64), &[u8]> =
 /// Intents already applied here as the authority: postcard `IntentId` → postcard `Applied`.
 /// Added in version 3, so a guest's outbox redelivered after a host restart applies once.
 pub const APPLIED_INTENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("applied_intents");
-/// Who may come into a session hosted here: session id → postcard `SessionAccess` (the
-/// invite's generation, bans, revoked member links). Added without a version bump: it is a
-/// new table, which older builds never open (they would only forget bans and rotations).
+/// Who may come into a session hosted here (or that this device co-hosts): session id →
+/// postcard `SessionAccess` (the invite's generation, bans, revoked member links, and since
+/// version 4 the session's key). The table came without a version bump: older builds never
+/// open it.
 pub const SESSION_ACCESS: TableDefinition<&str, &[u8]> = TableDefinition::new("session_access");
 /// Intents not yet confirmed by an unreachable authority: sequence → postcard `Intent`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
@@ -64,6 +65,8 @@ pub struct SessionRecord {
     pub participants: Vec<ParticipantRecord>,
     /// Added in version 2, as the original app added its co-host list.
     pub cohosts: Vec<PeerId>,
+    /// Added in version 4: how many times the host role moved.
+    pub term: u64,
 }
 
 /// A queued track of a session, stored under (session id, track id).
@@ -104,6 +107,37 @@ pub mod v1 {
         pub participants: Vec<ParticipantRecord>,
     }
 
+    /// A session as stored in versions 2 and 3: no host term.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SessionRecordV3 {
+        /// The session's name.
+        pub name: String,
+        /// The replicated entity's id.
+        pub net_id: u64,
+        /// The session's authority.
+        pub host: PeerId,
+        /// Whose device plays the sound.
+        pub playback_owner: PeerId,
+        /// The shared playback clock as last written.
+        pub clock: PlaybackClock,
+        /// Everyone who was in the session.
+        pub participants: Vec<ParticipantRecord>,
+        /// The co-hosts, in the order they were promoted.
+        pub cohosts: Vec<PeerId>,
+    }
+
+    /// Who may come in, as stored up to version 3: no session key (secrets were signed
+    /// with the host's own key then).
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct SessionAccessV3 {
+        /// How many times the invite was rotated.
+        pub generation: u32,
+        /// Peers refused for the rest of the session.
+        pub banned: std::collections::BTreeSet<PeerId>,
+        /// Removed peers whose own rejoin links no longer work.
+        pub revoked: std::collections::BTreeSet<PeerId>,
+    }
+
     /// Creates the version 1 tables. Also the first migration step from an empty file.
     pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
         txn.open_table(META)?;
@@ -142,6 +176,7 @@ pub fn migrate(db: &redb::Database, from: u64) -> Result<(), StorageError> {
             2 => {
                 txn.open_table(APPLIED_INTENTS)?;
             }
+            3 => add_host_term_and_session_key(&txn)?,
             _ => unreachable!("no migration step from version {version}"),
         }
         txn.open_table(META)?
@@ -160,7 +195,7 @@ fn add_cohost_list(txn: &WriteTransaction) -> Result<(), StorageError> {
         let (id, bytes) = row?;
         let old: v1::SessionRecord = postcard::from_bytes(bytes.value())
             .map_err(|e| StorageError::CorruptRecord(format!("session {}: {e}", id.value())))?;
-        let new = SessionRecord {
+        let new = v1::SessionRecordV3 {
             name: old.name,
             net_id: old.net_id,
             host: old.host,
@@ -173,6 +208,54 @@ fn add_cohost_list(txn: &WriteTransaction) -> Result<(), StorageError> {
     }
     for (id, bytes) in rewritten {
         sessions.insert(id.as_str(), bytes.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Version 3 → 4: every session gets host term 0, and every stored access a fresh session
+/// key. Links made before (signed with the host's own key) stop working; members' rejoin
+/// links too, so a member of such a session joins again with a new link.
+fn add_host_term_and_session_key(txn: &WriteTransaction) -> Result<(), StorageError> {
+    let corrupt = |what: &str, id: &str, e: postcard::Error| {
+        StorageError::CorruptRecord(format!("{what} {id}: {e}"))
+    };
+    let mut sessions = txn.open_table(SESSIONS)?;
+    let mut rewritten = Vec::new();
+    for row in sessions.iter()? {
+        let (id, bytes) = row?;
+        let old: v1::SessionRecordV3 =
+            postcard::from_bytes(bytes.value()).map_err(|e| corrupt("session", id.value(), e))?;
+        let new = SessionRecord {
+            name: old.name,
+            net_id: old.net_id,
+            host: old.host,
+            playback_owner: old.playback_owner,
+            clock: old.clock,
+            participants: old.participants,
+            cohosts: old.cohosts,
+            term: 0,
+        };
+        rewritten.push((id.value().to_owned(), encode(&new)?));
+    }
+    for (id, bytes) in rewritten {
+        sessions.insert(id.as_str(), bytes.as_slice())?;
+    }
+    let mut access = txn.open_table(SESSION_ACCESS)?;
+    let mut rewritten = Vec::new();
+    for row in access.iter()? {
+        let (id, bytes) = row?;
+        let old: v1::SessionAccessV3 = postcard::from_bytes(bytes.value())
+            .map_err(|e| corrupt("session access", id.value(), e))?;
+        let new = whatnext_core::components::SessionAccess {
+            generation: old.generation,
+            banned: old.banned,
+            revoked: old.revoked,
+            key: whatnext_core::components::SessionKey::fresh(),
+        };
+        rewritten.push((id.value().to_owned(), encode(&new)?));
+    }
+    for (id, bytes) in rewritten {
+        access.insert(id.as_str(), bytes.as_slice())?;
     }
     Ok(())
 }

@@ -154,6 +154,7 @@ fn restore_session_state(
                 },
             );
             set(world, entity, Host(record.host.clone()));
+            set(world, entity, HostTerm(record.term));
             set(world, entity, CoHosts(record.cohosts.clone()));
             set(world, entity, PlaybackOwner(record.playback_owner.clone()));
             set(world, entity, record.clock.clone());
@@ -272,6 +273,7 @@ mod tests {
                 net_id: 2,
             }],
             cohosts: Vec::new(),
+            term: 0,
         }
     }
 

@@ -258,6 +258,66 @@ fn migrations_from_version_1_add_the_cohost_list_and_the_applied_intents_and_kee
 }
 
 #[test]
+fn migration_from_version_3_adds_the_host_term_and_a_session_key_and_keeps_bans() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = PeerId::new("12D3KooW9tHTtS3inCZiYykw4u5G4frbjVFqhkmJX12gSNCVeH3e");
+    let cohost = PeerId::new("12D3KooW9xCm2jWjNVrwh51SWCQBMYdMyeU3NpT85QhLVkF6PcNM");
+    let banned = PeerId::new("12D3KooWA284B2yjxoAAqAFwwVj6eRQ8DogF3t8wdpMzZ8Hh8wh4");
+    {
+        let db = Database::create(dir.path().join(DB_FILE)).expect("create v3");
+        let txn = db.begin_write().expect("txn");
+        schema::v1::create_tables(&txn).expect("tables");
+        txn.open_table(APPLIED_INTENTS).expect("v3 table");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", 3)
+            .expect("version");
+        let record = schema::v1::SessionRecordV3 {
+            name: "Party".into(),
+            net_id: 9,
+            host: host.clone(),
+            playback_owner: host.clone(),
+            clock: PlaybackClock::stopped(),
+            participants: Vec::new(),
+            cohosts: vec![cohost.clone()],
+        };
+        let bytes = postcard::to_allocvec(&record).expect("encode");
+        txn.open_table(SESSIONS)
+            .expect("sessions")
+            .insert("P", bytes.as_slice())
+            .expect("insert");
+        let access = schema::v1::SessionAccessV3 {
+            generation: 2,
+            banned: [banned.clone()].into(),
+            revoked: [banned.clone()].into(),
+        };
+        let bytes = postcard::to_allocvec(&access).expect("encode");
+        txn.open_table(schema::SESSION_ACCESS)
+            .expect("access")
+            .insert("P", bytes.as_slice())
+            .expect("insert");
+        txn.open_table(SETTINGS)
+            .expect("settings")
+            .insert("active_session", "P")
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(dir.path()).expect("open and migrate");
+    let loaded = store.load().expect("load");
+    let (_, record, _) = loaded.session.expect("session kept");
+    assert_eq!(record.term, 0);
+    assert_eq!(record.cohosts, vec![cohost]);
+    let access = loaded.access.expect("access kept");
+    assert_eq!(access.generation, 2);
+    assert!(access.banned.contains(&banned));
+    assert_ne!(
+        access.key,
+        SessionKey([0; 32]),
+        "a random key, not a zero one"
+    );
+}
+
+#[test]
 fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
     drop(Store::open(dir.path()).expect("create"));

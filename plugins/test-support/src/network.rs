@@ -121,6 +121,11 @@ impl Network {
                 token,
                 peer,
                 request,
+            }
+            | NetCommand::Publish {
+                token,
+                peer,
+                request,
             } => {
                 let at = self.later();
                 if self.dropped() {

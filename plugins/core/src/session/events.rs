@@ -58,6 +58,13 @@ pub enum SessionEvent {
     },
     /// Someone became, or stopped being, a co-host.
     CohostsChanged,
+    /// The host role moved to another device (handed over, or taken over).
+    HostChanged {
+        /// The new host.
+        host: PeerId,
+        /// The host before.
+        previous: PeerId,
+    },
     /// A track began playing (a new current track, while playing).
     TrackStarted {
         /// The track now playing.
@@ -82,20 +89,33 @@ pub(super) fn emit_session_events(
     mut known_session: Local<Option<SessionId>>,
     mut leave_reason: ResMut<PendingLeaveReason>,
     mut known_participants: Local<HashMap<Entity, PeerId>>,
-    sessions: Query<(&Session, Has<Restored>)>,
+    sessions: Query<(&Session, &Host, Has<Restored>)>,
     new_participants: Query<(Entity, &Participant, Has<Restored>), Added<Participant>>,
     mut gone_participants: RemovedComponents<Participant>,
     new_tracks: Query<&Track, (Added<Track>, Without<Restored>)>,
     mut removed_tracks: MessageReader<TrackRemoved>,
     moved: Query<(), (Changed<QueuePosition>, Without<Restored>)>,
     clocks: Query<&PlaybackClock, (Changed<PlaybackClock>, Without<Restored>)>,
-    mut started: Local<Option<TrackId>>,
+    (mut started, mut known_host): (Local<Option<TrackId>>, Local<Option<(SessionId, PeerId)>>),
     owners: Query<&PlaybackOwner, (Changed<PlaybackOwner>, Without<Restored>)>,
     cohosts: Query<(), (Changed<CoHosts>, Without<Restored>)>,
     reactions: Query<Ref<Reactions>>,
     mut seen_reaction: Local<Option<u64>>,
 ) {
-    let current = sessions.iter().next();
+    let current = sessions.iter().next().map(|(s, h, r)| (s, r, h));
+    // The host changed within the same session (not on entering one).
+    let host_now = current.map(|(s, _, h)| (s.id.clone(), h.0.clone()));
+    if let (Some((was_in, previous)), Some((now_in, host))) = (known_host.as_ref(), &host_now)
+        && was_in == now_in
+        && previous != host
+    {
+        out.write(SessionEvent::HostChanged {
+            host: host.clone(),
+            previous: previous.clone(),
+        });
+    }
+    *known_host = host_now;
+    let current = current.map(|(s, r, _)| (s, r));
     let current_id = current.map(|(s, _)| s.id.clone());
     if *known_session != current_id {
         if let Some(left) = known_session.take() {

@@ -294,6 +294,11 @@ impl Task {
                 token,
                 peer,
                 request,
+            }
+            | NetCommand::Publish {
+                token,
+                peer,
+                request,
             } => self.send(token, peer, request),
             NetCommand::Strike { peer } => {
                 self.strike(peer, "a session message that did not decode");

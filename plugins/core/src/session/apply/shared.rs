@@ -283,6 +283,23 @@ pub(super) fn apply_session(
             }
             Ok(Applied::Done)
         }
+        A::TransferHost { to } => {
+            if !session.cohosts.0.contains(to) {
+                return Err(not_found(format!("{to} is not a co-host")));
+            }
+            // The old host stays as the last co-host; the term goes up, so everyone (the old
+            // host included) follows the new one.
+            let mut cohosts = session.cohosts.clone();
+            cohosts.0.retain(|p| p != to);
+            cohosts.0.push(session.host.0.clone());
+            let term = world.get::<HostTerm>(session.entity).map_or(0, |t| t.0);
+            world.entity_mut(session.entity).insert((
+                Host(to.clone()),
+                cohosts,
+                HostTerm(term + 1),
+            ));
+            Ok(Applied::Done)
+        }
         A::RemoveCohost { peer } => {
             if !session.cohosts.0.contains(peer) {
                 return Err(not_found(format!("{peer} is not a co-host")));

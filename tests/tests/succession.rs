@@ -1,0 +1,111 @@
+//! The party does not hang on one device: the host hands it to a co-host on purpose
+//! (`host.handoff`), and everyone follows the new host. Real processes and a relay on
+//! loopback, every byte through the relay.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+use crate::relay::{RELAY_ONLY, Relay, peer_on};
+
+fn role_of(state: &Value, peer: &str) -> Option<String> {
+    state["participants"].as_array().and_then(|ps| {
+        ps.iter()
+            .find(|p| p["peer_id"] == json!(peer))
+            .and_then(|p| p["role"].as_str().map(str::to_owned))
+    })
+}
+
+fn online_on(state: &Value, peer: &str) -> bool {
+    state["participants"].as_array().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| p["peer_id"] == json!(peer) && p["online"] == json!(true))
+    })
+}
+
+#[test]
+fn a_planned_handoff_moves_the_party_to_the_cohost_and_everyone_follows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
+    host.ok("session.create", json!({"name": "Handoff"}));
+    let url = host.relayed_invite_url();
+    // The co-host holds a reservation on the relay, so members can reach it once it hosts.
+    let mut cohost = peer_on(&relay, &dir.path().join("cohost"), "Cole");
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    let (host_id, cohost_id, guest_id) = (
+        peer_id(&mut host),
+        peer_id(&mut cohost),
+        peer_id(&mut guest),
+    );
+    let session = cohost.ok("session.join", json!({"invite": url}))["session_id"].clone();
+    guest.ok("session.join", json!({"invite": url}));
+    host.ok(
+        "track.add",
+        json!({"title": "Before", "artist": "A", "duration_ms": 60000}),
+    );
+    host.ok("cohost.add", json!({"peer_id": cohost_id}));
+    wait_state(&mut guest, "the co-host promoted", |s| {
+        role_of(s, &cohost_id).as_deref() == Some("cohost")
+    });
+    // Only the host hands the party over, and only to a co-host.
+    assert_eq!(
+        guest.error_code("host.handoff", json!({"peer_id": cohost_id})),
+        "not_permitted"
+    );
+    assert_eq!(
+        host.error_code("host.handoff", json!({"peer_id": guest_id})),
+        "not_permitted"
+    );
+
+    host.ok("host.handoff", json!({"peer_id": cohost_id}));
+    for app in [&mut host, &mut cohost, &mut guest] {
+        let changed = wait_event(app, "host.changed", |d| d["host"] == json!(cohost_id));
+        assert_eq!(changed["previous"], json!(host_id), "{changed}");
+    }
+    // Everyone is in the same party, now hosted by the co-host; the old host stays on as a
+    // co-host and is admitted by the new one like any member.
+    for app in [&mut host, &mut cohost, &mut guest] {
+        let (state, _) = wait_state(app, "the new host's party", |s| {
+            s["host"] == json!(cohost_id)
+                && role_of(s, &host_id).as_deref() == Some("cohost")
+                && titles(s) == ["Before"]
+        });
+        assert_eq!(state["session_id"], session);
+    }
+    wait_state(&mut cohost, "the guest and the old host back in", |s| {
+        online_on(s, &guest_id) && online_on(s, &host_id)
+    });
+    wait_state(&mut guest, "the new host reachable", |s| {
+        online_on(s, &cohost_id)
+    });
+    // Let the guest's welcome by the new host land before it adds.
+    std::thread::sleep(Duration::from_millis(500));
+    let added = guest.ok(
+        "track.add",
+        json!({"title": "After", "artist": "G", "duration_ms": 60000}),
+    );
+    // Answered once the new host applied it, not kept in the outbox as pending.
+    assert_ne!(
+        added["pending"],
+        json!(true),
+        "the new host confirms a guest's track: {added}"
+    );
+    for app in [&mut host, &mut cohost, &mut guest] {
+        wait_state(app, "the guest's track everywhere, confirmed", |s| {
+            titles(s) == ["Before", "After"]
+                && s["queue"]
+                    .as_array()
+                    .is_some_and(|q| q.iter().all(|t| t["pending"] == json!(false)))
+        });
+    }
+    // The new host's own link lets a newcomer into the same party.
+    let new_url = cohost.relayed_invite_url();
+    let mut newcomer = Headless::start_with(&dir.path().join("newcomer"), RELAY_ONLY);
+    let joined = newcomer.ok("session.join", json!({"invite": new_url}));
+    assert_eq!(joined["session_id"], session);
+    wait_state(&mut newcomer, "the whole queue", |s| {
+        titles(s) == ["Before", "After"] && s["host"] == json!(cohost_id)
+    });
+}
