@@ -89,6 +89,12 @@ struct Cli {
     /// Serve no phone page.
     #[arg(long)]
     no_companion: bool,
+
+    /// How long the host of a party you co-host may be out of reach before you take over,
+    /// in seconds (the next co-host in line waits twice as long, and so on).
+    #[arg(long, value_name = "SECONDS", default_value_t = whatnext_replication::TAKEOVER_AFTER.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    takeover_after: u64,
 }
 
 impl Cli {
@@ -112,6 +118,8 @@ impl Cli {
 
 /// The phone page's settings from the command line, read when the plugins are added.
 static COMPANION: std::sync::OnceLock<CompanionConfig> = std::sync::OnceLock::new();
+/// `--takeover-after`, read when the plugins are added.
+static TAKEOVER_AFTER: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
 
 impl Cli {
     fn companion_config(&self) -> CompanionConfig {
@@ -144,6 +152,7 @@ pub fn run_with(extend: Extend) -> ExitCode {
     let cli = Cli::parse();
     init_logs();
     let _ = COMPANION.set(cli.companion_config());
+    let _ = TAKEOVER_AFTER.set(std::time::Duration::from_secs(cli.takeover_after));
     let demo_dir = cli
         .demo
         .then(|| std::env::temp_dir().join(format!("whatnext-demo-{}", std::process::id())));
@@ -213,6 +222,9 @@ pub(crate) fn add_core_plugins(
     if let Some(config) = network {
         app.add_plugins(NetworkPlugin::new(config))
             .add_plugins(ReplicationPlugin);
+        if let Some(after) = TAKEOVER_AFTER.get() {
+            app.insert_resource(whatnext_replication::TakeoverAfter(*after));
+        }
     }
     if demo {
         app.add_plugins(demo::DemoPlugin);

@@ -109,3 +109,75 @@ fn a_planned_handoff_moves_the_party_to_the_cohost_and_everyone_follows() {
         titles(s) == ["Before", "After"] && s["host"] == json!(cohost_id)
     });
 }
+
+#[test]
+fn when_the_host_dies_the_cohost_takes_over_and_the_old_host_comes_back_as_a_cohost() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
+    host.ok("session.create", json!({"name": "Takeover"}));
+    let url = host.relayed_invite_url();
+    let mut cohost = peer_on(&relay, &dir.path().join("cohost"), "Cole");
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    let (host_id, cohost_id) = (peer_id(&mut host), peer_id(&mut cohost));
+    let session = cohost.ok("session.join", json!({"invite": url}))["session_id"].clone();
+    guest.ok("session.join", json!({"invite": url}));
+    host.ok(
+        "track.add",
+        json!({"title": "Before", "artist": "A", "duration_ms": 60000}),
+    );
+    host.ok("cohost.add", json!({"peer_id": cohost_id}));
+    wait_state(&mut guest, "the co-host promoted", |s| {
+        role_of(s, &cohost_id).as_deref() == Some("cohost")
+    });
+    // The host sends the co-host the session's key right after the promotion.
+    std::thread::sleep(Duration::from_secs(1));
+
+    let _ = host.child.kill();
+    let _ = host.child.wait();
+    drop(host);
+    let killed = std::time::Instant::now();
+    let changed = wait_event(&mut cohost, "host.changed", |d| {
+        d["host"] == json!(cohost_id)
+    });
+    let took = killed.elapsed();
+    assert_eq!(changed["previous"], json!(host_id), "{changed}");
+    assert_eq!(changed["reason"], json!("takeover"), "{changed}");
+    assert!(
+        took < Duration::from_secs(20),
+        "the co-host took over {took:?} after the host died (deadline 10 s)"
+    );
+    let changed = wait_event(&mut guest, "host.changed", |d| {
+        d["host"] == json!(cohost_id)
+    });
+    assert_eq!(changed["reason"], json!("takeover"), "{changed}");
+    wait_state(&mut guest, "the new host reachable", |s| {
+        s["host"] == json!(cohost_id) && online_on(s, &cohost_id)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let added = guest.ok(
+        "track.add",
+        json!({"title": "After", "artist": "G", "duration_ms": 60000}),
+    );
+    assert_ne!(
+        added["pending"],
+        json!(true),
+        "the new host confirms a guest's track: {added}"
+    );
+    wait_state(&mut cohost, "the guest's track on the new host", |s| {
+        titles(s) == ["Before", "After"]
+    });
+
+    // The old host comes back: it learns of the newer host from it, steps down, and is a
+    // co-host of the same party, with what the new host has.
+    let mut back = Headless::start_with(&dir.path().join("host"), RELAY_ONLY);
+    let (state, _) = wait_state(&mut back, "the old host following the new one", |s| {
+        s["host"] == json!(cohost_id)
+            && role_of(s, &host_id).as_deref() == Some("cohost")
+            && titles(s) == ["Before", "After"]
+    });
+    assert_eq!(state["session_id"], session);
+    wait_state(&mut cohost, "the old host back in as a member", |s| {
+        online_on(s, &host_id)
+    });
+}

@@ -94,6 +94,8 @@ fn track(i: u64) -> Track {
 struct Whatnext {
     host: App,
     members: Vec<(NetPeerId, App)>,
+    /// Each member's join, which its welcome answers.
+    join_tokens: Vec<u64>,
     /// A request's reply id → (who asked, the asker's token).
     replies: HashMap<u64, (usize, u64)>,
     next_reply: u64,
@@ -136,6 +138,7 @@ impl Whatnext {
         host.update();
         let mut members = Vec::new();
         let mut pending = Vec::new();
+        let mut join_tokens = Vec::new();
         for i in 0..receivers {
             let net = NetPeerId::random();
             let peer = PeerId::new(net.to_string());
@@ -144,6 +147,33 @@ impl Whatnext {
                 .resource_mut::<PeerLinks>()
                 .0
                 .insert(PeerId::new(HOST), ConnectionKind::Relayed);
+            // The member asks to join, as a user would; the welcome answers that join.
+            let invite = whatnext_core::invite::InviteUrl {
+                host: PeerId::new(HOST),
+                relay: None,
+                session: SessionId("BENCH".into()),
+                key: Some("bench".into()),
+            };
+            app.world_mut().write_message(Intent {
+                id: IntentId {
+                    author: peer.clone(),
+                    counter: 0,
+                },
+                action: Action::Local(LocalAction::JoinSession {
+                    invite: invite.to_string(),
+                }),
+            });
+            app.update();
+            let join = app
+                .world_mut()
+                .resource_mut::<Messages<NetCommand>>()
+                .drain()
+                .find_map(|c| match c {
+                    NetCommand::JoinViaUrl { token, .. } => Some(token),
+                    _ => None,
+                })
+                .expect("the member says hello");
+            join_tokens.push(join);
             // What admission does: a member, a participant, a welcome waiting for a snapshot.
             host.world_mut()
                 .resource_mut::<Members>()
@@ -167,6 +197,7 @@ impl Whatnext {
                 session: SessionId("BENCH".into()),
                 name: "Bench".into(),
                 host: PeerId::new(HOST),
+                term: 0,
                 snapshot: Snapshot::default(),
                 rejoin: None,
             };
@@ -188,6 +219,7 @@ impl Whatnext {
         let mut bench = Self {
             host,
             members,
+            join_tokens,
             replies: HashMap::new(),
             next_reply: 0,
             tracks,
@@ -279,7 +311,7 @@ impl Whatnext {
                     // A welcome: delivered as the member's join answer.
                     let i = (u64::MAX - reply) as usize;
                     let event = NetEvent::JoinAnswer {
-                        token: 0,
+                        token: self.join_tokens[i],
                         host: HOST.parse().expect("host id"),
                         response,
                     };
@@ -407,7 +439,7 @@ fn replicon(receivers: usize) -> Figures {
                 .id(),
         );
     }
-    let mut tick_all = |server: &mut App, clients: &mut Vec<App>| {
+    let tick_all = |server: &mut App, clients: &mut Vec<App>| {
         server.update();
         for client in clients.iter_mut() {
             exchange(server, client);

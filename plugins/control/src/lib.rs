@@ -558,9 +558,13 @@ fn push_events(
                 "cohosts.changed",
                 json!({"cohosts": reader.snapshot().map(|s| s.cohosts).unwrap_or_default()}),
             ),
-            SessionEvent::HostChanged { host, previous } => (
+            SessionEvent::HostChanged {
+                host,
+                previous,
+                why,
+            } => (
                 "host.changed",
-                json!({"host": host, "previous": previous, "reason": "handoff"}),
+                json!({"host": host, "previous": previous, "reason": why.as_str()}),
             ),
             SessionEvent::Reaction {
                 emoji,

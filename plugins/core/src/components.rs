@@ -36,7 +36,48 @@ pub struct CoHosts(pub Vec<PeerId>);
 /// transfer, or a co-host taking over from a host that went away). Every update carries it,
 /// so a member follows the newest host, and a host that sees a higher term steps down.
 #[derive(Component, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostTerm(pub u64);
+pub struct HostTerm {
+    /// 0 for the host who started the session; one more at each move.
+    pub term: u64,
+    /// Why the role last moved.
+    pub why: HostChange,
+}
+
+impl HostTerm {
+    /// The next term, for a move made for `why`.
+    pub fn next(self, why: HostChange) -> Self {
+        Self {
+            term: self.term + 1,
+            why,
+        }
+    }
+}
+
+/// Why the host role last moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HostChange {
+    /// It never moved: the host started the session.
+    #[default]
+    Started,
+    /// The host handed it to a co-host (`host.handoff`).
+    Handoff,
+    /// The host left the party and handed it to a co-host.
+    HostLeft,
+    /// The host could not be reached, and the first co-host in line took over.
+    Takeover,
+}
+
+impl HostChange {
+    /// The name the control protocol uses (`host.changed`'s `reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostChange::Started => "started",
+            HostChange::Handoff => "handoff",
+            HostChange::HostLeft => "left",
+            HostChange::Takeover => "takeover",
+        }
+    }
+}
 
 /// On the session entity: the one peer whose device drives playback.
 #[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

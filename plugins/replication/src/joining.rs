@@ -24,8 +24,11 @@ const JOIN_RETRY: Duration = Duration::from_secs(1);
 pub const KNOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a knocking guest asks again whether it was let in.
 const KNOCK_POLL: Duration = Duration::from_millis(500);
-/// How often a guest cut off from its host tries to get back in.
-const REJOIN_EVERY: Duration = Duration::from_secs(2);
+/// How often a guest cut off from its host tries to get back in (to the host, then each
+/// co-host in turn).
+const REJOIN_EVERY: Duration = Duration::from_secs(1);
+/// How often a host asks one of its co-hosts whether it hosts a newer term.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
 
 /// A host's welcome, checked: the mirror applies its snapshot in the same frame.
 #[derive(Message, Clone, Debug)]
@@ -193,6 +196,7 @@ pub(crate) fn finish_joins(
     links: Res<PeerLinks>,
     mut progress: ResMut<JoinProgress>,
     mut admitted: ResMut<Admitted>,
+    (local, sessions): (Res<LocalPeer>, Query<(&Session, &Host, Option<&HostTerm>)>),
     mut events: MessageReader<NetEvent>,
     mut welcomed: MessageWriter<Welcomed>,
     mut outcomes: MessageWriter<IntentOutcome>,
@@ -224,14 +228,18 @@ pub(crate) fn finish_joins(
                             }
                             continue;
                         }
-                        // A rejoin's welcome has no join entry; its snapshot counts all the same.
+                        // A rejoin's welcome has no join entry: it counts if it comes from the
+                        // host this device follows, or from a newer one of the same session.
                         if join.is_some() {
-                            rejoin.0 = welcome.rejoin.clone();
                             done.push((
                                 *token,
                                 Ok(Applied::SessionJoined(welcome.session.clone())),
                             ));
+                        } else if !follows(&local.peer, sessions.iter().next(), &welcome) {
+                            tracing::info!(host = %welcome.host, term = welcome.term, "a welcome from an older or other host was ignored");
+                            continue;
                         }
+                        rejoin.0 = welcome.rejoin.clone();
                         welcomed.write(Welcomed(welcome.snapshot));
                         admitted.0 = Some(peer_of(host));
                     }
@@ -358,11 +366,33 @@ pub(crate) fn finish_joins(
     progress.set_if_neq(now_at);
 }
 
+/// Whether a welcome this device did not ask for as a join (a rejoin's) is one to follow:
+/// from the host of its session, or from a newer host of it (a higher term; between two
+/// hosts of one term, say after a partition, the one whose peer id sorts first), which is
+/// how a host that was cut off, or restarted after a takeover, steps down.
+fn follows(
+    me: &PeerId,
+    current: Option<(&Session, &Host, Option<&HostTerm>)>,
+    welcome: &crate::protocol::Welcome,
+) -> bool {
+    let Some((session, host, term)) = current else {
+        return false;
+    };
+    let term = term.map_or(0, |t| t.term);
+    welcome.session == session.id
+        && (welcome.host == host.0
+            || welcome.term > term
+            || (welcome.term == term && host.0 == *me && welcome.host.as_str() < me.as_str()))
+}
+
 /// A member whose host link is gone (the relay restarted, or this app did), that the host has
 /// not welcomed over the link it has now, or whose session has a new host (the role was
-/// handed over), says hello to the session's host until it is welcomed. Its way in: the
-/// rejoin link the host gave it, or, on a device that holds the session's key (a co-host, a
-/// former host), its own secret under that key; both are checked by whoever hosts now.
+/// handed over), says hello until it is welcomed: to the host, and in turn to each co-host,
+/// one of which may have taken over. A host says hello to each of its co-hosts in turn, now
+/// and then: if one of them hosts a newer term (this device was cut off, or restarted after
+/// a takeover), its welcome makes this device step down and follow it.
+/// The way in: the rejoin link the host gave, or, on a device that holds the session's key
+/// (a co-host, a former host), its own secret under that key; whoever hosts checks both.
 pub(crate) fn rejoin_when_cut_off(
     mut net: MessageWriter<NetCommand>,
     time: Res<Time<Real>>,
@@ -373,15 +403,28 @@ pub(crate) fn rejoin_when_cut_off(
     registry: Res<Registry>,
     as_display: Option<Res<JoinAsDisplay>>,
     admitted: Res<Admitted>,
-    sessions: Query<(&Session, &Host, Option<&SessionAccess>)>,
+    sessions: Query<(&Session, &Host, &CoHosts, Option<&SessionAccess>)>,
     mut tokens: ResMut<RequestTokens>,
     mut last_try: Local<Option<Duration>>,
+    mut turn: Local<usize>,
 ) {
-    let Some((session, host, access)) = sessions.iter().next() else {
+    let Some((session, host, cohosts, access)) = sessions.iter().next() else {
         return;
     };
-    let host = &host.0;
-    if *host == local.peer || (links.0.contains_key(host) && admitted.0.as_ref() == Some(host)) {
+    let me = &local.peer;
+    let hosting = host.0 == *me;
+    let candidates: Vec<&PeerId> = if hosting {
+        // All of them, members too: a newer host may have said hello to this one first
+        // and be its member now.
+        cohosts.0.iter().filter(|c| *c != me).collect()
+    } else if links.0.contains_key(&host.0) && admitted.0.as_ref() == Some(&host.0) {
+        return;
+    } else {
+        std::iter::once(&host.0)
+            .chain(cohosts.0.iter().filter(|c| *c != me))
+            .collect()
+    };
+    if candidates.is_empty() {
         return;
     }
     let link = match rejoin.0.as_deref().map(str::parse::<Invite>) {
@@ -389,7 +432,7 @@ pub(crate) fn rejoin_when_cut_off(
         _ => None,
     };
     let key = access
-        .map(|a| member_secret(&a.key, &session.id, &local.peer))
+        .map(|a| member_secret(&a.key, &session.id, me))
         .or_else(|| link.as_ref().and_then(|l| l.key.clone()));
     let Some(key) = key else {
         return; // no way back in: nothing to say
@@ -402,16 +445,19 @@ pub(crate) fn rejoin_when_cut_off(
         })
     });
     let now = time.elapsed();
-    if last_try.is_some_and(|at| now.saturating_sub(at) < REJOIN_EVERY) {
+    let every = if hosting { PROBE_EVERY } else { REJOIN_EVERY };
+    if last_try.is_some_and(|at| now.saturating_sub(at) < every) {
         return;
     }
     *last_try = Some(now);
+    let target = candidates[*turn % candidates.len()];
+    *turn = turn.wrapping_add(1);
     let hello = Hello {
         session: Some(session.id.clone()),
         key: Some(key),
         ..hello(&local, as_display.is_some(), &registry)
     };
-    match link_join(tokens.fresh(), host, relay.as_deref(), &hello) {
+    match link_join(tokens.fresh(), target, relay.as_deref(), &hello) {
         Ok(command) => {
             net.write(command);
         }

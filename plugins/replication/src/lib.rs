@@ -50,6 +50,7 @@ pub use membership::{
 pub use mirror::RESYNC_BACKOFF;
 pub use outbox::{INTENT_BURST, INTENTS_PER_SECOND, MAX_INTENTS_IN_FLIGHT};
 pub use registry::{AppReplicationExt, BadComponent, Registry, UnknownComponent};
+pub use succession::{TAKEOVER_AFTER, TakeoverAfter};
 
 /// Adds replication to an app: the host's side and the member's side both, since which one
 /// runs depends on who hosts the current session.
@@ -133,6 +134,8 @@ impl Plugin for ReplicationPlugin {
             .init_resource::<outbox::GuestIntents>()
             .init_resource::<clock_sync::ClockSync>()
             .init_resource::<succession::SharedAccess>()
+            .init_resource::<succession::TakeoverAfter>()
+            .init_resource::<succession::HostLoss>()
             // Pacing and clock sampling read it; `TimePlugin` (in `MinimalPlugins`) advances it.
             .init_resource::<Time<Real>>()
             .configure_sets(Update, ReplicationSet::Intake.before(SessionSet::Apply))
@@ -174,6 +177,8 @@ impl Plugin for ReplicationPlugin {
                     outbox::forward_guest_intents,
                     succession::keep_access_copy,
                     succession::drop_access_when_demoted,
+                    succession::watch_the_host,
+                    succession::take_over,
                     presence::give_presence,
                     presence::return_ownership,
                     clock_sync::sync_clock_with_host,

@@ -181,7 +181,12 @@ pub(crate) fn answer_hellos(
     time: Res<Time<Real>>,
     mut limits: ResMut<HelloLimits>,
     mut knocks: ResMut<Knocks>,
-    mut sessions: Query<(&Session, &Host, Option<&mut SessionAccess>)>,
+    mut sessions: Query<(
+        &Session,
+        &Host,
+        Option<&HostTerm>,
+        Option<&mut SessionAccess>,
+    )>,
     mut participants: Query<(&mut Participant, &mut Presence)>,
     mut requests: MessageReader<PeerRequest>,
     mut welcomes: ResMut<PendingWelcomes>,
@@ -196,8 +201,8 @@ pub(crate) fn answer_hellos(
         let SessionRequest::Hello(hello) = request else {
             continue;
         };
-        let Some((session, _, mut access)) =
-            sessions.iter_mut().find(|(_, h, _)| h.0 == local.peer)
+        let Some((session, _, term, mut access)) =
+            sessions.iter_mut().find(|(_, h, _, _)| h.0 == local.peer)
         else {
             let refusal = refused("this peer is not hosting a session".into());
             protocol::respond(&mut net, *reply, &refusal);
@@ -237,6 +242,7 @@ pub(crate) fn answer_hellos(
                     session: session.id.clone(),
                     name: session.name.clone(),
                     host: local.peer.clone(),
+                    term: term.map_or(0, |t| t.term),
                     snapshot: Default::default(),
                     rejoin: Some(rejoin.to_string()),
                 };

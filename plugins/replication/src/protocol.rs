@@ -105,6 +105,10 @@ pub struct Welcome {
     pub name: String,
     /// Its host.
     pub host: PeerId,
+    /// The host's term: a device that already follows a host of this session takes a
+    /// welcome from another one only with a higher term (or, between two hosts of the same
+    /// term, from the one whose peer id sorts first).
+    pub term: u64,
     /// The session's replicated state; the member applies updates after its `seq`.
     pub snapshot: Snapshot,
     /// An invite link (with its secret) that lets this member back in after a drop.

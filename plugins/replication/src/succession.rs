@@ -1,10 +1,12 @@
-//! Who can host after the host: the session's access (its key, bans, the invite's
-//! generation) travels from the host to each co-host over their link, so that whoever the
-//! host role moves to can check the same links and keep the same people out. The one owner
-//! of that copy: the host sends it, a co-host keeps it, a demoted co-host drops it, and a
-//! hosted session always has one.
+//! Who hosts after the host. The session's access (its key, bans, the invite's generation)
+//! travels from the host to each co-host over their link, so that whoever the host role
+//! moves to can check the same links and keep the same people out: the host sends it, a
+//! co-host keeps it, a demoted co-host drops it, and a hosted session always has one. When
+//! the host is out of reach past a deadline, the first co-host in line takes over
+//! (`take_over`); members find it by saying hello to each co-host in turn (`joining`).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
@@ -124,5 +126,93 @@ pub(crate) fn drop_access_when_demoted(
         if host.0 != local.peer && !cohosts.0.contains(&local.peer) {
             commands.entity(entity).remove::<SessionAccess>();
         }
+    }
+}
+
+/// How long a host may be out of reach before the first co-host in line takes over.
+pub const TAKEOVER_AFTER: Duration = Duration::from_secs(10);
+
+/// The takeover deadline this app uses (`--takeover-after`; [`TAKEOVER_AFTER`] by default).
+/// The n-th co-host in line waits n times as long, so the first one that is up takes over.
+#[derive(Resource, Clone, Copy, Debug)]
+pub struct TakeoverAfter(pub Duration);
+
+impl Default for TakeoverAfter {
+    fn default() -> Self {
+        Self(TAKEOVER_AFTER)
+    }
+}
+
+/// Since when this device has had no link to its session's host (the host, and when).
+#[derive(Resource, Default, Debug)]
+pub(crate) struct HostLoss(Option<(PeerId, Duration)>);
+
+/// A member notes when its link to the host went (or, after a restart, that there is none).
+pub(crate) fn watch_the_host(
+    time: Res<Time<Real>>,
+    local: Res<LocalPeer>,
+    links: Res<PeerLinks>,
+    hosts: Query<&Host>,
+    mut loss: ResMut<HostLoss>,
+) {
+    let host = hosts
+        .iter()
+        .next()
+        .map(|h| h.0.clone())
+        .filter(|h| *h != local.peer);
+    match host {
+        Some(host) if !links.0.contains_key(&host) => {
+            if loss.0.as_ref().is_none_or(|(lost, _)| *lost != host) {
+                loss.0 = Some((host, time.elapsed()));
+            }
+        }
+        _ => loss.0 = None,
+    }
+}
+
+/// A co-host takes over when the host has been out of reach past its deadline: the first in
+/// line (the earliest promoted) after [`TakeoverAfter`], the next after twice that, and so on,
+/// unless a new host welcomed it meanwhile. Only a co-host that holds the session's access
+/// (so it can admit the members) and a relay reservation (so they can reach it; a device cut
+/// off from everything must not start a party of one) takes over. It becomes the host of
+/// the next term; the old host becomes the last co-host; playback that was the old host's
+/// is its own, its clock going on from where it was. `begin_hosting` starts its authority.
+pub(crate) fn take_over(
+    mut commands: Commands,
+    time: Res<Time<Real>>,
+    local: Res<LocalPeer>,
+    relays: Option<Res<Relays>>,
+    after: Res<TakeoverAfter>,
+    loss: Res<HostLoss>,
+    sessions: Query<
+        (Entity, &Host, &CoHosts, Option<&HostTerm>, &PlaybackOwner),
+        With<SessionAccess>,
+    >,
+) {
+    let Some((lost, since)) = loss.0.as_ref() else {
+        return;
+    };
+    let Some((entity, host, cohosts, term, owner)) = sessions.iter().next() else {
+        return;
+    };
+    let Some(rank) = cohosts.0.iter().position(|c| *c == local.peer) else {
+        return;
+    };
+    let reserved = relays
+        .as_deref()
+        .is_some_and(|r| r.0.iter().any(|r| r.status == RelayStatus::Reserved));
+    let due = *since + after.0.saturating_mul(rank as u32 + 1);
+    if host.0 != *lost || !reserved || time.elapsed() < due {
+        return;
+    }
+    let term = term.copied().unwrap_or_default().next(HostChange::Takeover);
+    tracing::info!(host = %lost, term = term.term, "the host is out of reach; this co-host takes over");
+    let mut next = cohosts.clone();
+    next.0.retain(|c| *c != local.peer);
+    next.0.push(lost.clone());
+    let mut session = commands.entity(entity);
+    session.insert((Host(local.peer.clone()), next, term));
+    if owner.0 == *lost {
+        session.insert(PlaybackOwner(local.peer.clone()));
     }
 }

@@ -142,6 +142,7 @@ fn response() -> impl Strategy<Value = SessionResponse> {
                     session: SessionId("S".into()),
                     name,
                     host: PeerId::new("12D3KooWHana"),
+                    term: protocol.rotate_left(7),
                     snapshot,
                     rejoin,
                 })

@@ -12,7 +12,8 @@ use whatnext_network::{ConnectionKind, NetCommand, NetEvent, PeerLinks};
 use whatnext_replication::protocol::{Snapshot, Welcome};
 use whatnext_replication::{Members, PendingWelcomes, Registry};
 use whatnext_test_support::{
-    HOST, MEMBER, Network, STRANGER, WELCOME_REPLY, net_id, replicating_app, session_state, tick,
+    HOST, MEMBER, Network, STRANGER, WELCOME_REPLY, member_joins, net_id, replicating_app,
+    session_state, tick,
 };
 
 mod admission;
@@ -145,11 +146,13 @@ fn run_schedule_with(seed: u64, duplicate_chance: f64) -> Result<(), String> {
         .0
         .insert(PeerId::new(HOST), ConnectionKind::Relayed);
     let mut member_counter = 0;
+    member_joins(&mut member, &mut net, &SessionId("SIM".into()));
     let welcome = Welcome {
         protocol: host.world().resource::<Registry>().protocol_hash(),
         session: SessionId("SIM".into()),
         name: "Sim".into(),
         host: PeerId::new(HOST),
+        term: 0,
         snapshot: Snapshot::default(),
         rejoin: None,
     };

@@ -167,6 +167,7 @@ fn a_welcome_from_a_host_with_another_protocol_is_refused_by_the_member() {
         session: SessionId("V".into()),
         name: "Versions".into(),
         host: PeerId::new(HOST),
+        term: 0,
         snapshot: Snapshot::default(),
         rejoin: None,
     });

@@ -189,7 +189,7 @@ pub(crate) fn flush(
                 })
                 .collect(),
             cohosts: cohosts.0.clone(),
-            term: term.map_or(0, |t| t.0),
+            term: term.map_or(0, |t| t.term),
         },
     );
     let track_records = tracks

@@ -419,7 +419,10 @@ pub(crate) fn restore_session(
                 name: record.name,
             },
             Host(record.host),
-            HostTerm(record.term),
+            HostTerm {
+                term: record.term,
+                why: HostChange::default(),
+            },
             CoHosts(record.cohosts),
             PlaybackOwner(record.playback_owner),
             record.clock,

@@ -154,7 +154,18 @@ fn restore_session_state(
                 },
             );
             set(world, entity, Host(record.host.clone()));
-            set(world, entity, HostTerm(record.term));
+            let why = world
+                .get::<HostTerm>(entity)
+                .map(|t| t.why)
+                .unwrap_or_default();
+            set(
+                world,
+                entity,
+                HostTerm {
+                    term: record.term,
+                    why,
+                },
+            );
             set(world, entity, CoHosts(record.cohosts.clone()));
             set(world, entity, PlaybackOwner(record.playback_owner.clone()));
             set(world, entity, record.clock.clone());

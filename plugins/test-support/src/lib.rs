@@ -20,4 +20,6 @@ mod network;
 pub use apps::{
     Author, FRAME, host_plays_a_track_from, replicating_app, session_app, session_state,
 };
-pub use network::{HOST, MEMBER, Network, STRANGER, Side, WELCOME_REPLY, net_id, tick};
+pub use network::{
+    HOST, MEMBER, Network, STRANGER, Side, WELCOME_REPLY, member_joins, net_id, tick,
+};

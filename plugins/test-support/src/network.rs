@@ -23,8 +23,43 @@ pub fn net_id(peer: &str) -> NetPeerId {
     peer.parse().expect("the test peer ids are valid")
 }
 /// The reply id of the member's welcome: the host's answer to it is delivered as the
-/// member's `JoinAnswer`, never lost.
+/// member's `JoinAnswer` (to the join the member started, see [`member_joins`]), never lost.
 pub const WELCOME_REPLY: u64 = u64::MAX;
+
+/// The member starts joining the host's session `session` by link, as a user would: the
+/// welcome the host then sends with [`WELCOME_REPLY`] answers this join (a member takes no
+/// welcome it did not ask for). Updates `member` once, and puts its hello on `net`.
+pub fn member_joins(
+    member: &mut App,
+    net: &mut Network,
+    session: &whatnext_core::prelude::SessionId,
+) {
+    use whatnext_core::prelude::*;
+    let invite = whatnext_core::invite::InviteUrl {
+        host: PeerId::new(HOST),
+        relay: None,
+        session: session.clone(),
+        key: Some("simulated".into()),
+    };
+    member.world_mut().write_message(Intent {
+        id: IntentId {
+            author: PeerId::new(MEMBER),
+            counter: 0,
+        },
+        action: Action::Local(LocalAction::JoinSession {
+            invite: invite.to_string(),
+        }),
+    });
+    member.update();
+    let commands: Vec<NetCommand> = member
+        .world_mut()
+        .resource_mut::<Messages<NetCommand>>()
+        .drain()
+        .collect();
+    for command in commands {
+        net.route(Side::Member, command);
+    }
+}
 
 /// One end of the simulated link.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -68,6 +103,8 @@ pub struct Network {
     pub max_delay: u64,
     /// The chance a delivered request arrives twice (both answers go back to the asker).
     pub duplicate_chance: f64,
+    /// The token of the member's join, which the host's welcome answers.
+    join_token: u64,
 }
 
 impl Network {
@@ -82,6 +119,7 @@ impl Network {
             drop_chance: 0.0,
             max_delay: 0,
             duplicate_chance: 0.0,
+            join_token: 0,
         }
     }
 
@@ -146,12 +184,13 @@ impl Network {
             } => {
                 // The welcome itself is delivered; the chaos starts after joining.
                 let event = NetEvent::JoinAnswer {
-                    token: 0,
+                    token: self.join_token,
                     host: net_id(HOST),
                     response,
                 };
                 self.in_flight.push((self.tick, Side::Member, event));
             }
+            NetCommand::JoinViaUrl { token, .. } => self.join_token = token,
             NetCommand::Respond { reply, response } => {
                 let Some((asker, token)) = self.replies.remove(&reply) else {
                     return;

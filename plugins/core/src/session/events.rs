@@ -64,6 +64,8 @@ pub enum SessionEvent {
         host: PeerId,
         /// The host before.
         previous: PeerId,
+        /// Why it moved.
+        why: HostChange,
     },
     /// A track began playing (a new current track, while playing).
     TrackStarted {
@@ -89,7 +91,7 @@ pub(super) fn emit_session_events(
     mut known_session: Local<Option<SessionId>>,
     mut leave_reason: ResMut<PendingLeaveReason>,
     mut known_participants: Local<HashMap<Entity, PeerId>>,
-    sessions: Query<(&Session, &Host, Has<Restored>)>,
+    sessions: Query<(&Session, &Host, Option<&HostTerm>, Has<Restored>)>,
     new_participants: Query<(Entity, &Participant, Has<Restored>), Added<Participant>>,
     mut gone_participants: RemovedComponents<Participant>,
     new_tracks: Query<&Track, (Added<Track>, Without<Restored>)>,
@@ -102,9 +104,9 @@ pub(super) fn emit_session_events(
     reactions: Query<Ref<Reactions>>,
     mut seen_reaction: Local<Option<u64>>,
 ) {
-    let current = sessions.iter().next().map(|(s, h, r)| (s, r, h));
+    let current = sessions.iter().next().map(|(s, h, t, r)| (s, r, h, t));
     // The host changed within the same session (not on entering one).
-    let host_now = current.map(|(s, _, h)| (s.id.clone(), h.0.clone()));
+    let host_now = current.map(|(s, _, h, _)| (s.id.clone(), h.0.clone()));
     if let (Some((was_in, previous)), Some((now_in, host))) = (known_host.as_ref(), &host_now)
         && was_in == now_in
         && previous != host
@@ -112,10 +114,13 @@ pub(super) fn emit_session_events(
         out.write(SessionEvent::HostChanged {
             host: host.clone(),
             previous: previous.clone(),
+            why: current
+                .and_then(|(_, _, _, t)| t.map(|t| t.why))
+                .unwrap_or_default(),
         });
     }
     *known_host = host_now;
-    let current = current.map(|(s, r, _)| (s, r));
+    let current = current.map(|(s, r, _, _)| (s, r));
     let current_id = current.map(|(s, _)| s.id.clone());
     if *known_session != current_id {
         if let Some(left) = known_session.take() {

@@ -150,7 +150,7 @@ pub fn spawn_session(world: &mut World, id: SessionId, name: String, host: &Loca
         .spawn((
             Session { id, name },
             Host(host.peer.clone()),
-            HostTerm(0),
+            HostTerm::default(),
             CoHosts::default(),
             PlaybackOwner(host.peer.clone()),
             PlaybackClock::stopped(),

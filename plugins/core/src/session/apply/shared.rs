@@ -292,11 +292,14 @@ pub(super) fn apply_session(
             let mut cohosts = session.cohosts.clone();
             cohosts.0.retain(|p| p != to);
             cohosts.0.push(session.host.0.clone());
-            let term = world.get::<HostTerm>(session.entity).map_or(0, |t| t.0);
+            let term = world
+                .get::<HostTerm>(session.entity)
+                .copied()
+                .unwrap_or_default();
             world.entity_mut(session.entity).insert((
                 Host(to.clone()),
                 cohosts,
-                HostTerm(term + 1),
+                term.next(HostChange::Handoff),
             ));
             Ok(Applied::Done)
         }
