@@ -181,3 +181,51 @@ fn when_the_host_dies_the_cohost_takes_over_and_the_old_host_comes_back_as_a_coh
         online_on(s, &host_id)
     });
 }
+
+#[test]
+fn a_host_who_leaves_hands_the_party_to_a_cohost_instead_of_ending_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
+    host.ok("session.create", json!({"name": "Leaving"}));
+    let url = host.relayed_invite_url();
+    let mut cohost = peer_on(&relay, &dir.path().join("cohost"), "Cole");
+    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+    let (host_id, cohost_id) = (peer_id(&mut host), peer_id(&mut cohost));
+    cohost.ok("session.join", json!({"invite": url}));
+    guest.ok("session.join", json!({"invite": url}));
+    host.ok("cohost.add", json!({"peer_id": cohost_id}));
+    wait_state(&mut host, "the co-host online", |s| {
+        role_of(s, &cohost_id).as_deref() == Some("cohost") && online_on(s, &cohost_id)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+
+    host.ok("session.leave", json!(null));
+    let left = wait_event(&mut host, "session.left", |_| true);
+    assert_eq!(left["reason"], json!("left"), "{left}");
+    assert!(host.call("session.state", json!(null))["ok"] == json!(false));
+    for app in [&mut cohost, &mut guest] {
+        let changed = wait_event(app, "host.changed", |d| d["host"] == json!(cohost_id));
+        assert_eq!(changed["previous"], json!(host_id), "{changed}");
+        assert_eq!(changed["reason"], json!("left"), "{changed}");
+    }
+    // The party goes on: nobody was told it ended, and the guest's track is confirmed.
+    assert!(
+        !guest
+            .events
+            .iter()
+            .any(|e| e["event"] == json!("session.left")),
+        "the guest was not put out: {:?}",
+        guest.events
+    );
+    wait_state(&mut guest, "the new host reachable", |s| {
+        s["host"] == json!(cohost_id) && online_on(s, &cohost_id)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let added = guest.ok(
+        "track.add",
+        json!({"title": "Still on", "artist": "G", "duration_ms": 60000}),
+    );
+    assert_ne!(added["pending"], json!(true), "{added}");
+    wait_state(&mut cohost, "the guest's track", |s| titles(s) == ["Still on"]);
+}

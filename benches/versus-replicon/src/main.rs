@@ -41,6 +41,8 @@ struct Figures {
     receive: Duration,
     bytes_per_change: f64,
     idle_send: Duration,
+    /// A receiver's frame with nothing to receive: what its app costs anyway.
+    idle_receive: Duration,
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -340,14 +342,16 @@ impl Whatnext {
     }
 
     fn run(mut self) -> Figures {
-        let mut idle = Vec::new();
+        let (mut idle, mut idle_receive) = (Vec::new(), Vec::new());
         for _ in 0..20 {
             let t = Instant::now();
             self.host.update();
             idle.push(t.elapsed());
             self.route_from(End::Host);
             for i in 0..self.members.len() {
+                let t = Instant::now();
                 self.members[i].1.update();
+                idle_receive.push(t.elapsed());
                 self.route_from(End::Member(i));
             }
         }
@@ -378,6 +382,7 @@ impl Whatnext {
             receive: median(receive),
             bytes_per_change: bytes as f64 / (TICKS as u64 * CHANGING) as f64,
             idle_send: median(idle),
+            idle_receive: median(idle_receive),
         }
     }
 }
@@ -456,14 +461,16 @@ fn replicon(receivers: usize) -> Figures {
             "a client got every entity"
         );
     }
-    let mut idle = Vec::new();
+    let (mut idle, mut idle_receive) = (Vec::new(), Vec::new());
     for _ in 0..20 {
         let t = Instant::now();
         server.update();
         idle.push(t.elapsed());
         for client in clients.iter_mut() {
             exchange(&mut server, client);
+            let t = Instant::now();
             client.update();
+            idle_receive.push(t.elapsed());
         }
     }
     let (mut send, mut receive, mut bytes) = (Vec::new(), Vec::new(), 0);
@@ -496,6 +503,7 @@ fn replicon(receivers: usize) -> Figures {
         receive: median(receive),
         bytes_per_change: bytes as f64 / (TICKS as u64 * CHANGING) as f64,
         idle_send: median(idle),
+        idle_receive: median(idle_receive),
     }
 }
 
@@ -508,8 +516,8 @@ fn main() {
         "replication, {ENTITIES} entities, {CHANGING} (1%) changing per tick, medians over {TICKS} ticks (release, in-process)"
     );
     println!(
-        "{:<10} {:>9} {:>12} {:>12} {:>14} {:>14}",
-        "", "receivers", "send ms", "receive ms", "bytes/change", "idle send ms"
+        "{:<10} {:>9} {:>12} {:>12} {:>14} {:>14} {:>14}",
+        "", "receivers", "send ms", "receive ms", "bytes/change", "idle send ms", "idle recv ms"
     );
     for receivers in [1, 20] {
         for (name, figures) in [
@@ -517,11 +525,12 @@ fn main() {
             ("replicon", replicon(receivers)),
         ] {
             println!(
-                "{name:<10} {receivers:>9} {:>12.3} {:>12.3} {:>14.1} {:>14.3}",
+                "{name:<10} {receivers:>9} {:>12.3} {:>12.3} {:>14.1} {:>14.3} {:>14.3}",
                 ms(figures.send),
                 ms(figures.receive),
                 figures.bytes_per_change,
                 ms(figures.idle_send),
+                ms(figures.idle_receive),
             );
             println!(
                 "figure: diff {name} send, {receivers} receiver(s) | {:.3} ms | at or below replicon",

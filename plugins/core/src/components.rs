@@ -576,6 +576,11 @@ impl LeaveReason {
     }
 }
 
+/// A host that left its party with co-hosts online handed it to one first; it leaves in the
+/// next frame, once the update that hands it over is on its way.
+#[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaveAfterHandover(pub bool);
+
 /// The reason for the next `SessionLeft`, when known; taken when the event is written.
 #[derive(Resource, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PendingLeaveReason(pub Option<LeaveReason>);

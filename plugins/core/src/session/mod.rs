@@ -57,6 +57,7 @@ impl Plugin for SessionPlugin {
             .init_resource::<Outbox>()
             .init_resource::<RejoinInvite>()
             .init_resource::<PendingLeaveReason>()
+            .init_resource::<LeaveAfterHandover>()
             .add_message::<MemberRemoved>()
             .init_resource::<Persistence>()
             .add_message::<Intent>()
@@ -67,7 +68,11 @@ impl Plugin for SessionPlugin {
             .add_systems(First, tick_wall_clock)
             .add_systems(
                 Update,
-                (apply::apply_intents, advance::advance_finished_track)
+                (
+                    apply::leave_after_handover,
+                    apply::apply_intents,
+                    advance::advance_finished_track,
+                )
                     .chain()
                     .in_set(SessionSet::Apply),
             )

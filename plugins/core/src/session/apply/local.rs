@@ -6,7 +6,8 @@ use bevy::prelude::*;
 use super::{MAX_TEXT_CHARS, bad, clean_text, not_found, session_entity};
 use crate::clock::PlaybackClock;
 use crate::components::*;
-use crate::ids::{NetId, SessionId};
+use crate::ids::{NetId, PeerId, SessionId};
+use crate::wake::AppWaker;
 use crate::intent::*;
 use crate::limits;
 use crate::relay::validate_relay_addr;
@@ -95,11 +96,16 @@ pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<App
             "this build of whatnext cannot import folders (no library plugin)",
         )),
         LocalAction::LeaveSession => {
-            if session_entity(world).is_none() {
+            let Some(session) = session_entity(world) else {
                 return Err(IntentError::new(
                     ErrorCode::NotInSession,
                     "not in a session",
                 ));
+            };
+            // A host with a co-host online hands the party over instead of ending it.
+            if let Some(successor) = online_cohost_of_hosted(world, session) {
+                hand_over_and_leave(world, session, successor);
+                return Ok(Applied::Done);
             }
             world.resource_mut::<PendingLeaveReason>().0 = Some(LeaveReason::Left);
             despawn_session(world);
@@ -140,6 +146,39 @@ pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<App
             access.generation = access.generation.wrapping_add(1);
             Ok(Applied::Done)
         }
+    }
+}
+
+/// The first co-host (in promotion order) this device sees online, when it hosts `session`.
+fn online_cohost_of_hosted(world: &mut World, session: Entity) -> Option<PeerId> {
+    let me = world.resource::<LocalPeer>().peer.clone();
+    if world.get::<Host>(session).is_none_or(|h| h.0 != me) {
+        return None;
+    }
+    let cohosts = world.get::<CoHosts>(session)?.0.clone();
+    let online: Vec<PeerId> = world
+        .query::<(&Participant, &Presence)>()
+        .iter(world)
+        .filter(|(_, presence)| presence.online)
+        .map(|(p, _)| p.peer.clone())
+        .collect();
+    cohosts.into_iter().find(|c| online.contains(c))
+}
+
+/// The host leaves: `successor` hosts the next term (the leaving host is no co-host of it),
+/// and this device leaves in the next frame, after the update that says so has gone out.
+fn hand_over_and_leave(world: &mut World, session: Entity, successor: PeerId) {
+    let mut cohosts = world.get::<CoHosts>(session).cloned().unwrap_or_default();
+    cohosts.0.retain(|c| *c != successor);
+    let term = world.get::<HostTerm>(session).copied().unwrap_or_default();
+    world.entity_mut(session).insert((
+        Host(successor),
+        cohosts,
+        term.next(HostChange::HostLeft),
+    ));
+    world.resource_mut::<LeaveAfterHandover>().0 = true;
+    if let Some(waker) = world.get_resource::<AppWaker>() {
+        waker.wake();
     }
 }
 

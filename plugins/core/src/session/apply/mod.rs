@@ -98,6 +98,17 @@ pub fn is_authority(world: &mut World) -> bool {
 }
 
 /// The session entity, if in a session.
+/// A host that handed its party over on leaving leaves it now, a frame later.
+pub(super) fn leave_after_handover(world: &mut World) {
+    if !std::mem::take(&mut world.resource_mut::<LeaveAfterHandover>().0) {
+        return;
+    }
+    if session_entity(world).is_some() {
+        world.resource_mut::<PendingLeaveReason>().0 = Some(LeaveReason::Left);
+        despawn_session(world);
+    }
+}
+
 fn session_entity(world: &mut World) -> Option<Entity> {
     world
         .query_filtered::<Entity, With<Session>>()
