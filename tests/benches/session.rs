@@ -3,7 +3,7 @@
 //! intents), and the join time of a session with 10,000 tracks.
 //!
 //! It drives the binaries of its own profile when they are built (`scripts/bench` builds
-//! release), else the debug ones the tests use: `cargo bench -p whatnext-e2e --bench session`.
+//! release), else the debug ones the tests use: `cargo bench --workspace --bench session`.
 
 #[allow(unused)]
 #[path = "../tests/harness.rs"]

@@ -227,5 +227,7 @@ fn a_host_who_leaves_hands_the_party_to_a_cohost_instead_of_ending_it() {
         json!({"title": "Still on", "artist": "G", "duration_ms": 60000}),
     );
     assert_ne!(added["pending"], json!(true), "{added}");
-    wait_state(&mut cohost, "the guest's track", |s| titles(s) == ["Still on"]);
+    wait_state(&mut cohost, "the guest's track", |s| {
+        titles(s) == ["Still on"]
+    });
 }

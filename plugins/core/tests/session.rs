@@ -312,11 +312,41 @@ fn intents_sent_as_messages_get_outcomes_and_events() {
 fn leaving_removes_the_session_and_its_tracks() {
     let mut app = party();
     add_track(&mut app, HOST, 1, "One").expect("add");
+    // Without an online co-host, the host's leaving ends the party at once.
+    act(
+        &mut app,
+        HOST,
+        SessionAction::RemoveCohost {
+            peer: PeerId::new(COHOST),
+        },
+    )
+    .expect("demote");
     act_any(&mut app, HOST, Action::Local(LocalAction::LeaveSession)).expect("leave");
     assert!(app.world().resource::<QueueIndex>().is_empty());
     let again =
         act_any(&mut app, HOST, Action::Local(LocalAction::LeaveSession)).expect_err("not in one");
     assert_eq!(again.code, ErrorCode::NotInSession);
+}
+
+#[test]
+fn a_host_leaving_with_a_cohost_online_hands_the_party_over_then_leaves() {
+    let mut app = party();
+    add_track(&mut app, HOST, 1, "One").expect("add");
+    act_any(&mut app, HOST, Action::Local(LocalAction::LeaveSession)).expect("leave");
+    // This frame: the co-host hosts the next term (the update saying so goes out now).
+    let world = app.world_mut();
+    let (host, term, cohosts) = world
+        .query::<(&Host, &HostTerm, &CoHosts)>()
+        .single(world)
+        .expect("the session is still here this frame");
+    assert_eq!(host.0, PeerId::new(COHOST));
+    assert_eq!((term.term, term.why), (1, HostChange::HostLeft));
+    assert!(cohosts.0.is_empty(), "the leaving host is no co-host of it");
+    // Next frame: this device has left.
+    app.update();
+    assert!(app.world().resource::<QueueIndex>().is_empty());
+    let world = app.world_mut();
+    assert_eq!(world.query::<&Session>().iter(world).count(), 0);
 }
 
 #[test]

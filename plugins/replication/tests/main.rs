@@ -334,3 +334,55 @@ fn requests_from_strangers_change_nothing_whatever_they_carry() {
         "a stranger changed the session"
     );
 }
+
+/// A welcome this device did not ask for (no join of its own, no session whose host or
+/// newer host sent it) changes nothing: a stranger cannot put a device into its party. A
+/// real host's real welcome, handed to a member that never joined.
+#[test]
+fn a_welcome_nobody_asked_for_puts_no_device_into_a_party() {
+    let mut host = replicating_app(HOST);
+    let create = Intent {
+        id: IntentId {
+            author: PeerId::new(HOST),
+            counter: 0,
+        },
+        action: Action::Local(LocalAction::CreateSession {
+            session_id: SessionId("W".into()),
+            name: "Unasked".into(),
+        }),
+    };
+    apply_intent(host.world_mut(), &create).expect("create");
+    host.update();
+    let welcome = Welcome {
+        protocol: host.world().resource::<Registry>().protocol_hash(),
+        session: SessionId("W".into()),
+        name: "Unasked".into(),
+        host: PeerId::new(HOST),
+        term: 0,
+        snapshot: Snapshot::default(),
+        rejoin: None,
+    };
+    host.world_mut()
+        .resource_mut::<PendingWelcomes>()
+        .0
+        .push((7, PeerId::new(MEMBER), welcome));
+    host.update();
+    let response = host
+        .world_mut()
+        .resource_mut::<Messages<NetCommand>>()
+        .drain()
+        .find_map(|c| match c {
+            NetCommand::Respond { reply: 7, response } => Some(response),
+            _ => None,
+        })
+        .expect("the host sends the welcome with its snapshot");
+    let mut member = replicating_app(MEMBER);
+    member.world_mut().write_message(NetEvent::JoinAnswer {
+        token: 12_345,
+        host: net_id(HOST),
+        response,
+    });
+    member.update();
+    member.update();
+    assert_eq!(session_state(&mut member), None, "the device stays out");
+}

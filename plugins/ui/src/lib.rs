@@ -42,7 +42,8 @@ impl Plugin for UiPlugin {
             .add_systems(
                 Update,
                 (window_title, remember_outcomes.after(SessionSet::Apply)),
-            );
+            )
+            .add_systems(PostUpdate, note_host_changes.after(SessionSet::Events));
     }
 }
 
@@ -92,6 +93,8 @@ pub struct Forms {
     pub importing: Option<IntentId>,
     /// How the last import went, in words.
     pub import_result: Option<String>,
+    /// The last change of host, in words, shown under the top bar until the instant given.
+    pub host_notice: Option<(String, std::time::Instant)>,
 }
 
 /// The central panel's pages.
@@ -169,6 +172,45 @@ fn window_title(reader: SessionReader, mut window: Single<&mut Window, With<Prim
     };
     if window.title != title {
         window.title = title;
+    }
+}
+
+/// How long the sentence about a new host stays under the top bar.
+const HOST_NOTICE_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A change of host is said under the top bar for a while: who hosts now, and why.
+fn note_host_changes(
+    mut forms: ResMut<Forms>,
+    local: Res<LocalPeer>,
+    reader: SessionReader,
+    mut events: MessageReader<SessionEvent>,
+) {
+    for event in events.read() {
+        let SessionEvent::HostChanged {
+            host,
+            previous,
+            why,
+        } = event
+        else {
+            continue;
+        };
+        let names = reader
+            .snapshot()
+            .map(|s| s.participants)
+            .unwrap_or_default();
+        let name = |peer: &PeerId| {
+            if *peer == local.peer {
+                "you".to_owned()
+            } else {
+                names
+                    .iter()
+                    .find(|p| p.peer_id == *peer)
+                    .map(|p| p.display_name.clone())
+                    .unwrap_or_else(|| words::short_peer(peer))
+            }
+        };
+        let text = words::host_changed(&name(host), &name(previous), *why);
+        forms.host_notice = Some((text, std::time::Instant::now() + HOST_NOTICE_FOR));
     }
 }
 

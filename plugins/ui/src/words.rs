@@ -49,6 +49,25 @@ impl Problem {
     }
 }
 
+/// The sentence said when the host role moved: `host` and `previous` are names, "you" for
+/// this device.
+pub fn host_changed(host: &str, previous: &str, why: HostChange) -> String {
+    let who = if host == "you" {
+        "You are".to_owned()
+    } else {
+        format!("{host} is")
+    };
+    let because = match why {
+        HostChange::Handoff => format!("{previous} handed the party over"),
+        HostChange::HostLeft => format!("{previous} left the party"),
+        HostChange::Takeover => {
+            format!("{previous} could not be reached, so the first co-host in line took over")
+        }
+        HostChange::Started => format!("{previous} is no longer the host"),
+    };
+    format!("{who} now the host: {because}.")
+}
+
 /// The sentence shown for an error code.
 pub fn sentence_for(code: ErrorCode) -> &'static str {
     match code {

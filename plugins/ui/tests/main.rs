@@ -641,3 +641,37 @@ fn the_share_panel_offers_the_phone_page_only_when_there_is_one() {
     let without = harness(party("Hana"));
     assert!(without.query_by_label("Copy phone link").is_none());
 }
+
+#[test]
+fn the_host_can_make_a_cohost_the_host_and_nobody_else_can() {
+    let mut hana = harness(party("Hana"));
+    hana.get_by_label("Make host").click();
+    hana.run();
+    assert_eq!(
+        hana.state().actions,
+        [Action::Session(SessionAction::TransferHost {
+            to: peer("Cole")
+        })]
+    );
+    let cole = harness(party("Cole"));
+    assert!(cole.query_by_label("Make host").is_none());
+    let gus = harness(party("Gus"));
+    assert!(gus.query_by_label("Make host").is_none());
+}
+
+#[test]
+fn a_new_host_is_said_under_the_top_bar() {
+    let text = whatnext_ui::words::host_changed("Cole", "Hana", HostChange::Takeover);
+    assert_eq!(
+        text,
+        "Cole is now the host: Hana could not be reached, so the first co-host in line took over."
+    );
+    let mut gus = harness(party("Gus"));
+    assert!(gus.query_by_label(&text).is_none());
+    gus.state_mut().forms.host_notice = Some((
+        text.clone(),
+        std::time::Instant::now() + std::time::Duration::from_secs(30),
+    ));
+    gus.run();
+    assert!(gus.query_by_label(&text).is_some(), "the notice shows");
+}

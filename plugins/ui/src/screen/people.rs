@@ -56,11 +56,21 @@ fn participant_row(
             {
                 actions.push(Action::Session(promote));
             }
-        } else if p.role == Role::CoHost
-            && allowed(screen, session, &demote)
-            && ui.small_button("Remove co-host").clicked()
-        {
-            actions.push(Action::Session(demote));
+        } else if p.role == Role::CoHost && allowed(screen, session, &demote) {
+            if ui.small_button("Remove co-host").clicked() {
+                actions.push(Action::Session(demote));
+            }
+            let transfer = SessionAction::TransferHost {
+                to: p.peer_id.clone(),
+            };
+            if allowed(screen, session, &transfer)
+                && ui
+                    .small_button("Make host")
+                    .on_hover_text("Hand the party to them: you stay on as a co-host")
+                    .clicked()
+            {
+                actions.push(Action::Session(transfer));
+            }
         }
         let remove = |ban| SessionAction::RemoveMember {
             peer: p.peer_id.clone(),

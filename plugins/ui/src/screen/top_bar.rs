@@ -5,7 +5,7 @@ use bevy_egui::egui;
 
 use crate::Forms;
 use crate::Screen;
-use crate::theme::{BAD, WARN};
+use crate::theme::{ACCENT, BAD, WARN};
 use crate::words::short_peer;
 
 /// The top panel: the app's name, this device's name and peer, "Rename", the status badge.
@@ -22,6 +22,11 @@ pub(super) fn show(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms) {
             }
             status_badge(ui, screen);
         });
+        if let Some((notice, until)) = &forms.host_notice
+            && std::time::Instant::now() < *until
+        {
+            ui.colored_label(ACCENT, notice);
+        }
         if let Some(problem) = &screen.storage_problem {
             ui.colored_label(
                 BAD,

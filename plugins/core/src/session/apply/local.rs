@@ -7,10 +7,10 @@ use super::{MAX_TEXT_CHARS, bad, clean_text, not_found, session_entity};
 use crate::clock::PlaybackClock;
 use crate::components::*;
 use crate::ids::{NetId, PeerId, SessionId};
-use crate::wake::AppWaker;
 use crate::intent::*;
 use crate::limits;
 use crate::relay::validate_relay_addr;
+use crate::wake::AppWaker;
 
 /// Applies a local action.
 pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<Applied, IntentError> {
@@ -171,11 +171,9 @@ fn hand_over_and_leave(world: &mut World, session: Entity, successor: PeerId) {
     let mut cohosts = world.get::<CoHosts>(session).cloned().unwrap_or_default();
     cohosts.0.retain(|c| *c != successor);
     let term = world.get::<HostTerm>(session).copied().unwrap_or_default();
-    world.entity_mut(session).insert((
-        Host(successor),
-        cohosts,
-        term.next(HostChange::HostLeft),
-    ));
+    world
+        .entity_mut(session)
+        .insert((Host(successor), cohosts, term.next(HostChange::HostLeft)));
     world.resource_mut::<LeaveAfterHandover>().0 = true;
     if let Some(waker) = world.get_resource::<AppWaker>() {
         waker.wake();

@@ -1,5 +1,5 @@
 //! Prints how fast the session model applies intents and orders a 10,000-track queue.
-//! Run: cargo bench -p whatnext-core --bench session
+//! Run: cargo bench --workspace --bench model
 
 use std::time::Instant;
 
