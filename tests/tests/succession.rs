@@ -24,31 +24,77 @@ fn online_on(state: &Value, peer: &str) -> bool {
     })
 }
 
+/// A party on a relay: the host (with a track "Before" when `with_track`), a co-host holding
+/// a reservation on the relay (so members can reach it once it hosts), and a guest.
+struct Party {
+    dir: tempfile::TempDir,
+    // Kept alive for the test's length.
+    _relay: Relay,
+    host: Headless,
+    cohost: Headless,
+    guest: Headless,
+    host_id: String,
+    cohost_id: String,
+    guest_id: String,
+    session: Value,
+}
+
+impl Party {
+    fn start(name: &str, with_track: bool) -> Party {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+        let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
+        host.ok("session.create", json!({"name": name}));
+        let url = host.relayed_invite_url();
+        let mut cohost = peer_on(&relay, &dir.path().join("cohost"), "Cole");
+        let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
+        let (host_id, cohost_id, guest_id) = (
+            peer_id(&mut host),
+            peer_id(&mut cohost),
+            peer_id(&mut guest),
+        );
+        let session = cohost.ok("session.join", json!({"invite": url}))["session_id"].clone();
+        guest.ok("session.join", json!({"invite": url}));
+        if with_track {
+            host.ok(
+                "track.add",
+                json!({"title": "Before", "artist": "A", "duration_ms": 60000}),
+            );
+        }
+        host.ok("cohost.add", json!({"peer_id": cohost_id}));
+        wait_state(&mut guest, "the co-host promoted", |s| {
+            role_of(s, &cohost_id).as_deref() == Some("cohost")
+        });
+        wait_state(&mut host, "the co-host online", |s| {
+            online_on(s, &cohost_id)
+        });
+        Party {
+            dir,
+            _relay: relay,
+            host,
+            cohost,
+            guest,
+            host_id,
+            cohost_id,
+            guest_id,
+            session,
+        }
+    }
+}
+
 #[test]
 fn a_planned_handoff_moves_the_party_to_the_cohost_and_everyone_follows() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
-    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
-    host.ok("session.create", json!({"name": "Handoff"}));
-    let url = host.relayed_invite_url();
-    // The co-host holds a reservation on the relay, so members can reach it once it hosts.
-    let mut cohost = peer_on(&relay, &dir.path().join("cohost"), "Cole");
-    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
-    let (host_id, cohost_id, guest_id) = (
-        peer_id(&mut host),
-        peer_id(&mut cohost),
-        peer_id(&mut guest),
-    );
-    let session = cohost.ok("session.join", json!({"invite": url}))["session_id"].clone();
-    guest.ok("session.join", json!({"invite": url}));
-    host.ok(
-        "track.add",
-        json!({"title": "Before", "artist": "A", "duration_ms": 60000}),
-    );
-    host.ok("cohost.add", json!({"peer_id": cohost_id}));
-    wait_state(&mut guest, "the co-host promoted", |s| {
-        role_of(s, &cohost_id).as_deref() == Some("cohost")
-    });
+    let Party {
+        dir,
+        _relay,
+        mut host,
+        mut cohost,
+        mut guest,
+        host_id,
+        cohost_id,
+        guest_id,
+        session,
+    } = Party::start("Handoff", true);
     // Only the host hands the party over, and only to a co-host.
     assert_eq!(
         guest.error_code("host.handoff", json!({"peer_id": cohost_id})),
@@ -112,24 +158,17 @@ fn a_planned_handoff_moves_the_party_to_the_cohost_and_everyone_follows() {
 
 #[test]
 fn when_the_host_dies_the_cohost_takes_over_and_the_old_host_comes_back_as_a_cohost() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
-    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
-    host.ok("session.create", json!({"name": "Takeover"}));
-    let url = host.relayed_invite_url();
-    let mut cohost = peer_on(&relay, &dir.path().join("cohost"), "Cole");
-    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
-    let (host_id, cohost_id) = (peer_id(&mut host), peer_id(&mut cohost));
-    let session = cohost.ok("session.join", json!({"invite": url}))["session_id"].clone();
-    guest.ok("session.join", json!({"invite": url}));
-    host.ok(
-        "track.add",
-        json!({"title": "Before", "artist": "A", "duration_ms": 60000}),
-    );
-    host.ok("cohost.add", json!({"peer_id": cohost_id}));
-    wait_state(&mut guest, "the co-host promoted", |s| {
-        role_of(s, &cohost_id).as_deref() == Some("cohost")
-    });
+    let Party {
+        dir,
+        _relay,
+        mut host,
+        mut cohost,
+        mut guest,
+        host_id,
+        cohost_id,
+        session,
+        ..
+    } = Party::start("Takeover", true);
     // The host sends the co-host the session's key right after the promotion.
     std::thread::sleep(Duration::from_secs(1));
 
@@ -184,20 +223,16 @@ fn when_the_host_dies_the_cohost_takes_over_and_the_old_host_comes_back_as_a_coh
 
 #[test]
 fn a_host_who_leaves_hands_the_party_to_a_cohost_instead_of_ending_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
-    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
-    host.ok("session.create", json!({"name": "Leaving"}));
-    let url = host.relayed_invite_url();
-    let mut cohost = peer_on(&relay, &dir.path().join("cohost"), "Cole");
-    let mut guest = Headless::start_with(&dir.path().join("guest"), RELAY_ONLY);
-    let (host_id, cohost_id) = (peer_id(&mut host), peer_id(&mut cohost));
-    cohost.ok("session.join", json!({"invite": url}));
-    guest.ok("session.join", json!({"invite": url}));
-    host.ok("cohost.add", json!({"peer_id": cohost_id}));
-    wait_state(&mut host, "the co-host online", |s| {
-        role_of(s, &cohost_id).as_deref() == Some("cohost") && online_on(s, &cohost_id)
-    });
+    let Party {
+        dir: _dir,
+        _relay,
+        mut host,
+        mut cohost,
+        mut guest,
+        host_id,
+        cohost_id,
+        ..
+    } = Party::start("Leaving", false);
     std::thread::sleep(Duration::from_secs(1));
 
     host.ok("session.leave", json!(null));

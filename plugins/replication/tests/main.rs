@@ -24,6 +24,24 @@ mod mutate;
 mod versions;
 mod wire_ids;
 
+/// A host app with a session `id` it created, updated once.
+fn hosting(id: &str) -> App {
+    let mut host = replicating_app(HOST);
+    let create = Intent {
+        id: IntentId {
+            author: PeerId::new(HOST),
+            counter: 0,
+        },
+        action: Action::Local(LocalAction::CreateSession {
+            session_id: SessionId(id.into()),
+            name: id.into(),
+        }),
+    };
+    apply_intent(host.world_mut(), &create).expect("create");
+    host.update();
+    host
+}
+
 fn host_acts(host: &mut App, rng: &mut StdRng, counter: &mut u64, next_track: &mut u64) {
     let tracks: Vec<TrackId> = host
         .world()
@@ -266,19 +284,7 @@ fn members_converge_when_requests_arrive_twice() {
 fn requests_from_strangers_change_nothing_whatever_they_carry() {
     use whatnext_replication::protocol::{Change, SessionRequest, Update, encode};
     let mut rng = StdRng::seed_from_u64(99);
-    let mut host = replicating_app(HOST);
-    let create = Intent {
-        id: IntentId {
-            author: PeerId::new(HOST),
-            counter: 0,
-        },
-        action: Action::Local(LocalAction::CreateSession {
-            session_id: SessionId("F".into()),
-            name: "Fuzz".into(),
-        }),
-    };
-    apply_intent(host.world_mut(), &create).expect("create");
-    host.update();
+    let mut host = hosting("F");
     let before = session_state(&mut host);
     let mut asked = 0;
     for i in 0..3_000u64 {
@@ -340,23 +346,11 @@ fn requests_from_strangers_change_nothing_whatever_they_carry() {
 /// real host's real welcome, handed to a member that never joined.
 #[test]
 fn a_welcome_nobody_asked_for_puts_no_device_into_a_party() {
-    let mut host = replicating_app(HOST);
-    let create = Intent {
-        id: IntentId {
-            author: PeerId::new(HOST),
-            counter: 0,
-        },
-        action: Action::Local(LocalAction::CreateSession {
-            session_id: SessionId("W".into()),
-            name: "Unasked".into(),
-        }),
-    };
-    apply_intent(host.world_mut(), &create).expect("create");
-    host.update();
+    let mut host = hosting("W");
     let welcome = Welcome {
         protocol: host.world().resource::<Registry>().protocol_hash(),
         session: SessionId("W".into()),
-        name: "Unasked".into(),
+        name: "W".into(),
         host: PeerId::new(HOST),
         term: 0,
         snapshot: Snapshot::default(),
