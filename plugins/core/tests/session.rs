@@ -27,6 +27,28 @@ fn added_tracks_queue_in_order_of_arrival() {
     assert_eq!(titles(&mut app), ["One", "Two", "Three"]);
 }
 
+/// A new host gets again an addition the old one applied but could not confirm (the
+/// author's outbox delivers it once more): the same addition from the same author is
+/// already done, not a second track and not a refusal. Anything else with a used id is.
+#[test]
+fn the_same_addition_again_from_its_author_is_already_done() {
+    let mut app = party();
+    assert_eq!(
+        add_track(&mut app, GUEST, 7, "Once"),
+        Ok(Applied::TrackAdded(TrackId(7)))
+    );
+    assert_eq!(
+        add_track(&mut app, GUEST, 7, "Once"),
+        Ok(Applied::TrackAdded(TrackId(7)))
+    );
+    assert_eq!(titles(&mut app), ["Once"]);
+    let other_author = add_track(&mut app, COHOST, 7, "Once").expect_err("taken id");
+    assert_eq!(other_author.code, ErrorCode::BadRequest);
+    let other_track = add_track(&mut app, GUEST, 7, "Twice").expect_err("taken id");
+    assert_eq!(other_track.code, ErrorCode::BadRequest);
+    assert_eq!(titles(&mut app), ["Once"]);
+}
+
 #[test]
 fn a_track_moves_to_the_front_and_after_another() {
     let mut app = party();

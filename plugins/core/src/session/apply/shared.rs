@@ -158,7 +158,18 @@ pub(super) fn apply_session(
             limits::check_path(path.as_deref())?;
             limits::check_duration(*duration_ms)?;
             let index = world.resource::<QueueIndex>();
-            if index.entity(*track_id).is_some() {
+            if let Some(entity) = index.entity(*track_id) {
+                // The same addition again from its author (its outbox delivering to a new
+                // host an intent whose answer died with the old one): already done.
+                let same = world.get::<Track>(entity).is_some_and(|t| {
+                    t.added_by == *author
+                        && t.title == title
+                        && t.artist == artist
+                        && t.duration_ms == *duration_ms
+                });
+                if same {
+                    return Ok(Applied::TrackAdded(*track_id));
+                }
                 return Err(bad(format!("track {track_id} is already in the queue")));
             }
             let track = Track {
