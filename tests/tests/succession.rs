@@ -37,6 +37,8 @@ struct Party {
     cohost_id: String,
     guest_id: String,
     session: Value,
+    /// The host's invite link, made before any move.
+    url: String,
 }
 
 impl Party {
@@ -78,6 +80,7 @@ impl Party {
             cohost_id,
             guest_id,
             session,
+            url,
         }
     }
 }
@@ -94,6 +97,7 @@ fn a_planned_handoff_moves_the_party_to_the_cohost_and_everyone_follows() {
         cohost_id,
         guest_id,
         session,
+        url,
     } = Party::start("Handoff", true);
     // Only the host hands the party over, and only to a co-host.
     assert_eq!(
@@ -146,6 +150,14 @@ fn a_planned_handoff_moves_the_party_to_the_cohost_and_everyone_follows() {
                     .is_some_and(|q| q.iter().all(|t| t["pending"] == json!(false)))
         });
     }
+    // The old link still works: the old host, now a co-host, points the joiner at the new
+    // host, whose key checks the link's secret.
+    let mut late = Headless::start_with(&dir.path().join("late"), RELAY_ONLY);
+    let joined = late.ok("session.join", json!({"invite": url}));
+    assert_eq!(joined["session_id"], session);
+    wait_state(&mut late, "the party through the old link", |s| {
+        s["host"] == json!(cohost_id) && titles(s) == ["Before", "After"]
+    });
     // The new host's own link lets a newcomer into the same party.
     let new_url = cohost.relayed_invite_url();
     let mut newcomer = Headless::start_with(&dir.path().join("newcomer"), RELAY_ONLY);

@@ -54,7 +54,12 @@ struct Join {
     retry_at: Option<Duration>,
     /// What went wrong on the last attempt, for the final answer.
     last_error: Option<String>,
+    /// How many times a former host pointed this join at the session's host now.
+    moves: u8,
 }
+
+/// A join follows at most this many "the party moved" answers.
+const MAX_MOVES: u8 = 3;
 
 fn hello(local: &LocalPeer, display: bool, registry: &Registry) -> Hello {
     Hello {
@@ -155,6 +160,7 @@ pub(crate) fn start_joins(
                 knocked: false,
                 retry_at: None,
                 last_error: None,
+                moves: 0,
             },
         );
     }
@@ -255,6 +261,27 @@ pub(crate) fn finish_joins(
                                 relay: None,
                                 hello: hello.clone(),
                             };
+                        }
+                    }
+                    Answer::Session(SessionResponse::Moved { host: moved_to }) => {
+                        let Some(join) = join else { continue };
+                        // Follow a moved session a few times at most (no redirect loops).
+                        join.moves += 1;
+                        let target = net_peer(&moved_to);
+                        match (&mut join.command, target) {
+                            (NetCommand::JoinViaUrl { host, .. }, Some(target))
+                                if join.moves <= MAX_MOVES =>
+                            {
+                                *host = target;
+                                join.retry_at = Some(now);
+                            }
+                            _ => done.push((
+                                *token,
+                                Err(IntentError::new(
+                                    ErrorCode::Unreachable,
+                                    "the party moved to another host too many times",
+                                )),
+                            )),
                         }
                     }
                     Answer::Session(SessionResponse::Denied { reason }) => {

@@ -204,8 +204,15 @@ pub(crate) fn answer_hellos(
         let Some((session, _, term, mut access)) =
             sessions.iter_mut().find(|(_, h, _, _)| h.0 == local.peer)
         else {
-            let refusal = refused("this peer is not hosting a session".into());
-            protocol::respond(&mut net, *reply, &refusal);
+            // A link made before the host role moved away from this device: point the
+            // joiner at the session's host now.
+            let moved = sessions
+                .iter()
+                .find(|(s, h, _, _)| hello.session.as_ref() == Some(&s.id) && h.0 != local.peer)
+                .map(|(_, h, _, _)| SessionResponse::Moved { host: h.0.clone() });
+            let answer =
+                moved.unwrap_or_else(|| refused("this peer is not hosting a session".into()));
+            protocol::respond(&mut net, *reply, &answer);
             continue;
         };
         let access_now = access.as_deref().cloned().unwrap_or_default();

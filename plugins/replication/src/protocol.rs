@@ -74,6 +74,12 @@ pub enum SessionResponse {
         /// Why, as a sentence.
         reason: String,
     },
+    /// This device is in the session asked for but no longer hosts it: say hello to `host`
+    /// (a link made before the host role moved).
+    Moved {
+        /// Who hosts the session now.
+        host: PeerId,
+    },
 }
 
 /// A guest's first words to a host.

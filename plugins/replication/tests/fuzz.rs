@@ -152,6 +152,9 @@ fn response() -> impl Strategy<Value = SessionResponse> {
         Just(SessionResponse::Ack),
         proptest::collection::vec(update(), 0..3).prop_map(SessionResponse::Updates),
         snapshot().prop_map(SessionResponse::Snapshot),
+        text().prop_map(|host| SessionResponse::Moved {
+            host: PeerId::new(host)
+        }),
     ]
 }
 
