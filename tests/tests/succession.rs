@@ -24,6 +24,25 @@ fn online_on(state: &Value, peer: &str) -> bool {
     })
 }
 
+/// Once `guest` reaches `new_host`, it adds a track `title`; the answer must be the new
+/// host's (applied), not the outbox's `pending`.
+fn guest_adds_a_confirmed_track(guest: &mut Headless, new_host: &str, title: &str) {
+    wait_state(guest, "the new host reachable", |s| {
+        s["host"] == json!(new_host) && online_on(s, new_host)
+    });
+    // Let the guest's welcome by the new host land before it adds.
+    std::thread::sleep(Duration::from_millis(500));
+    let added = guest.ok(
+        "track.add",
+        json!({"title": title, "artist": "G", "duration_ms": 60000}),
+    );
+    assert_ne!(
+        added["pending"],
+        json!(true),
+        "the new host confirms a guest's track: {added}"
+    );
+}
+
 /// A party on a relay: the host (with a track "Before" when `with_track`), a co-host holding
 /// a reservation on the relay (so members can reach it once it hosts), and a guest.
 struct Party {
@@ -127,21 +146,7 @@ fn a_planned_handoff_moves_the_party_to_the_cohost_and_everyone_follows() {
     wait_state(&mut cohost, "the guest and the old host back in", |s| {
         online_on(s, &guest_id) && online_on(s, &host_id)
     });
-    wait_state(&mut guest, "the new host reachable", |s| {
-        online_on(s, &cohost_id)
-    });
-    // Let the guest's welcome by the new host land before it adds.
-    std::thread::sleep(Duration::from_millis(500));
-    let added = guest.ok(
-        "track.add",
-        json!({"title": "After", "artist": "G", "duration_ms": 60000}),
-    );
-    // Answered once the new host applied it, not kept in the outbox as pending.
-    assert_ne!(
-        added["pending"],
-        json!(true),
-        "the new host confirms a guest's track: {added}"
-    );
+    guest_adds_a_confirmed_track(&mut guest, &cohost_id, "After");
     for app in [&mut host, &mut cohost, &mut guest] {
         wait_state(app, "the guest's track everywhere, confirmed", |s| {
             titles(s) == ["Before", "After"]
@@ -202,19 +207,7 @@ fn when_the_host_dies_the_cohost_takes_over_and_the_old_host_comes_back_as_a_coh
         d["host"] == json!(cohost_id)
     });
     assert_eq!(changed["reason"], json!("takeover"), "{changed}");
-    wait_state(&mut guest, "the new host reachable", |s| {
-        s["host"] == json!(cohost_id) && online_on(s, &cohost_id)
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    let added = guest.ok(
-        "track.add",
-        json!({"title": "After", "artist": "G", "duration_ms": 60000}),
-    );
-    assert_ne!(
-        added["pending"],
-        json!(true),
-        "the new host confirms a guest's track: {added}"
-    );
+    guest_adds_a_confirmed_track(&mut guest, &cohost_id, "After");
     wait_state(&mut cohost, "the guest's track on the new host", |s| {
         titles(s) == ["Before", "After"]
     });
@@ -265,15 +258,7 @@ fn a_host_who_leaves_hands_the_party_to_a_cohost_instead_of_ending_it() {
         "the guest was not put out: {:?}",
         guest.events
     );
-    wait_state(&mut guest, "the new host reachable", |s| {
-        s["host"] == json!(cohost_id) && online_on(s, &cohost_id)
-    });
-    std::thread::sleep(Duration::from_millis(500));
-    let added = guest.ok(
-        "track.add",
-        json!({"title": "Still on", "artist": "G", "duration_ms": 60000}),
-    );
-    assert_ne!(added["pending"], json!(true), "{added}");
+    guest_adds_a_confirmed_track(&mut guest, &cohost_id, "Still on");
     wait_state(&mut cohost, "the guest's track", |s| {
         titles(s) == ["Still on"]
     });
