@@ -141,16 +141,8 @@ impl Authority {
 /// handed to it) starts a new authority run: a new epoch, so members resync, and every
 /// replicated component marked changed, so this frame's update, and every snapshot after
 /// it, holds the whole session as this device has it.
+/// Runs only when [`starts_hosting`] holds.
 pub(crate) fn begin_hosting(world: &mut World) {
-    let me = world.resource::<LocalPeer>().peer.clone();
-    let hosting = world
-        .query::<&Host>()
-        .iter(world)
-        .next()
-        .is_some_and(|h| h.0 == me);
-    if !hosting || world.resource::<Authority>().hosted {
-        return;
-    }
     let net_ids: HashMap<Entity, u64> = world
         .query_filtered::<(Entity, &NetId), With<Replicated>>()
         .iter(world)
@@ -162,6 +154,15 @@ pub(crate) fn begin_hosting(world: &mut World) {
         ..Authority::default()
     };
     Registry::touch_all(world);
+}
+
+/// Run condition: this device hosts the session and did not at the last flush.
+pub(crate) fn starts_hosting(
+    local: Res<LocalPeer>,
+    hosts: Query<&Host>,
+    auth: Res<Authority>,
+) -> bool {
+    !auth.hosted && hosts.iter().next().is_some_and(|h| h.0 == local.peer)
 }
 
 /// Intents members sent, waiting for the authority's outcome: id → reply.

@@ -188,7 +188,9 @@ impl Plugin for ReplicationPlugin {
             )
             .add_systems(
                 PostUpdate,
-                authority::begin_hosting.before(ReplicationSet::Collect),
+                authority::begin_hosting
+                    .run_if(authority::starts_hosting)
+                    .before(ReplicationSet::Collect),
             )
             .add_systems(
                 PostUpdate,
