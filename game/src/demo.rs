@@ -95,7 +95,7 @@ fn fill_demo_party(world: &mut World) {
             title: (*title).into(),
             artist: (*artist).into(),
             duration_ms: *duration_ms,
-            path: None,
+            media: None,
         };
         act(world, &people[*by], Action::Session(action));
     }

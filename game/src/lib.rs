@@ -95,6 +95,17 @@ struct Cli {
     #[arg(long, value_name = "SECONDS", default_value_t = whatnext_replication::TAKEOVER_AFTER.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     takeover_after: u64,
+
+    /// The largest audio file you can add to a queue, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = whatnext_media::DEFAULT_MAX_FILE_BYTES >> 20,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    max_file_mib: u64,
+
+    /// How much of other people's music this device keeps (the content store), in MiB; the
+    /// least recently played goes first, never the current and next tracks.
+    #[arg(long, value_name = "MIB", default_value_t = whatnext_media::DEFAULT_STORE_CAP_BYTES >> 20,
+          value_parser = clap::value_parser!(u64).range(1..=1 << 24))]
+    store_cap_mib: u64,
 }
 
 impl Cli {
@@ -120,6 +131,8 @@ impl Cli {
 static COMPANION: std::sync::OnceLock<CompanionConfig> = std::sync::OnceLock::new();
 /// `--takeover-after`, read when the plugins are added.
 static TAKEOVER_AFTER: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+/// `--max-file-mib` and `--store-cap-mib`, for the media plugin.
+static MEDIA: std::sync::OnceLock<whatnext_media::MediaSettings> = std::sync::OnceLock::new();
 
 impl Cli {
     fn companion_config(&self) -> CompanionConfig {
@@ -153,6 +166,10 @@ pub fn run_with(extend: Extend) -> ExitCode {
     init_logs();
     let _ = COMPANION.set(cli.companion_config());
     let _ = TAKEOVER_AFTER.set(std::time::Duration::from_secs(cli.takeover_after));
+    let _ = MEDIA.set(whatnext_media::MediaSettings {
+        max_file_bytes: cli.max_file_mib << 20,
+        store_cap_bytes: cli.store_cap_mib << 20,
+    });
     let demo_dir = cli
         .demo
         .then(|| std::env::temp_dir().join(format!("whatnext-demo-{}", std::process::id())));
@@ -215,9 +232,14 @@ pub(crate) fn add_core_plugins(
     demo: bool,
     extend: Extend,
 ) {
+    let media = whatnext_media::MediaPlugin {
+        store_dir: storage.dir().map(|dir| dir.join("media")),
+        settings: MEDIA.get().cloned().unwrap_or_default(),
+    };
     app.add_plugins(SessionPlugin)
         .add_plugins(storage)
         .add_plugins(whatnext_library::LibraryPlugin)
+        .add_plugins(media)
         .add_plugins(whatnext_playback::PlaybackPlugin);
     if let Some(config) = network {
         app.add_plugins(NetworkPlugin::new(config))

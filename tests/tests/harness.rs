@@ -117,6 +117,12 @@ impl Headless {
         Self::spawn(command, data_dir, flags)
     }
 
+    /// Starts `command` (which ends by running the binary) with the usual arguments.
+    #[allow(dead_code)]
+    pub fn spawn_command(command: Command, data_dir: &Path, flags: &[&str]) -> Self {
+        Self::spawn(command, data_dir, flags)
+    }
+
     fn spawn(command: Command, data_dir: &Path, flags: &[&str]) -> Self {
         Self::spawn_with_stderr(command, data_dir, flags, Stdio::inherit())
     }

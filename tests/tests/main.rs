@@ -12,6 +12,7 @@ mod kiosk;
 mod lan;
 mod library;
 mod members;
+mod music;
 mod nat;
 mod natlab;
 mod outbox;

@@ -89,7 +89,7 @@ fn rogue_member_picks_the_sessions_replication_id_as_a_track_id() {
             title: format!("Merge {n}"),
             artist: String::new(),
             duration_ms: 1_000,
-            path: None,
+            media: None,
         }));
         assert!(
             matches!(added, SessionResponse::IntentResult(Ok(_))),
@@ -131,7 +131,7 @@ fn rogue_member_adds_a_track_with_a_five_megabyte_artist() {
         title: "Huge".into(),
         artist: "x".repeat(5_000_000),
         duration_ms: 1_000,
-        path: None,
+        media: None,
     })));
     assert_eq!(error.code, ErrorCode::TooLarge, "{error}");
     let state = party.host.ok("session.state", json!(null));
@@ -147,7 +147,7 @@ fn rogue_stranger_sends_intents_and_resyncs_without_joining() {
         title: "Sneaky".into(),
         artist: String::new(),
         duration_ms: 1,
-        path: None,
+        media: None,
     })));
     assert_eq!(error.code, ErrorCode::NotPermitted);
     let resync = rogue.send(&SessionRequest::Resync { epoch: 0, after: 0 });

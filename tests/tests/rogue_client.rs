@@ -115,6 +115,40 @@ impl Rogue {
             .unwrap_or_else(|e| panic!("the host did not answer: {e}"))
     }
 
+    /// For `for_how_long`, answers the media requests that come in with `answer` (the body
+    /// of a `Request::Media` → the body of the `Response::Media`). Returns how many it answered.
+    #[allow(dead_code)]
+    pub fn serve_media_for(
+        &mut self,
+        for_how_long: Duration,
+        mut answer: impl FnMut(&[u8]) -> Vec<u8>,
+    ) -> usize {
+        let swarm = &mut self.swarm;
+        let mut answered = 0;
+        self.runtime.block_on(async {
+            let serve = async {
+                loop {
+                    if let SwarmEvent::Behaviour(BehaviourEvent::Session(RrEvent::Message {
+                        message:
+                            Message::Request {
+                                request: Request::Media(body),
+                                channel,
+                                ..
+                            },
+                        ..
+                    })) = swarm.select_next_some().await
+                    {
+                        let reply = Response::Media(answer(&body));
+                        let _ = swarm.behaviour_mut().session.send_response(channel, reply);
+                        answered += 1;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(for_how_long, serve).await;
+        });
+        answered
+    }
+
     pub fn hello(&self, key: Option<String>, code: Option<String>, name: &str) -> Hello {
         Hello {
             // The rogue runs this build: its protocol hash is the host's.

@@ -36,14 +36,14 @@ fn the_extension_logs_each_track_as_it_starts() {
             title: "Harbour Lights".into(),
             artist: "The Quiet Tides".into(),
             duration_ms: 60_000,
-            path: None,
+            media: None,
         }),
         Action::Session(SessionAction::AddTrack {
             track_id: TrackId(2),
             title: "Night Bus Home".into(),
             artist: "The Late Shift".into(),
             duration_ms: 60_000,
-            path: None,
+            media: None,
         }),
         Action::Session(SessionAction::Play),
     ];

@@ -110,6 +110,23 @@ pub enum DecodeError {
 
 /// Decodes the first audio track of a file into mono f32 samples.
 pub fn decode(path: &Path) -> Result<Decoded, DecodeError> {
+    decode_up_to(path, MAX_SAMPLES)
+}
+
+/// Whether a file is audio whatnext can play: its first samples decode. Quick (a fraction
+/// of a second of audio), for checking a file before it is queued.
+pub fn check_playable(path: &Path) -> Result<(), DecodeError> {
+    let decoded = decode_up_to(path, 4_096)?;
+    if decoded.samples.is_empty() {
+        return Err(DecodeError::NoAudioTrack {
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// [`decode`], stopping after `max_samples` mono samples.
+fn decode_up_to(path: &Path, max_samples: usize) -> Result<Decoded, DecodeError> {
     let file = open_regular_file(path).map_err(|source| DecodeError::Open {
         path: path.to_owned(),
         source,
@@ -155,7 +172,9 @@ pub fn decode(path: &Path) -> Result<Decoded, DecodeError> {
         what,
     })?;
     // Counted in samples actually decoded: a header's length is only a claim.
-    let limit = (sample_rate as usize * MAX_SECONDS as usize).min(MAX_SAMPLES);
+    let limit = (sample_rate as usize * MAX_SECONDS as usize)
+        .min(MAX_SAMPLES)
+        .min(max_samples);
     let mut samples = Vec::new();
     while samples.len() < limit {
         let packet = match format.next_packet() {

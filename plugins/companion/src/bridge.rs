@@ -250,21 +250,15 @@ pub(crate) fn take_requests(
                     refuse(reply, 404, "that track is not in the host's library");
                     continue;
                 };
-                let action = SessionAction::AddTrack {
-                    track_id: TrackId::random(&mut rand::thread_rng()),
-                    title: track.title.clone(),
-                    artist: track.artist.clone(),
-                    duration_ms: track.duration_ms,
-                    path: track.path.clone(),
-                };
+                let action = track.queue_action(TrackId::random(&mut rand::thread_rng()));
                 (peer, action, reply)
             }
             PhoneAsk::React { peer, emoji } => (
                 peer,
-                SessionAction::React {
+                Action::Session(SessionAction::React {
                     emoji,
                     track_id: None,
-                },
+                }),
                 reply,
             ),
         };
@@ -275,10 +269,7 @@ pub(crate) fn take_requests(
             counter: counter.0,
         };
         running.waiting.insert(id.clone(), reply);
-        intents.write(Intent {
-            id,
-            action: Action::Session(action),
-        });
+        intents.write(Intent { id, action });
     }
 }
 

@@ -80,6 +80,7 @@ mod tests {
             duration_ms: 1000,
             added_by: PeerId::new(by),
             pending: false,
+            media: None,
         }
     }
 
@@ -112,6 +113,7 @@ mod tests {
                 track_id: Some(TrackId(1)),
                 position_ms: 400,
             },
+            listening: false,
         };
         let state = page_state(&session, None, 99);
         assert_eq!(state["now"]["title"], "One");

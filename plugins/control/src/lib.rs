@@ -66,7 +66,12 @@ impl Plugin for ControlPlugin {
         .add_systems(Update, read_requests.before(SessionSet::Apply))
         .add_systems(
             Last,
-            (answer_outcomes, answer_invites, push_events)
+            (
+                answer_outcomes,
+                answer_invites,
+                push_events,
+                push_media_events,
+            )
                 .chain()
                 .after(PersistSet),
         );
@@ -187,17 +192,30 @@ fn intent_for(command: &Command) -> Option<Action> {
         }),
         C::SessionJoin { invite } => local(LocalAction::JoinSession { invite }),
         C::SessionLeave => local(LocalAction::LeaveSession),
+        // A file is read and named by content first (the media plugin), then added.
         C::TrackAdd {
             title,
             artist,
             duration_ms,
-            path,
-        } => session(SessionAction::AddTrack {
+            path: Some(path),
+        } => local(LocalAction::AddFile {
             track_id: TrackId::random(&mut rng),
             title,
             artist,
             duration_ms,
             path,
+        }),
+        C::TrackAdd {
+            title,
+            artist,
+            duration_ms,
+            path: None,
+        } => session(SessionAction::AddTrack {
+            track_id: TrackId::random(&mut rng),
+            title,
+            artist,
+            duration_ms,
+            media: None,
         }),
         C::TrackRemove { track_id } => session(SessionAction::RemoveTrack { track_id }),
         C::TrackMove { track_id, after } => session(SessionAction::MoveTrack { track_id, after }),
@@ -230,7 +248,10 @@ fn intent_for(command: &Command) -> Option<Action> {
             path,
         }),
         C::LibraryImport { path } => local(LocalAction::ImportFolder { path }),
+        C::ListenSet { on } => local(LocalAction::SetListening { on }),
         C::Identity
+        | C::TrackMedia { .. }
+        | C::AudioStatus
         | C::LibraryList { .. }
         | C::RelayList
         | C::SessionInvite
@@ -249,6 +270,8 @@ struct SharedState<'w> {
     invite: Res<'w, SessionInvite>,
     knocks: Res<'w, Knocks>,
     companion: Res<'w, CompanionLink>,
+    files: Res<'w, LocalFiles>,
+    audio: Res<'w, AudioStatus>,
 }
 
 /// Answers a command that reads state.
@@ -306,6 +329,31 @@ fn answer_query(
                 })
                 .collect(),
         )),
+        Command::AudioStatus => {
+            Ok(serde_json::to_value(*shared.audio).unwrap_or_else(|_| json!({})))
+        }
+        Command::TrackMedia { track_id } => {
+            let track = reader.track(*track_id).ok_or_else(|| {
+                IntentError::new(
+                    ErrorCode::NotFound,
+                    format!("no track {track_id} in the queue"),
+                )
+            })?;
+            let media = track.media.ok_or_else(|| {
+                IntentError::new(
+                    ErrorCode::NotFound,
+                    format!("track {track_id} has no file (it was added without one)"),
+                )
+            })?;
+            let mut answer = serde_json::to_value(&media).unwrap_or_else(|_| json!({}));
+            // Paths are local: this device's own verified copy, only when it is here.
+            if media.state == "here"
+                && let Some(path) = shared.files.path_of(&media.hash)
+            {
+                answer["path"] = json!(path.to_string_lossy());
+            }
+            Ok(answer)
+        }
         Command::KnockList => Ok(Value::Array(
             shared
                 .knocks
@@ -577,5 +625,41 @@ fn push_events(
             ),
         };
         send_line(&channels, json!({"event": name, "data": data}));
+    }
+}
+
+/// `media.changed {track_id, state, progress}`: a track's file changed state here, or its
+/// transfer moved on by a tenth. Only hashes with something to say are looked at.
+fn push_media_events(
+    channels: Res<Channels>,
+    states: Res<MediaStates>,
+    files: Res<LocalFiles>,
+    tracks: Query<&Track>,
+    mut shown: Local<HashMap<ContentHash, (&'static str, u8)>>,
+) {
+    if !states.is_changed() && !files.is_changed() {
+        return;
+    }
+    let hashes: std::collections::HashSet<ContentHash> =
+        states.0.keys().chain(shown.keys()).copied().collect();
+    for hash in hashes {
+        let now = if files.path_of(&hash).is_some() {
+            MediaState::Here
+        } else {
+            states.0.get(&hash).cloned().unwrap_or(MediaState::Missing)
+        };
+        let key = (now.name(), (now.progress() * 10.0) as u8);
+        if shown.get(&hash) == Some(&key) {
+            continue;
+        }
+        shown.insert(hash, key);
+        for track in tracks
+            .iter()
+            .filter(|t| t.media.is_some_and(|m| m.hash == hash))
+        {
+            let data = json!({"track_id": track.id.to_string(), "state": now.name(),
+                "progress": now.progress()});
+            send_line(&channels, json!({"event": "media.changed", "data": data}));
+        }
     }
 }

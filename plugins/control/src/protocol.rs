@@ -226,6 +226,18 @@ pub enum Command {
         /// Words every listed track contains; empty lists everything.
         query: String,
     },
+    /// `track.media`: where a queued track's file stands on this device.
+    TrackMedia {
+        /// The track.
+        track_id: TrackId,
+    },
+    /// `listen.set`: switches "Listen along" on or off.
+    ListenSet {
+        /// On or off.
+        on: bool,
+    },
+    /// `audio.status`: what this device's sound is doing.
+    AudioStatus,
     /// `quit`: replies, then ends the app.
     Quit,
 }
@@ -264,6 +276,9 @@ pub const COMMANDS: &[&str] = &[
     "library.add",
     "library.import",
     "library.list",
+    "track.media",
+    "listen.set",
+    "audio.status",
     "quit",
 ];
 
@@ -285,6 +300,10 @@ struct TrackAddArgs {
     artist: String,
     duration_ms: u64,
     path: Option<String>,
+}
+#[derive(Deserialize)]
+struct OnArgs {
+    on: bool,
 }
 #[derive(Deserialize)]
 struct TrackIdArgs {
@@ -426,6 +445,13 @@ fn command(cmd: &str, raw: Value) -> Result<Command, RequestError> {
         "library.list" => C::LibraryList {
             query: args::<QueryArgs>(cmd, raw)?.query,
         },
+        "listen.set" => C::ListenSet {
+            on: args::<OnArgs>(cmd, raw)?.on,
+        },
+        "audio.status" => C::AudioStatus,
+        "track.media" => C::TrackMedia {
+            track_id: track_id(cmd, &args::<TrackIdArgs>(cmd, raw)?.track_id)?,
+        },
         "track.remove" => C::TrackRemove {
             track_id: track_id(cmd, &args::<TrackIdArgs>(cmd, raw)?.track_id)?,
         },
@@ -542,7 +568,7 @@ mod tests {
             let args = serde_json::json!({
                 "name": "n", "addr": "a", "invite": "i", "title": "t", "artist": "a",
                 "duration_ms": 1, "track_id": tid, "after": tid, "position_ms": 1, "peer_id": "p",
-                "path": "/music", "query": "q"
+                "path": "/music", "query": "q", "on": true
             });
             let line = serde_json::json!({"id": 1, "cmd": cmd, "args": args}).to_string();
             assert!(parse_line(&line).is_ok(), "{cmd}");

@@ -29,7 +29,7 @@ fn main() {
                 title: format!("Track {i}"),
                 artist: "Artist".into(),
                 duration_ms: 200_000,
-                path: None,
+                media: None,
             }))
         })
         .collect();

@@ -143,8 +143,9 @@ pub struct Track {
     pub artist: String,
     /// Its length.
     pub duration_ms: u64,
-    /// A local file on the device of the peer who added it, if any.
-    pub path: Option<String>,
+    /// The audio, by content, when the track came from a file. (Where the file is on a
+    /// device is local: see [`crate::media::LocalFiles`].)
+    pub media: Option<crate::media::Media>,
     /// The peer who added it to the queue.
     pub added_by: PeerId,
 }
@@ -429,6 +430,30 @@ pub struct LibraryTrack {
     pub duration_ms: u64,
     /// The audio file, when the track came from one.
     pub path: Option<String>,
+}
+
+impl LibraryTrack {
+    /// The action that queues this track as a new track `track_id`: from its file when it
+    /// has one (the media plugin names it by content), else as a plain entry.
+    pub fn queue_action(&self, track_id: TrackId) -> crate::intent::Action {
+        use crate::intent::{Action, LocalAction, SessionAction};
+        match &self.path {
+            Some(path) => Action::Local(LocalAction::AddFile {
+                track_id,
+                title: self.title.clone(),
+                artist: self.artist.clone(),
+                duration_ms: self.duration_ms,
+                path: path.clone(),
+            }),
+            None => Action::Session(SessionAction::AddTrack {
+                track_id,
+                title: self.title.clone(),
+                artist: self.artist.clone(),
+                duration_ms: self.duration_ms,
+                media: None,
+            }),
+        }
+    }
 }
 
 /// This device's library, in the order tracks were added. Local: never replicated.

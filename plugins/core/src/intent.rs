@@ -71,6 +71,28 @@ pub enum LocalAction {
         /// The audio file, if any.
         path: Option<String>,
     },
+    /// Queues a track from an audio file on this device: the media plugin reads the file
+    /// (is it audio it can decode? under the size cap?), names it by its BLAKE3 hash, keeps
+    /// the path here, and sends [`SessionAction::AddTrack`] with the media under this same
+    /// intent id, so the answer is the addition's.
+    AddFile {
+        /// A new id for the track.
+        track_id: TrackId,
+        /// The track's title.
+        title: String,
+        /// The artist, possibly empty.
+        artist: String,
+        /// Its length.
+        duration_ms: u64,
+        /// The audio file.
+        path: String,
+    },
+    /// Switches "Listen along" on or off: this device plays the current track at the shared
+    /// clock's position though it does not own playback.
+    SetListening {
+        /// On or off.
+        on: bool,
+    },
     /// Reads the audio files under a folder into the library (tags and durations); answered
     /// by the library plugin once the scan is done.
     ImportFolder {
@@ -98,8 +120,9 @@ pub enum SessionAction {
         artist: String,
         /// Its length.
         duration_ms: u64,
-        /// The audio file on the adder's device, if any.
-        path: Option<String>,
+        /// The audio, by content, when the track comes from a file (front ends with a path
+        /// send [`LocalAction::AddFile`], which names it).
+        media: Option<crate::media::Media>,
     },
     /// Removes a track from the queue.
     RemoveTrack {
@@ -184,7 +207,7 @@ impl SessionAction {
                 title: String::new(),
                 artist: String::new(),
                 duration_ms: 0,
-                path: None,
+                media: None,
             },
             SessionAction::RemoveTrack { track_id },
             SessionAction::MoveTrack {

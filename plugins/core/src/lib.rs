@@ -8,6 +8,7 @@ pub mod ids;
 pub mod intent;
 pub mod invite;
 pub mod limits;
+pub mod media;
 pub mod order;
 pub mod reaction;
 pub mod relay;
@@ -23,6 +24,10 @@ pub mod prelude {
     pub use crate::components::*;
     pub use crate::ids::{IntentId, NetId, PeerId, SessionId, TrackId};
     pub use crate::intent::*;
+    pub use crate::media::{
+        AudioFormat, AudioOutput, AudioStatus, ContentHash, FileReader, Listening, LocalFiles,
+        Media, MediaState, MediaStates,
+    };
     pub use crate::order::QueueKey;
     pub use crate::reaction::{Emoji, Reaction, Reactions};
     pub use crate::rules::{Facts, Role, Rule, SessionRoles, authorize, facts_for};

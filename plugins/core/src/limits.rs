@@ -86,7 +86,6 @@ pub fn track_wire_bytes(track: &Track, key: Option<&QueueKey>) -> usize {
     FIXED
         + track.title.len()
         + track.artist.len()
-        + track.path.as_ref().map_or(0, String::len)
         + track.added_by.as_str().len()
         + key.map_or(0, |k| k.as_str().len())
 }

@@ -8,10 +8,13 @@ use serde::Serialize;
 use crate::clock::{PlayState, PlaybackClock, WallClock};
 use crate::components::*;
 use crate::ids::{PeerId, SessionId, TrackId};
+use crate::media::{
+    AudioFormat, ContentHash, Listening, LocalFiles, Media, MediaState, MediaStates,
+};
 use crate::rules::{Role, SessionRoles};
 
 /// The whole session as front ends and the control protocol show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SessionSnapshot {
     /// The session's id.
     pub session_id: SessionId,
@@ -29,6 +32,8 @@ pub struct SessionSnapshot {
     pub queue: Vec<TrackView>,
     /// Where playback stands.
     pub playback: PlaybackView,
+    /// This device plays along with the shared clock ("Listen along").
+    pub listening: bool,
 }
 
 /// One participant as shown.
@@ -47,7 +52,7 @@ pub struct ParticipantView {
 }
 
 /// One queued track as shown.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TrackView {
     /// The track's id (hex text in JSON).
     #[serde(serialize_with = "as_text")]
@@ -62,6 +67,55 @@ pub struct TrackView {
     pub added_by: PeerId,
     /// A guest's addition the host has not confirmed yet.
     pub pending: bool,
+    /// Its audio by content and where that stands here; `None` for a track without a file.
+    pub media: Option<MediaView>,
+}
+
+/// A track's audio as shown: never a path (paths are local; `track.media` gives this
+/// device's own copy).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MediaView {
+    /// The file's BLAKE3 hash, as 64 hex characters.
+    #[serde(serialize_with = "hash_as_text")]
+    pub hash: ContentHash,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Its audio format.
+    pub format: AudioFormat,
+    /// `here`, `fetching`, `missing` or `unavailable`.
+    pub state: &'static str,
+    /// How much of it is here, 0.0 to 1.0.
+    pub progress: f32,
+    /// While fetching: who from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<PeerId>,
+    /// When unavailable: who is known to hold it (all offline).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub holders: Vec<PeerId>,
+}
+
+impl MediaView {
+    /// The view of `media` in `state`.
+    pub fn new(media: &Media, state: &MediaState) -> Self {
+        let (from, holders) = match state {
+            MediaState::Fetching { from, .. } => (Some(from.clone()), Vec::new()),
+            MediaState::Unavailable { holders } => (None, holders.clone()),
+            _ => (None, Vec::new()),
+        };
+        Self {
+            hash: media.hash,
+            size: media.size,
+            format: media.format,
+            state: state.name(),
+            progress: state.progress(),
+            from,
+            holders,
+        }
+    }
+}
+
+fn hash_as_text<S: serde::Serializer>(hash: &ContentHash, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(hash)
 }
 
 /// Playback as shown.
@@ -117,7 +171,7 @@ pub struct PlaybackView {
 ///         title: "Song".into(),
 ///         artist: "Band".into(),
 ///         duration_ms: 180_000,
-///         path: None,
+///         media: None,
 ///     }),
 /// ];
 /// for action in actions {
@@ -147,6 +201,9 @@ pub struct SessionReader<'w, 's> {
     >,
     participants: Query<'w, 's, (&'static Participant, Option<&'static Presence>)>,
     tracks: Query<'w, 's, (&'static Track, Has<Pending>)>,
+    files: Option<Res<'w, LocalFiles>>,
+    media_states: Option<Res<'w, MediaStates>>,
+    listening: Option<Res<'w, Listening>>,
 }
 
 impl SessionReader<'_, '_> {
@@ -174,14 +231,14 @@ impl SessionReader<'_, '_> {
     /// The queued track `id`, if it is in the queue.
     pub fn track(&self, id: TrackId) -> Option<TrackView> {
         let entity = self.index.entity(id)?;
-        self.tracks.get(entity).ok().map(track_view)
+        self.tracks.get(entity).ok().map(|t| self.track_view(t))
     }
 
     /// The queue in play order.
     pub fn queue(&self) -> impl Iterator<Item = TrackView> + '_ {
         self.index
             .in_order()
-            .filter_map(|(_, e)| self.tracks.get(e).ok().map(track_view))
+            .filter_map(|(_, e)| self.tracks.get(e).ok().map(|t| self.track_view(t)))
     }
 
     /// How many tracks are queued.
@@ -192,6 +249,30 @@ impl SessionReader<'_, '_> {
     /// Tracks `range` of the queue in play order, for lists that draw only visible rows.
     pub fn queue_rows(&self, range: std::ops::Range<usize>) -> Vec<TrackView> {
         self.queue().skip(range.start).take(range.len()).collect()
+    }
+
+    /// Where a track's file stands on this device.
+    pub fn media_state(&self, media: &Media) -> MediaState {
+        match (&self.files, &self.media_states) {
+            (Some(files), Some(states)) => states.of(media, files),
+            (Some(files), None) if files.path_of(&media.hash).is_some() => MediaState::Here,
+            _ => MediaState::Missing,
+        }
+    }
+
+    fn track_view(&self, (track, pending): (&Track, bool)) -> TrackView {
+        TrackView {
+            track_id: track.id,
+            title: track.title.clone(),
+            artist: track.artist.clone(),
+            duration_ms: track.duration_ms,
+            added_by: track.added_by.clone(),
+            pending,
+            media: track
+                .media
+                .as_ref()
+                .map(|m| MediaView::new(m, &self.media_state(m))),
+        }
     }
 
     /// Where playback stands now, if in a session.
@@ -228,6 +309,7 @@ impl SessionReader<'_, '_> {
             participants,
             queue: self.queue().collect(),
             playback: self.playback()?,
+            listening: self.listening.as_ref().is_some_and(|l| l.0),
         })
     }
 }
@@ -263,23 +345,15 @@ fn role_rank(role: Role) -> u8 {
     }
 }
 
-fn track_view((track, pending): (&Track, bool)) -> TrackView {
-    TrackView {
-        track_id: track.id,
-        title: track.title.clone(),
-        artist: track.artist.clone(),
-        duration_ms: track.duration_ms,
-        added_by: track.added_by.clone(),
-        pending,
-    }
-}
-
 /// Track ids travel as their 16-digit hex text in JSON, the form users pass back.
 fn as_text<S: serde::Serializer>(id: &TrackId, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(id)
 }
 
-fn optional_as_text<S: serde::Serializer>(id: &Option<TrackId>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn optional_as_text<S: serde::Serializer>(
+    id: &Option<TrackId>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match id {
         Some(id) => s.collect_str(id),
         None => s.serialize_none(),

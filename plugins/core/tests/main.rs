@@ -112,7 +112,7 @@ pub(crate) fn add_track(
             title: title.into(),
             artist: "Artist".into(),
             duration_ms: 180_000,
-            path: None,
+            media: None,
         },
     )
 }

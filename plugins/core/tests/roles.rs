@@ -477,12 +477,14 @@ fn facts_come_from_the_read_model() {
             duration_ms: 1_000,
             added_by: PeerId::new("gus"),
             pending: false,
+            media: None,
         }],
         playback: PlaybackView {
             state: PlayState::Stopped,
             track_id: None,
             position_ms: 0,
         },
+        listening: false,
     };
     let remove = SessionAction::RemoveTrack {
         track_id: TrackId(7),

@@ -254,7 +254,7 @@ fn a_redelivered_intent_is_applied_once() {
             title: "Once".into(),
             artist: String::new(),
             duration_ms: 1_000,
-            path: None,
+            media: None,
         }),
     };
     let first = whatnext_core::session::apply_intent(app.world_mut(), &intent);
@@ -305,7 +305,7 @@ fn intents_sent_as_messages_get_outcomes_and_events() {
             title: "Five".into(),
             artist: "A".into(),
             duration_ms: 1_000,
-            path: None,
+            media: None,
         }),
     });
     app.update();

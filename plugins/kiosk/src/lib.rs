@@ -256,7 +256,7 @@ impl Default for Analyses {
 fn analyse_current_track(
     reader: SessionReader,
     tracks: Query<&Track>,
-    library: Res<Library>,
+    files: Res<LocalFiles>,
     mut analyses: ResMut<Analyses>,
 ) {
     while let Ok((id, result)) = analyses.done_rx.try_recv() {
@@ -277,13 +277,12 @@ fn analyse_current_track(
     if analyses.by_track.contains_key(&current) {
         return;
     }
-    // Only a file of this device's own: a guest's track names a path on the guest's device.
-    let me = &reader.local_peer().peer;
+    // Only a verified file this device holds: nothing a peer sends names a path here.
     let Some(path) = tracks
         .iter()
         .find(|t| t.id == current)
-        .and_then(|t| whatnext_playback::own_file(t, me, &library))
-        .map(str::to_owned)
+        .and_then(|t| files.file_for(t.media.as_ref()))
+        .cloned()
     else {
         return;
     };
@@ -292,7 +291,7 @@ fn analyse_current_track(
     let spawned = std::thread::Builder::new()
         .name("spectrum".into())
         .spawn(move || {
-            let result = whatnext_audio::analyze_file(std::path::Path::new(&path));
+            let result = whatnext_audio::analyze_file(&path);
             let _ = tx.send((current, result));
         });
     if let Err(error) = spawned {
@@ -402,13 +401,20 @@ mod tests {
     const SCREEN: &str = "12D3KooWScreen";
     const GUEST: &str = "12D3KooWGus";
 
-    /// The screen hosts; `adder` queues a track with a file at `path`, which plays; one frame
-    /// of the analysis system runs. Returns whether an analysis of it was started.
-    fn analysis_started_for_a_track_from(adder: &str, path: &str) -> bool {
+    /// The screen hosts; a guest queues a track, which plays; `here` is where the screen
+    /// holds its file, if it does. One frame of the analysis system runs. Returns whether an
+    /// analysis of it was started.
+    fn analysis_started(here: Option<&str>) -> bool {
+        let media = whatnext_test_support::test_media(1);
+        let mut files = LocalFiles::default();
+        if let Some(path) = here {
+            files.copies.insert(media.hash, path.into());
+        }
         let mut app = whatnext_test_support::session_app(SCREEN);
         app.init_resource::<Analyses>()
+            .insert_resource(files)
             .add_systems(Update, analyse_current_track.after(SessionSet::Apply));
-        whatnext_test_support::host_plays_a_track_from(&mut app, SCREEN, GUEST, adder, path);
+        whatnext_test_support::host_plays_a_track_from(&mut app, SCREEN, GUEST, GUEST, media);
         app.world()
             .resource::<Analyses>()
             .by_track
@@ -416,17 +422,14 @@ mod tests {
     }
 
     #[test]
-    fn the_screen_analyses_its_own_tracks_file() {
-        assert!(analysis_started_for_a_track_from(SCREEN, "/music/none.wav"));
+    fn the_screen_analyses_a_file_it_holds() {
+        assert!(analysis_started(Some("/data/media/none.wav")));
     }
 
-    /// A guest's track names a path on the guest's device; the screen must not open it.
+    /// Without the file here there is nothing to open (no path ever comes from a peer).
     #[test]
-    fn the_screen_never_opens_a_path_from_a_guests_track() {
-        assert!(!analysis_started_for_a_track_from(
-            GUEST,
-            "/tmp/guest-named-fifo"
-        ));
+    fn the_screen_analyses_nothing_without_the_file() {
+        assert!(!analysis_started(None));
     }
 
     #[test]

@@ -317,6 +317,7 @@ mod tests {
                     duration_ms: 1000,
                     added_by: PeerId::new("host"),
                     pending: false,
+                    media: None,
                 })
                 .collect(),
             playback: PlaybackView {
@@ -324,6 +325,7 @@ mod tests {
                 track_id: (queue > 0).then_some(TrackId(0)),
                 position_ms: 10,
             },
+            listening: false,
         }
     }
 

@@ -214,6 +214,15 @@ pub enum NetEvent {
         /// The session message, undecoded.
         payload: Vec<u8>,
     },
+    /// A peer asked for media ([`Request::Media`]); answer with [`NetCommand::Respond`].
+    MediaRequest {
+        /// Who asked.
+        peer: NetPeerId,
+        /// Goes back in the answer.
+        reply: u64,
+        /// The media message, undecoded.
+        body: Vec<u8>,
+    },
     /// The answer to one of our [`NetCommand::Send`]s.
     Response {
         /// The send's token.

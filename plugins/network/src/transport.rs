@@ -33,6 +33,9 @@ pub enum Request {
     Time,
     /// A session message, for the app to decode.
     Payload(#[serde(with = "as_bytes")] Vec<u8>),
+    /// A media transfer message (`whatnext-media`'s), for the app to decode. Carried apart
+    /// from [`Request::Payload`] so the session protocol never sees it.
+    Media(#[serde(with = "as_bytes")] Vec<u8>),
     /// Never on the wire: what the codec hands over for a frame that does not decode, so the
     /// network thread can refuse it with the reason and count it against the peer.
     #[serde(skip)]
@@ -57,6 +60,8 @@ pub enum Response {
         /// Why, as a sentence.
         reason: String,
     },
+    /// A media transfer answer, for the app to decode.
+    Media(#[serde(with = "as_bytes")] Vec<u8>),
 }
 
 /// Serde for a `Vec<u8>` field as one byte string rather than a sequence of numbers. In

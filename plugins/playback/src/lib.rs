@@ -1,18 +1,16 @@
-//! `PlaybackPlugin`: on the playback owner's device, the current track's local file plays
-//! through the default audio output, and follows the shared playback clock: play, pause,
-//! seek and track changes. The sound lives on a thread of its own (rodio's stream is not
+//! `PlaybackPlugin`: on the playback owner's device (and on any device listening along), the
+//! current track's verified local file plays through the default audio output, and follows
+//! the shared playback clock: play, pause, seek and track changes. The sound lives on a thread of its own (rodio's stream is not
 //! `Send`), started at the first track to play; without an audio device (a server, CI) it
 //! warns once and playback goes on silently, since the clock, not the sound, is the truth.
 
-mod own_file;
-
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use bevy::prelude::*;
 use crossbeam_channel::Sender;
 use whatnext_core::prelude::*;
-
-pub use own_file::own_file;
 
 /// How far the sound may drift from the shared clock before it is moved back.
 pub const MAX_DRIFT_MS: u64 = 500;
@@ -46,6 +44,8 @@ enum Command {
 #[derive(Resource, Default)]
 struct Output {
     commands: Option<Sender<Command>>,
+    /// What the sound thread found: 0 not started, [`DEVICE`] or [`SILENT`].
+    device: Arc<AtomicU8>,
     /// The last `Play`, and the wall-clock time it was sent, to notice seeks and drift.
     playing: Option<(String, u64, u64)>,
     paused: bool,
@@ -53,19 +53,31 @@ struct Output {
 
 impl Output {
     fn send(&mut self, command: Command) {
-        let sender = self.commands.get_or_insert_with(start_sound_thread);
+        let device = self.device.clone();
+        let sender = self
+            .commands
+            .get_or_insert_with(|| start_sound_thread(device));
         let _ = sender.send(command);
     }
 }
 
-fn start_sound_thread() -> Sender<Command> {
+/// The sound thread opened an audio device.
+const DEVICE: u8 = 1;
+/// The sound thread found no audio device.
+const SILENT: u8 = 2;
+
+fn start_sound_thread(device: Arc<AtomicU8>) -> Sender<Command> {
     let (tx, rx) = crossbeam_channel::unbounded::<Command>();
     let spawned = std::thread::Builder::new()
         .name("sound".into())
         .spawn(move || {
             let (_stream, handle) = match rodio::OutputStream::try_default() {
-                Ok(pair) => pair,
+                Ok(pair) => {
+                    device.store(DEVICE, Ordering::Relaxed);
+                    pair
+                }
                 Err(error) => {
+                    device.store(SILENT, Ordering::Relaxed);
                     tracing::warn!("no audio output ({error}); playback goes on silently");
                     // Keep draining so senders never block or fail.
                     while rx.recv().is_ok() {}
@@ -174,23 +186,43 @@ fn in_step(from_ms: u64, sent_at_ms: u64, now_ms: u64, position_ms: u64) -> bool
     expected.abs_diff(position_ms) <= MAX_DRIFT_MS
 }
 
-/// What this device should be doing, from the session: only the owner plays, and only a
-/// current track with a file of its own ([`own_file`]).
+/// What this device should be doing, from the session: only the owner (or a device listening
+/// along) plays, and only a current track whose verified file is here ([`LocalFiles`]: never a path a peer named).
 fn follow_the_clock(
     reader: SessionReader,
+    owners: Query<&PlaybackOwner>,
+    index: Res<QueueIndex>,
     tracks: Query<&Track>,
-    library: Res<Library>,
+    files: Res<LocalFiles>,
+    listening: Res<Listening>,
     wall: Res<WallClock>,
     mut output: ResMut<Output>,
+    mut status: ResMut<AudioStatus>,
 ) {
-    let snapshot = reader.snapshot();
-    let me = reader.local_peer().peer.clone();
-    let wanted = snapshot.as_ref().and_then(|s| {
-        let id = s.playback.track_id.filter(|_| s.playback_owner == me)?;
-        let track = tracks.iter().find(|t| t.id == id)?;
-        let path = own_file(track, &me, &library)?.to_owned();
-        Some((path, s.playback.position_ms, s.playback.state))
+    let me = &reader.local_peer().peer;
+    let mine = listening.0 || owners.iter().next().is_some_and(|o| o.0 == *me);
+    let sounding = reader.playback().filter(|_| mine).and_then(|p| {
+        let id = p.track_id?;
+        let track = tracks.get(index.entity(id)?).ok()?;
+        let path = files
+            .file_for(track.media.as_ref())?
+            .to_string_lossy()
+            .into_owned();
+        Some((id, path, p.position_ms, p.state))
     });
+    let now = AudioStatus {
+        track_id: sounding.as_ref().map(|s| s.0),
+        position_ms: sounding.as_ref().map_or(0, |s| s.2),
+        output: match output.device.load(Ordering::Relaxed) {
+            DEVICE => AudioOutput::Device,
+            _ => AudioOutput::Silent,
+        },
+        playing: sounding.as_ref().is_some_and(|s| s.3 == PlayState::Playing),
+    };
+    if *status != now {
+        *status = now;
+    }
+    let wanted = sounding.map(|(_, path, position, state)| (path, position, state));
     match wanted {
         Some((path, position, PlayState::Playing)) => {
             // Where the sound should be now, if it has been playing since the last command.
@@ -228,12 +260,17 @@ mod tests {
     const ME: &str = "12D3KooWMe";
     const GUEST: &str = "12D3KooWGus";
 
-    /// This device hosts and plays; `adder` puts a track with a file at `path` in the queue
-    /// and it plays. Returns the app after one frame of playback.
-    fn playing_a_track_from(adder: &str, path: &str, library: Library) -> App {
+    /// This device hosts and plays; `adder` puts a track in the queue and it plays; `here`
+    /// is where this device holds its file, if it does. Returns the app after one frame.
+    fn playing_a_track_from(adder: &str, here: Option<&str>) -> App {
+        let media = whatnext_test_support::test_media(1);
+        let mut files = LocalFiles::default();
+        if let Some(path) = here {
+            files.copies.insert(media.hash, path.into());
+        }
         let mut app = whatnext_test_support::session_app(ME);
-        app.add_plugins(PlaybackPlugin).insert_resource(library);
-        whatnext_test_support::host_plays_a_track_from(&mut app, ME, GUEST, adder, path);
+        app.add_plugins(PlaybackPlugin).insert_resource(files);
+        whatnext_test_support::host_plays_a_track_from(&mut app, ME, GUEST, adder, media);
         app
     }
 
@@ -243,30 +280,52 @@ mod tests {
     }
 
     #[test]
-    fn the_owner_plays_its_own_tracks_file() {
-        let app = playing_a_track_from(ME, "/music/mine.wav", Library::default());
-        assert_eq!(asked_to_play(&app).as_deref(), Some("/music/mine.wav"));
+    fn the_owner_plays_the_verified_file_it_holds() {
+        let app = playing_a_track_from(GUEST, Some("/data/media/a.wav"));
+        assert_eq!(asked_to_play(&app).as_deref(), Some("/data/media/a.wav"));
     }
 
-    /// A guest's track names a path on the guest's device: the owner must not open whatever
-    /// is at that path here (a FIFO would block the sound thread).
+    /// Nothing from a peer names a file here: a track whose content this device does not
+    /// hold plays nothing (the clock goes on), even the owner's own addition.
     #[test]
-    fn a_path_from_a_guests_track_is_not_opened() {
-        let app = playing_a_track_from(GUEST, "/tmp/guest-named-fifo", Library::default());
-        assert_eq!(asked_to_play(&app), None);
+    fn a_track_whose_file_is_not_here_plays_nothing() {
+        assert_eq!(asked_to_play(&playing_a_track_from(GUEST, None)), None);
+        assert_eq!(asked_to_play(&playing_a_track_from(ME, None)), None);
     }
 
+    /// Playback moves to the guest (made a co-host): this device falls silent, and plays again (the same
+    /// file, at the shared clock) once its user switches on "Listen along".
     #[test]
-    fn a_guests_track_plays_when_its_path_is_in_this_devices_library() {
-        let library = Library(vec![LibraryTrack {
-            id: TrackId(7),
-            title: "Song".into(),
-            artist: String::new(),
-            duration_ms: 60_000,
-            path: Some("/music/shared.wav".into()),
-        }]);
-        let app = playing_a_track_from(GUEST, "/music/shared.wav", library);
-        assert_eq!(asked_to_play(&app).as_deref(), Some("/music/shared.wav"));
+    fn a_device_that_does_not_own_playback_plays_only_when_listening_along() {
+        let mut app = playing_a_track_from(GUEST, Some("/data/media/a.wav"));
+        let mut me = whatnext_test_support::Author {
+            peer: PeerId::new(ME),
+            counter: 100,
+        };
+        for action in [
+            SessionAction::AddCohost {
+                peer: PeerId::new(GUEST),
+            },
+            SessionAction::HandOff {
+                to: PeerId::new(GUEST),
+            },
+        ] {
+            me.act(&mut app, Action::Session(action))
+                .expect("promote and hand off");
+        }
+        app.update();
+        assert_eq!(asked_to_play(&app), None, "not the owner: silent");
+        assert_eq!(app.world().resource::<AudioStatus>().track_id, None);
+        me.act(
+            &mut app,
+            Action::Local(LocalAction::SetListening { on: true }),
+        )
+        .expect("listen");
+        app.update();
+        assert_eq!(asked_to_play(&app).as_deref(), Some("/data/media/a.wav"));
+        let status = *app.world().resource::<AudioStatus>();
+        assert_eq!(status.track_id, Some(TrackId(1)));
+        assert!(status.playing);
     }
 
     #[test]

@@ -39,7 +39,7 @@ fn main() {
                 title: format!("Track number {i}"),
                 artist: "Some Artist".into(),
                 duration_ms: 200_000,
-                path: None,
+                media: None,
             }),
         );
     }
@@ -97,7 +97,7 @@ fn main() {
         title: "Windowlicker".into(),
         artist: "Aphex Twin".into(),
         duration_ms: 366_000,
-        path: None,
+        media: None,
         added_by: PeerId::new("12D3KooWCgGdKwhBMXUEgtzxRHtBoRH5VxnqUcNYdXMV7V6ptq9a"),
     };
     let registry = app.world().resource::<Registry>();

@@ -136,7 +136,7 @@ fn show_pending(
         title,
         artist,
         duration_ms,
-        path,
+        media,
     } = action
     {
         if index.entity(*track_id).is_some() {
@@ -150,7 +150,7 @@ fn show_pending(
                 title: title.clone(),
                 artist: artist.clone(),
                 duration_ms: *duration_ms,
-                path: path.clone(),
+                media: *media,
                 added_by: author.clone(),
             },
             QueuePosition(key),

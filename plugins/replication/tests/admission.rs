@@ -279,7 +279,7 @@ fn a_removed_member_is_told_and_gets_no_more_updates() {
         title: "After".into(),
         artist: String::new(),
         duration_ms: 1,
-        path: None,
+        media: None,
     }))
     .expect("add");
     host.app.update();

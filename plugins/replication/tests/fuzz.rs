@@ -34,17 +34,21 @@ fn component() -> impl Strategy<Value = ComponentBytes> {
             any::<u64>(),
             text(),
             any::<u64>(),
-            proptest::option::of(text()),
+            proptest::option::of(any::<[u8; 32]>()),
         ),
     )
-        .prop_map(|(id, (track, title, duration_ms, path))| ComponentBytes {
+        .prop_map(|(id, (track, title, duration_ms, hash))| ComponentBytes {
             id,
             bytes: postcard::to_allocvec(&Track {
                 id: TrackId(track),
                 title,
                 artist: String::new(),
                 duration_ms,
-                path,
+                media: hash.map(|h| Media {
+                    hash: ContentHash(h),
+                    size: 1,
+                    format: AudioFormat::Flac,
+                }),
                 added_by: PeerId::new("12D3KooWGus"),
             })
             .expect("encodes"),

@@ -77,13 +77,13 @@ fn refusal(answer: SessionResponse) -> IntentError {
     }
 }
 
-fn add_track(track_id: u64, title: &str, artist: &str, path: Option<String>) -> Action {
+fn add_track(track_id: u64, title: &str, artist: &str) -> Action {
     Action::Session(SessionAction::AddTrack {
         track_id: TrackId(track_id),
         title: title.into(),
         artist: artist.into(),
         duration_ms: 1_000,
-        path,
+        media: None,
     })
 }
 
@@ -147,7 +147,7 @@ fn the_host_allocates_net_ids_whatever_track_id_a_member_picks() {
     let added = ask(
         &mut host,
         1,
-        &SessionRequest::Intent(mallory.intent(add_track(session_net_id, "Merge", "", None))),
+        &SessionRequest::Intent(mallory.intent(add_track(session_net_id, "Merge", ""))),
     );
     assert!(
         matches!(added, SessionResponse::IntentResult(Ok(_))),
@@ -171,11 +171,7 @@ fn oversized_fields_are_refused_as_too_large_and_change_nothing() {
     let before = session_state(&mut host);
     let mut mallory = Author::new(MEMBER);
     let huge = "x".repeat(5_000_000);
-    let cases = [
-        add_track(1, "ok", &huge, None),
-        add_track(2, &huge, "ok", None),
-        add_track(3, "ok", "ok", Some(huge.clone())),
-    ];
+    let cases = [add_track(1, "ok", &huge), add_track(2, &huge, "ok")];
     for (i, action) in cases.into_iter().enumerate() {
         let error = refusal(ask(
             &mut host,
@@ -197,10 +193,10 @@ fn a_member_cannot_add_more_tracks_than_the_per_member_cap() {
     let mut mallory = Author::new(MEMBER);
     let cap = whatnext_core::limits::MAX_TRACKS_PER_MEMBER;
     for i in 0..cap as u64 {
-        let intent = mallory.intent(add_track(i + 1, &format!("T{i}"), "", None));
+        let intent = mallory.intent(add_track(i + 1, &format!("T{i}"), ""));
         whatnext_core::session::apply_intent(host.world_mut(), &intent).expect("under the cap");
     }
-    let over = mallory.intent(add_track(cap as u64 + 1, "one more", "", None));
+    let over = mallory.intent(add_track(cap as u64 + 1, "one more", ""));
     let error = refusal(ask(&mut host, 1, &SessionRequest::Intent(over)));
     assert_eq!(error.code, ErrorCode::TooLarge, "{error}");
     assert_eq!(host.world().resource::<QueueIndex>().len(), cap);

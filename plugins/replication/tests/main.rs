@@ -58,7 +58,7 @@ fn host_acts(host: &mut App, rng: &mut StdRng, counter: &mut u64, next_track: &m
                 title: format!("T{next_track}"),
                 artist: "A".into(),
                 duration_ms: 60_000,
-                path: None,
+                media: None,
             }
         }
         4 => match pick(rng) {
@@ -97,7 +97,7 @@ fn member_acts(member: &mut App, rng: &mut StdRng, counter: &mut u64) {
             title: format!("M{counter}"),
             artist: "G".into(),
             duration_ms: 60_000,
-            path: None,
+            media: None,
         }
     } else {
         SessionAction::Pause
@@ -309,7 +309,7 @@ fn requests_from_strangers_change_nothing_whatever_they_carry() {
                     title: "sneaky".into(),
                     artist: String::new(),
                     duration_ms: 1,
-                    path: None,
+                    media: None,
                 }),
             })),
             _ => encode(&SessionRequest::Resync {

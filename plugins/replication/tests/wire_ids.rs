@@ -56,7 +56,7 @@ fn an_update_naming_an_unknown_component_id_is_refused_not_applied() {
         title: "T".into(),
         artist: "A".into(),
         duration_ms: 1,
-        path: None,
+        media: None,
         added_by: PeerId::new(HOST),
     };
     let bytes = postcard::to_allocvec(&value).expect("encode");

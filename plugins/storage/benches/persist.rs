@@ -51,7 +51,7 @@ fn main() {
                 title: format!("Track {i}"),
                 artist: "Artist".into(),
                 duration_ms: 200_000,
-                path: None,
+                media: None,
             },
         );
     }

@@ -47,6 +47,7 @@ type SessionRow<'a> = (
 struct Dirty {
     display_name: bool,
     library: bool,
+    own_files: bool,
     relays: bool,
     counter: bool,
     applied: bool,
@@ -67,6 +68,7 @@ pub(crate) struct Device<'w> {
     outbox: Res<'w, Outbox>,
     rejoin: Res<'w, RejoinInvite>,
     library: Res<'w, Library>,
+    files: Option<Res<'w, LocalFiles>>,
     chosen: Option<Res<'w, DisplayNameChosen>>,
 }
 
@@ -108,6 +110,7 @@ pub(crate) fn flush(
         outbox,
         rejoin,
         library,
+        files,
         chosen,
     } = device;
     let session = sessions.iter().next();
@@ -123,6 +126,11 @@ pub(crate) fn flush(
     let now = Dirty {
         display_name: local.is_changed() && !local.is_added(),
         library: library.is_changed() && !library.is_added(),
+        // Fetched copies change it too; they are found again in the store at start, so
+        // rewriting the own files then costs a small table.
+        own_files: files
+            .as_ref()
+            .is_some_and(|f| f.is_changed() && !f.is_added()),
         relays: written.relays != relay_addrs,
         counter: counter.0 != written.intent_counter,
         applied: !applied.unsaved.is_empty(),
@@ -137,6 +145,7 @@ pub(crate) fn flush(
     };
     let changes_now = now.display_name
         || now.library
+        || now.own_files
         || now.relays
         || now.counter
         || now.applied
@@ -160,6 +169,7 @@ pub(crate) fn flush(
             // Only a name the user chose: the default one must not stop the first-run prompt.
             display_name: chosen.is_some_and(|c| c.0),
             library: true,
+            own_files: files.is_some(),
             relays: true,
             counter: true,
             applied: now.applied,
@@ -202,7 +212,7 @@ pub(crate) fn flush(
                 title: t.title.clone(),
                 artist: t.artist.clone(),
                 duration_ms: t.duration_ms,
-                path: t.path.clone(),
+                media: t.media,
                 added_by: t.added_by.clone(),
                 queue_key: position.0.as_str().to_owned(),
             };
@@ -217,6 +227,7 @@ pub(crate) fn flush(
         outbox: &outbox,
         rejoin: &rejoin,
         library: &library,
+        own_files: files.as_deref(),
         session: session_id.as_ref().map(|id| (id, session_record)),
         access: session.and_then(|s| s.7).filter(|_| dirty.session),
         tracks: track_records,
@@ -268,6 +279,7 @@ struct State<'a> {
     outbox: &'a Outbox,
     rejoin: &'a RejoinInvite,
     library: &'a Library,
+    own_files: Option<&'a LocalFiles>,
     /// The current session, with its record when that changed.
     session: Option<(&'a SessionId, Option<SessionRecord>)>,
     /// Its access (on the host and its co-hosts), written with its record.
@@ -291,6 +303,15 @@ fn write(store: &Store, dirty: &Dirty, state: &State) -> Result<(), StorageError
             table.retain(|_, _| false)?;
             for (i, track) in state.library.0.iter().enumerate() {
                 table.insert(i as u64, encode(track)?.as_slice())?;
+            }
+        }
+        if dirty.own_files
+            && let Some(files) = state.own_files
+        {
+            let mut table = txn.open_table(OWN_FILES)?;
+            table.retain(|_, _| false)?;
+            for (hash, path) in &files.own {
+                table.insert(hash.0.as_slice(), path.to_string_lossy().as_ref())?;
             }
         }
         if dirty.relays {

@@ -141,6 +141,8 @@ pub struct Loaded {
     pub access: Option<SessionAccess>,
     /// The tracks imported on this machine.
     pub library: Vec<LibraryTrack>,
+    /// The user's own audio files, used in place, by hash.
+    pub own_files: std::collections::HashMap<ContentHash, std::path::PathBuf>,
 }
 
 impl Store {
@@ -224,6 +226,15 @@ impl Store {
                 .library
                 .push(decode(row?.1.value(), "library track")?);
         }
+        for row in txn.open_table(OWN_FILES)?.iter()? {
+            let (hash, path) = row?;
+            let hash = <[u8; 32]>::try_from(hash.value()).map_err(|_| {
+                StorageError::CorruptRecord("an own file's hash is not 32 bytes".into())
+            })?;
+            loaded
+                .own_files
+                .insert(ContentHash(hash), path.value().into());
+        }
         for row in txn.open_table(OUTBOX)?.iter()? {
             loaded.outbox.push(decode(row?.1.value(), "outbox intent")?);
         }
@@ -293,6 +304,7 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T,
 /// the app is built, so errors reach the user before any window.
 ///
 /// On build it inserts the restored resources (`LocalPeer`, `DisplayNameChosen`, `Library`,
+/// `LocalFiles` (its own files),
 /// `Relays`, `Outbox`, `RejoinInvite`, `AppliedIntents`, `IntentCounter`, `QueueIndex`) and
 /// the [`Store`], and spawns the stored session's entities marked `Restored`. It adds one
 /// system, `flush`, in `Last` in `PersistSet`: it writes everything that changed that frame
@@ -306,6 +318,12 @@ impl StoragePlugin {
     pub fn identity(&self) -> Option<Identity> {
         let store = self.store.lock().ok()?;
         store.as_ref().map(|(s, _)| s.identity.clone())
+    }
+
+    /// The data directory, for plugins that keep files of their own there.
+    pub fn dir(&self) -> Option<PathBuf> {
+        let store = self.store.lock().ok()?;
+        store.as_ref().map(|(s, _)| s.dir.clone())
     }
 
     /// Opens the data directory and reads what the app restores; the plugin inserts it on build.
@@ -329,6 +347,10 @@ impl Plugin for StoragePlugin {
         let default_name = default_name(&peer);
         app.insert_resource(DisplayNameChosen(loaded.display_name.is_some()));
         app.insert_resource(Library(loaded.library.clone()));
+        app.insert_resource(LocalFiles {
+            own: loaded.own_files.clone(),
+            copies: Default::default(),
+        });
         let local = LocalPeer {
             peer,
             display_name: loaded.display_name.unwrap_or(default_name),

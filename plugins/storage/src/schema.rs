@@ -9,7 +9,7 @@ use whatnext_core::ids::PeerId;
 use crate::StorageError;
 
 /// The version this build writes. Bump it with a new step in [`migrate`].
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// `schema_version`, `intent_counter`.
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -32,6 +32,9 @@ pub const APPLIED_INTENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new(
 /// version 4 the session's key). The table came without a version bump: older builds never
 /// open it.
 pub const SESSION_ACCESS: TableDefinition<&str, &[u8]> = TableDefinition::new("session_access");
+/// The user's own audio files, used in place: BLAKE3 hash (32 bytes) → path. Added in
+/// version 5, when tracks came to be named by content and paths stopped being replicated.
+pub const OWN_FILES: TableDefinition<&[u8], &str> = TableDefinition::new("own_files");
 /// Intents not yet confirmed by an unreachable authority: sequence → postcard `Intent`.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
@@ -78,8 +81,8 @@ pub struct TrackRecord {
     pub artist: String,
     /// Its length in milliseconds.
     pub duration_ms: u64,
-    /// The audio file on the machine of whoever added it, if known.
-    pub path: Option<String>,
+    /// Added in version 5 (in place of a path): the audio, by content.
+    pub media: Option<whatnext_core::media::Media>,
     /// Who added it to the queue.
     pub added_by: PeerId,
     /// Its fractional-index position in the queue, as text.
@@ -138,6 +141,23 @@ pub mod v1 {
         pub revoked: std::collections::BTreeSet<PeerId>,
     }
 
+    /// A queued track as stored up to version 4: the adder's path, no media.
+    #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct TrackRecordV4 {
+        /// The track's title.
+        pub title: String,
+        /// The track's artist.
+        pub artist: String,
+        /// Its length in milliseconds.
+        pub duration_ms: u64,
+        /// The audio file on the machine of whoever added it, if known.
+        pub path: Option<String>,
+        /// Who added it to the queue.
+        pub added_by: PeerId,
+        /// Its fractional-index position in the queue, as text.
+        pub queue_key: String,
+    }
+
     /// Creates the version 1 tables. Also the first migration step from an empty file.
     pub fn create_tables(txn: &WriteTransaction) -> Result<(), redb::Error> {
         txn.open_table(META)?;
@@ -177,6 +197,7 @@ pub fn migrate(db: &redb::Database, from: u64) -> Result<(), StorageError> {
                 txn.open_table(APPLIED_INTENTS)?;
             }
             3 => add_host_term_and_session_key(&txn)?,
+            4 => name_tracks_by_content(&txn)?,
             _ => unreachable!("no migration step from version {version}"),
         }
         txn.open_table(META)?
@@ -260,6 +281,47 @@ fn add_host_term_and_session_key(txn: &WriteTransaction) -> Result<(), StorageEr
     Ok(())
 }
 
+/// Version 4 → 5: a track's path becomes its media. A path to a readable audio file here is
+/// hashed, the track gets its media and the file is kept as one of this device's own; any
+/// other path (a guest's device, a file since gone) is dropped, and the track has no media.
+fn name_tracks_by_content(txn: &WriteTransaction) -> Result<(), StorageError> {
+    use whatnext_core::media::{AudioFormat, ContentHash, Media};
+    let mut tracks = txn.open_table(SESSION_TRACKS)?;
+    let mut own = txn.open_table(OWN_FILES)?;
+    let mut rewritten = Vec::new();
+    for row in tracks.iter()? {
+        let (key, bytes) = row?;
+        let (session, track) = key.value();
+        let old: v1::TrackRecordV4 = postcard::from_bytes(bytes.value())
+            .map_err(|e| StorageError::CorruptRecord(format!("track {track}: {e}")))?;
+        let media = old.path.as_deref().and_then(|path| {
+            let path = std::path::Path::new(path);
+            let format = AudioFormat::from_extension(path.extension()?.to_str()?)?;
+            let (hash, size) = ContentHash::of_file(path).ok()?;
+            Some((
+                Media { hash, size, format },
+                path.to_string_lossy().into_owned(),
+            ))
+        });
+        if let Some((media, path)) = &media {
+            own.insert(media.hash.0.as_slice(), path.as_str())?;
+        }
+        let new = TrackRecord {
+            title: old.title,
+            artist: old.artist,
+            duration_ms: old.duration_ms,
+            media: media.map(|(m, _)| m),
+            added_by: old.added_by,
+            queue_key: old.queue_key,
+        };
+        rewritten.push(((session.to_owned(), track), encode(&new)?));
+    }
+    for ((session, track), bytes) in rewritten {
+        tracks.insert((session.as_str(), track), bytes.as_slice())?;
+    }
+    Ok(())
+}
+
 /// Serializes a record with postcard, the format of every stored value.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
     postcard::to_allocvec(value).map_err(|e| StorageError::CorruptRecord(e.to_string()))
@@ -273,7 +335,7 @@ impl TrackRecord {
             title: self.title.clone(),
             artist: self.artist.clone(),
             duration_ms: self.duration_ms,
-            path: self.path.clone(),
+            media: self.media,
             added_by: self.added_by.clone(),
         }
     }

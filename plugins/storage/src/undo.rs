@@ -56,6 +56,11 @@ pub(crate) fn restore(world: &mut World, loaded: Loaded) {
         unsaved: Vec::new(),
     });
     set_resource(world, Library(loaded.library));
+    if let Some(mut files) = world.get_resource_mut::<LocalFiles>()
+        && files.own != loaded.own_files
+    {
+        files.own = loaded.own_files;
+    }
     let relays = {
         let now = world.get_resource::<Relays>();
         let status = |addr: &String| {
@@ -246,7 +251,7 @@ mod tests {
             title: title.into(),
             artist: "A".into(),
             duration_ms: 1000,
-            path: None,
+            media: None,
             added_by: me(),
             queue_key: key.into(),
         }
@@ -396,7 +401,7 @@ mod tests {
                 title: "Five".into(),
                 artist: "A".into(),
                 duration_ms: 1000,
-                path: None,
+                media: None,
             }),
         };
         world.resource_mut::<Outbox>().0.push(intent);
@@ -406,7 +411,7 @@ mod tests {
                 title: "Five".into(),
                 artist: "A".into(),
                 duration_ms: 1000,
-                path: None,
+                media: None,
                 added_by: me(),
             },
             QueuePosition(QueueKey::between(None, None)),

@@ -57,7 +57,7 @@ fn add(app: &mut App, id: u64, title: &str) {
             title: title.into(),
             artist: "A".into(),
             duration_ms: 1_000,
-            path: None,
+            media: None,
         }),
     )
     .expect("add");
@@ -200,7 +200,7 @@ fn write_version_1(path: &Path, host: &PeerId) {
             .expect("sessions")
             .insert("OLD", bytes.as_slice())
             .expect("insert");
-        let track = TrackRecord {
+        let track = schema::v1::TrackRecordV4 {
             title: "Kept".into(),
             artist: "A".into(),
             duration_ms: 5,
@@ -317,6 +317,94 @@ fn migration_from_version_3_adds_the_host_term_and_a_session_key_and_keeps_bans(
     );
 }
 
+/// Version 4 tracks carried a path on the adder's device. A path to an audio file here
+/// becomes the track's media (hashed) and one of this device's own files; any other path
+/// (a guest's device, a file since gone) is dropped, and the track stays, without media.
+#[test]
+fn migration_from_version_4_names_tracks_by_content_and_keeps_own_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = PeerId::new("12D3KooW9tHTtS3inCZiYykw4u5G4frbjVFqhkmJX12gSNCVeH3e");
+    let song = dir.path().join("song.wav");
+    std::fs::write(&song, b"RIFF not checked by the migration, only hashed").expect("write");
+    let paths = [
+        Some(song.to_string_lossy().into_owned()),
+        Some("/home/guest/Music/theirs.flac".to_owned()),
+        None,
+    ];
+    {
+        let db = Database::create(dir.path().join(DB_FILE)).expect("create v4");
+        let txn = db.begin_write().expect("txn");
+        schema::v1::create_tables(&txn).expect("tables");
+        txn.open_table(APPLIED_INTENTS).expect("v3 table");
+        txn.open_table(META)
+            .expect("meta")
+            .insert("schema_version", 4)
+            .expect("version");
+        let record = SessionRecord {
+            name: "Party".into(),
+            net_id: 9,
+            host: host.clone(),
+            playback_owner: host.clone(),
+            clock: PlaybackClock::stopped(),
+            participants: Vec::new(),
+            cohosts: Vec::new(),
+            term: 2,
+        };
+        let bytes = postcard::to_allocvec(&record).expect("encode");
+        txn.open_table(SESSIONS)
+            .expect("sessions")
+            .insert("P", bytes.as_slice())
+            .expect("insert");
+        for (i, path) in paths.iter().enumerate() {
+            let track = schema::v1::TrackRecordV4 {
+                title: format!("T{i}"),
+                artist: "A".into(),
+                duration_ms: 5,
+                path: path.clone(),
+                added_by: host.clone(),
+                queue_key: format!("V{i}"),
+            };
+            let bytes = postcard::to_allocvec(&track).expect("encode");
+            txn.open_table(SESSION_TRACKS)
+                .expect("tracks")
+                .insert(("P", i as u64), bytes.as_slice())
+                .expect("insert");
+        }
+        txn.open_table(SETTINGS)
+            .expect("settings")
+            .insert("active_session", "P")
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(dir.path()).expect("open and migrate");
+    let loaded = store.load().expect("load");
+    let (_, record, tracks) = loaded.session.expect("session kept");
+    assert_eq!(record.term, 2);
+    let (hash, size) = ContentHash::of_file(&song).expect("hash");
+    let media: Vec<Option<Media>> = tracks.iter().map(|(_, t)| t.media).collect();
+    assert_eq!(
+        media,
+        vec![
+            Some(Media {
+                hash,
+                size,
+                format: AudioFormat::Wav
+            }),
+            None,
+            None
+        ]
+    );
+    assert_eq!(loaded.own_files.get(&hash), Some(&song));
+    assert_eq!(loaded.own_files.len(), 1, "a guest's path is not kept");
+    drop(store);
+    let app = app_on(dir.path());
+    assert_eq!(
+        app.world().resource::<LocalFiles>().path_of(&hash),
+        Some(&song),
+        "the app opens with its own file known"
+    );
+}
+
 #[test]
 fn a_database_from_a_newer_version_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -375,7 +463,7 @@ fn an_intent_redelivered_after_a_restart_is_not_applied_twice() {
             title: "Once".into(),
             artist: "A".into(),
             duration_ms: 1,
-            path: None,
+            media: None,
         }),
     };
     {

@@ -94,9 +94,9 @@ pub fn session_state(app: &mut App) -> Option<(SessionSnapshot, Vec<(String, Str
 }
 
 /// On `app` (for `host`): a hosted session with `guest` in it; then `adder` (the host or the
-/// guest) queues a track with a file at `path`, and the host plays it, a frame after each.
-/// For plugins that must open only this device's own files.
-pub fn host_plays_a_track_from(app: &mut App, host: &str, guest: &str, adder: &str, path: &str) {
+/// guest) queues a track with `media`, and the host plays it, a frame after each. For plugins
+/// that open a track's file only when this device holds it.
+pub fn host_plays_a_track_from(app: &mut App, host: &str, guest: &str, adder: &str, media: Media) {
     let mut hosting = Author::new(host);
     hosting
         .act(
@@ -132,7 +132,7 @@ pub fn host_plays_a_track_from(app: &mut App, host: &str, guest: &str, adder: &s
                 title: "Song".into(),
                 artist: String::new(),
                 duration_ms: 60_000,
-                path: Some(path.into()),
+                media: Some(media),
             }),
         )
         .expect("add");
@@ -141,4 +141,13 @@ pub fn host_plays_a_track_from(app: &mut App, host: &str, guest: &str, adder: &s
         .act(app, Action::Session(SessionAction::Play))
         .expect("play");
     app.update();
+}
+
+/// A track's media for tests: `byte` names the content.
+pub fn test_media(byte: u8) -> Media {
+    Media {
+        hash: ContentHash([byte; 32]),
+        size: 1_000,
+        format: AudioFormat::Wav,
+    }
 }

@@ -18,7 +18,7 @@ mod apps;
 mod network;
 
 pub use apps::{
-    Author, FRAME, host_plays_a_track_from, replicating_app, session_app, session_state,
+    Author, FRAME, host_plays_a_track_from, replicating_app, session_app, session_state, test_media,
 };
 pub use network::{
     HOST, MEMBER, Network, STRANGER, Side, WELCOME_REPLY, member_joins, net_id, tick,

@@ -42,6 +42,7 @@ fn screen() -> Screen {
                 duration_ms: 200_000,
                 added_by: me.clone(),
                 pending: i % 50 == 0,
+                media: None,
             })
             .collect(),
         playback: PlaybackView {
@@ -49,6 +50,7 @@ fn screen() -> Screen {
             track_id: Some(TrackId(0)),
             position_ms: 60_000,
         },
+        listening: false,
     });
     screen
 }

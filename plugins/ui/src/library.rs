@@ -55,7 +55,7 @@ pub fn page(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &mut
                 title: String::new(),
                 artist: String::new(),
                 duration_ms: 0,
-                path: None,
+                media: None,
             },
         )
     });
@@ -78,14 +78,8 @@ pub fn page(ui: &mut egui::Ui, screen: &Screen, forms: &mut Forms, actions: &mut
                         .on_disabled_hover_text(why_not)
                         .clicked()
                     {
-                        actions.push(Action::Session(SessionAction::AddTrack {
-                            // A new id: the same library track can be queued twice.
-                            track_id: TrackId::random(&mut rand::thread_rng()),
-                            title: t.title.clone(),
-                            artist: t.artist.clone(),
-                            duration_ms: t.duration_ms,
-                            path: t.path.clone(),
-                        }));
+                        // A new id: the same library track can be queued twice.
+                        actions.push(t.queue_action(TrackId::random(&mut rand::thread_rng())));
                     }
                     ui.label(&t.title);
                     ui.weak(&t.artist);

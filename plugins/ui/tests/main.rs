@@ -49,6 +49,7 @@ fn party(me: &str) -> Screen {
                 duration_ms: 180_000,
                 added_by: peer("Gus"),
                 pending: false,
+                media: None,
             })
             .collect(),
         playback: PlaybackView {
@@ -56,6 +57,7 @@ fn party(me: &str) -> Screen {
             track_id: Some(TrackId(1)),
             position_ms: 30_000,
         },
+        listening: false,
     };
     let role = session
         .participants
@@ -346,11 +348,11 @@ fn a_library_track_goes_to_the_queue_with_its_file() {
     buttons[1].click();
     gus.run();
     match gus.state().actions.as_slice() {
-        [Action::Session(SessionAction::AddTrack { title, path, .. })] => {
+        [Action::Local(LocalAction::AddFile { title, path, .. })] => {
             assert_eq!(title, "Night Bus Home");
-            assert_eq!(path.as_deref(), Some("/music/1.flac"));
+            assert_eq!(path, "/music/1.flac");
         }
-        other => panic!("expected one AddTrack, got {other:?}"),
+        other => panic!("expected one AddFile, got {other:?}"),
     }
 }
 

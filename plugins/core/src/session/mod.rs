@@ -14,6 +14,7 @@ use bevy::prelude::*;
 
 use crate::components::*;
 use crate::intent::{Intent, IntentOutcome, IntentRefused};
+use crate::media::{AudioStatus, Listening, LocalFiles, MediaStates};
 use crate::time::{WallClock, tick_wall_clock};
 
 /// Kept at its old path: other crates read the wall clock through `session::now_ms`.
@@ -49,6 +50,10 @@ impl Plugin for SessionPlugin {
         app.init_resource::<QueueIndex>()
             .init_resource::<WallClock>()
             .init_resource::<Library>()
+            .init_resource::<LocalFiles>()
+            .init_resource::<MediaStates>()
+            .init_resource::<Listening>()
+            .init_resource::<AudioStatus>()
             .init_resource::<AppliedIntents>()
             .init_resource::<IntentCounter>()
             .init_resource::<SessionInvite>()

@@ -84,6 +84,14 @@ impl Task {
         self.requests.replies.len() >= MAX_WAITING_REQUESTS
     }
 
+    /// Keeps an inbound request's channel until the app answers; returns its reply number.
+    fn wait_for_app(&mut self, channel: ResponseChannel<Response>) -> u64 {
+        self.requests.next_reply += 1;
+        let reply = self.requests.next_reply;
+        self.requests.replies.insert(reply, channel);
+        reply
+    }
+
     fn answer_now(&mut self, channel: ResponseChannel<Response>, response: Response) {
         let _ = self
             .swarm
@@ -115,21 +123,23 @@ impl Task {
                     self.answer_now(channel, refusal);
                     self.strike(peer, "a frame that did not decode");
                 }
-                Request::Payload(_) if self.app_is_behind() => {
+                Request::Payload(_) | Request::Media(_) if self.app_is_behind() => {
                     let busy = Response::Refused {
                         reason: "busy: too many requests are waiting; try again shortly".into(),
                     };
                     self.answer_now(channel, busy);
                 }
                 Request::Payload(payload) => {
-                    self.requests.next_reply += 1;
-                    let reply = self.requests.next_reply;
-                    self.requests.replies.insert(reply, channel);
+                    let reply = self.wait_for_app(channel);
                     self.out.emit(NetEvent::Request {
                         peer,
                         reply,
                         payload,
                     });
+                }
+                Request::Media(body) => {
+                    let reply = self.wait_for_app(channel);
+                    self.out.emit(NetEvent::MediaRequest { peer, reply, body });
                 }
             },
             E::Message {

@@ -19,7 +19,7 @@ pub(super) fn add_track_form(ui: &mut egui::Ui, forms: &mut Forms, actions: &mut
                 title,
                 artist,
                 duration_ms,
-                path: None,
+                media: None,
             }));
         }
     });

@@ -9,6 +9,7 @@ use crate::components::*;
 use crate::ids::{NetId, PeerId, SessionId};
 use crate::intent::*;
 use crate::limits;
+use crate::media::Listening;
 use crate::relay::validate_relay_addr;
 use crate::wake::AppWaker;
 
@@ -91,6 +92,17 @@ pub(super) fn apply_local(world: &mut World, action: &LocalAction) -> Result<App
             library.0.push(track);
             Ok(Applied::Done)
         }
+        LocalAction::SetListening { on } => {
+            let mut listening = world.resource_mut::<Listening>();
+            if listening.0 != *on {
+                listening.0 = *on;
+            }
+            Ok(Applied::Done)
+        }
+        LocalAction::AddFile { .. } => Err(IntentError::new(
+            ErrorCode::Internal,
+            "this build of whatnext cannot read audio files (no media plugin)",
+        )),
         LocalAction::ImportFolder { .. } => Err(IntentError::new(
             ErrorCode::Internal,
             "this build of whatnext cannot import folders (no library plugin)",

@@ -13,6 +13,7 @@ use bevy::prelude::*;
 use crate::components::*;
 use crate::ids::IntentId;
 use crate::intent::*;
+use crate::media::FileReader;
 
 pub use local::{despawn_session, spawn_session};
 
@@ -33,7 +34,7 @@ pub struct AppliedIntents {
 /// In `Update` ([`SessionSet::Apply`](super::SessionSet::Apply)): applies this frame's intents
 /// and answers each with an [`IntentOutcome`], except those another plugin answers: joins
 /// and a guest's session intents when a network is present, folder imports when a folder
-/// importer is.
+/// importer is, files to queue when a file reader is.
 pub(super) fn apply_intents(
     world: &mut World,
     reader: &mut SystemState<MessageReader<Intent>>,
@@ -58,6 +59,11 @@ pub(super) fn apply_intents(
             Action::Local(LocalAction::ImportFolder { .. })
         );
         if importing && world.contains_resource::<FolderImporter>() {
+            continue;
+        }
+        // Reading and hashing a file is I/O too: the media plugin answers it.
+        let adding_file = matches!(intent.action, Action::Local(LocalAction::AddFile { .. }));
+        if adding_file && world.contains_resource::<FileReader>() {
             continue;
         }
         let result = apply_intent(world, &intent);

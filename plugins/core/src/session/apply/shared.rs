@@ -150,12 +150,11 @@ pub(super) fn apply_session(
             title,
             artist,
             duration_ms,
-            path,
+            media,
         } => {
             let title = clean_text("a track title", title)?;
             let artist = artist.trim().to_owned();
             limits::check_text("an artist", &artist)?;
-            limits::check_path(path.as_deref())?;
             limits::check_duration(*duration_ms)?;
             let index = world.resource::<QueueIndex>();
             if let Some(entity) = index.entity(*track_id) {
@@ -166,6 +165,7 @@ pub(super) fn apply_session(
                         && t.title == title
                         && t.artist == artist
                         && t.duration_ms == *duration_ms
+                        && t.media == *media
                 });
                 if same {
                     return Ok(Applied::TrackAdded(*track_id));
@@ -177,7 +177,7 @@ pub(super) fn apply_session(
                 title,
                 artist,
                 duration_ms: *duration_ms,
-                path: path.clone(),
+                media: *media,
                 added_by: author.clone(),
             };
             check_room(index, &track, *author != session.host.0)?;

@@ -1,0 +1,154 @@
+//! `LocalAction::AddFile`: read the file on a thread (a regular file, under the size cap,
+//! audio whatnext decodes), name it by its BLAKE3 hash, keep the path here as one of this
+//! device's own files, and send the addition with its media under the same intent id.
+
+use std::path::{Path, PathBuf};
+
+use bevy::prelude::*;
+use crossbeam_channel::{Receiver, Sender};
+use whatnext_core::prelude::*;
+
+use crate::MediaSettings;
+
+/// A file read and named, or why it cannot be queued.
+struct Read {
+    intent: IntentId,
+    result: Result<(SessionAction, PathBuf), IntentError>,
+}
+
+/// Files being read, and their results.
+#[derive(Resource)]
+pub(crate) struct Reads {
+    tx: Sender<Read>,
+    rx: Receiver<Read>,
+}
+
+impl Default for Reads {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        Self { tx, rx }
+    }
+}
+
+/// In `Update`: starts reading each `AddFile` on a thread of its own (hashing 1 GiB takes
+/// seconds, and a frame must not).
+pub(crate) fn start_reads(
+    reads: Res<Reads>,
+    settings: Res<MediaSettings>,
+    waker: Option<Res<AppWaker>>,
+    mut intents: MessageReader<Intent>,
+) {
+    for intent in intents.read() {
+        let Action::Local(LocalAction::AddFile {
+            track_id,
+            title,
+            artist,
+            duration_ms,
+            path,
+        }) = &intent.action
+        else {
+            continue;
+        };
+        let (tx, id, cap) = (reads.tx.clone(), intent.id.clone(), settings.max_file_bytes);
+        let waker = waker.as_deref().cloned();
+        let (track_id, title, artist, duration_ms, path) = (
+            *track_id,
+            title.clone(),
+            artist.clone(),
+            *duration_ms,
+            PathBuf::from(path),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("media-read".into())
+            .spawn(move || {
+                let result = name_file(&path, cap).map(|media| {
+                    let action = SessionAction::AddTrack {
+                        track_id,
+                        title,
+                        artist,
+                        duration_ms,
+                        media: Some(media),
+                    };
+                    (action, path)
+                });
+                let _ = tx.send(Read { intent: id, result });
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+            });
+        if let Err(error) = spawned {
+            let _ = reads.tx.send(Read {
+                intent: intent.id.clone(),
+                result: Err(IntentError::new(
+                    ErrorCode::Internal,
+                    format!("cannot start reading the file: {error}"),
+                )),
+            });
+        }
+    }
+}
+
+/// In `PreUpdate`: a named file becomes one of this device's own and its addition is sent,
+/// under the `AddFile`'s id, so its answer is the addition's; a refused one is answered.
+pub(crate) fn finish_reads(
+    reads: Res<Reads>,
+    mut files: ResMut<LocalFiles>,
+    mut intents: MessageWriter<Intent>,
+    mut outcomes: MessageWriter<IntentOutcome>,
+) {
+    while let Ok(read) = reads.rx.try_recv() {
+        match read.result {
+            Ok((action, path)) => {
+                if let SessionAction::AddTrack {
+                    media: Some(media), ..
+                } = &action
+                {
+                    files.own.insert(media.hash, path);
+                }
+                intents.write(Intent {
+                    id: read.intent,
+                    action: Action::Session(action),
+                });
+            }
+            Err(error) => {
+                outcomes.write(IntentOutcome {
+                    id: read.intent,
+                    result: Err(error),
+                });
+            }
+        }
+    }
+}
+
+/// A file's media, if it is a regular file of audio whatnext decodes, at most `cap` bytes.
+pub fn name_file(path: &Path, cap: u64) -> Result<Media, IntentError> {
+    let shown = path.display();
+    let bad = |message: String| IntentError::new(ErrorCode::BadRequest, message);
+    let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad(format!("{shown} is not a file")));
+    }
+    if meta.len() > cap {
+        return Err(IntentError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "{shown} is {} MiB; files over {} MiB cannot be shared",
+                meta.len() >> 20,
+                cap >> 20
+            ),
+        ));
+    }
+    let format = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .and_then(AudioFormat::from_extension)
+        .ok_or_else(|| {
+            bad(format!(
+                "{shown} is not an audio file whatnext plays (mp3, flac, wav or ogg)"
+            ))
+        })?;
+    whatnext_audio::check_playable(path).map_err(|e| bad(e.to_string()))?;
+    let (hash, size) =
+        ContentHash::of_file(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
+    Ok(Media { hash, size, format })
+}
