@@ -19,6 +19,8 @@ pub struct Line {
     pub artist: String,
     /// The display name of whoever queued it ("someone" when they are unknown).
     pub added_by: String,
+    /// While its file is not here: "Getting the song from Gus… 40%", or why it cannot come.
+    pub file: Option<String>,
 }
 
 /// The screen's state, in the words it shows.
@@ -87,6 +89,18 @@ pub fn party_screen(
         title: t.title.clone(),
         artist: t.artist.clone(),
         added_by: name(&t.added_by),
+        file: t.media.as_ref().and_then(|m| match m.state {
+            "fetching" => Some(format!(
+                "Getting the song from {}… {:.0}%",
+                m.from.as_ref().map_or_else(|| "a friend".into(), &name),
+                m.progress * 100.0
+            )),
+            "unavailable" => Some(format!(
+                "The song is with {}, who is offline",
+                m.holders.iter().map(&name).collect::<Vec<_>>().join(", ")
+            )),
+            _ => None,
+        }),
     };
     let current = s
         .playback
@@ -178,6 +192,9 @@ pub fn draw_overlay(
                                     .size(h * 0.025)
                                     .color(DIM),
                             );
+                            if let Some(file) = &line.file {
+                                ui.label(RichText::new(file).size(h * 0.03).color(Color32::WHITE));
+                            }
                             if !now_counts.is_empty() {
                                 ui.label(RichText::new(&now_counts).size(h * 0.035));
                             }
@@ -327,6 +344,40 @@ mod tests {
             },
             listening: false,
         }
+    }
+
+    #[test]
+    fn while_the_current_song_is_on_its_way_the_screen_says_from_whom_and_how_far() {
+        let mut session = party(2, true);
+        session.participants.push(ParticipantView {
+            peer_id: PeerId::new("gus"),
+            display_name: "Gus".into(),
+            role: Role::Guest,
+            online: true,
+            connection: Connection::Relayed,
+        });
+        session.queue[0].media = Some(whatnext_core::view::MediaView {
+            hash: ContentHash([1; 32]),
+            size: 10,
+            format: AudioFormat::Mp3,
+            state: "fetching",
+            progress: 0.4,
+            from: Some(PeerId::new("gus")),
+            holders: Vec::new(),
+        });
+        let screen = party_screen(
+            Some(session),
+            &SessionInvite::default(),
+            JoinProgress::Idle,
+            &me(),
+        );
+        let PartyScreen::Party { now, .. } = screen else {
+            panic!("{screen:?}");
+        };
+        assert_eq!(
+            now.and_then(|n| n.0.file).as_deref(),
+            Some("Getting the song from Gus… 40%")
+        );
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub(crate) fn finish_reads(
 
 /// A file's media, if it is a regular file of audio whatnext decodes, at most `cap` bytes.
 pub fn name_file(path: &Path, cap: u64) -> Result<Media, IntentError> {
+    whatnext_core::limits::check_path(path.to_str())?;
     let shown = path.display();
     let bad = |message: String| IntentError::new(ErrorCode::BadRequest, message);
     let meta = std::fs::metadata(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
@@ -151,4 +152,67 @@ pub fn name_file(path: &Path, cap: u64) -> Result<Media, IntentError> {
     let (hash, size) =
         ContentHash::of_file(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
     Ok(Media { hash, size, format })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mono 16-bit 8 kHz WAV of `samples` samples of a ramp.
+    fn wav(samples: u32) -> Vec<u8> {
+        let mut w = Vec::new();
+        w.extend_from_slice(b"RIFF");
+        w.extend_from_slice(&(36 + samples * 2).to_le_bytes());
+        w.extend_from_slice(b"WAVEfmt ");
+        for v in [16u32] {
+            w.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [1u16, 1] {
+            w.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [8_000u32, 16_000] {
+            w.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [2u16, 16] {
+            w.extend_from_slice(&v.to_le_bytes());
+        }
+        w.extend_from_slice(b"data");
+        w.extend_from_slice(&(samples * 2).to_le_bytes());
+        w.extend((0..samples).flat_map(|i| (i as i16).to_le_bytes()));
+        w
+    }
+
+    #[test]
+    fn an_audio_file_is_named_by_its_blake3_hash() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("song.wav");
+        let bytes = wav(8_000);
+        std::fs::write(&path, &bytes).expect("write");
+        let media = name_file(&path, 1 << 30).expect("named");
+        assert_eq!(media.hash, ContentHash::of_bytes(&bytes));
+        assert_eq!(media.size, bytes.len() as u64);
+        assert_eq!(media.format, AudioFormat::Wav);
+    }
+
+    #[test]
+    fn what_is_not_playable_audio_under_the_cap_gets_a_clear_error() {
+        let dir = tempfile::tempdir().expect("dir");
+        let song = dir.path().join("song.wav");
+        std::fs::write(&song, wav(8_000)).expect("write");
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "not audio").expect("write");
+        let fake = dir.path().join("fake.mp3");
+        std::fs::write(&fake, "not an mp3 at all").expect("write");
+        let code = |path: &Path, cap: u64| name_file(path, cap).map_err(|e| e.code).err();
+        assert_eq!(code(&song, 100), Some(ErrorCode::TooLarge));
+        assert_eq!(code(&text, 1 << 30), Some(ErrorCode::BadRequest));
+        assert_eq!(code(&fake, 1 << 30), Some(ErrorCode::BadRequest));
+        assert_eq!(code(dir.path(), 1 << 30), Some(ErrorCode::BadRequest));
+        assert_eq!(
+            code(&dir.path().join("gone.wav"), 1 << 30),
+            Some(ErrorCode::BadRequest)
+        );
+        let long = dir.path().join("x".repeat(5_000) + ".wav");
+        assert_eq!(code(&long, 1 << 30), Some(ErrorCode::TooLarge));
+    }
 }

@@ -403,7 +403,10 @@ fn on_reply(
         fetch.in_flight.clear();
         fetch.outboard_asked = false;
         if let Some(peer) = net_peer(&from) {
-            net.write(NetCommand::Strike { peer });
+            net.write(NetCommand::Strike {
+                peer,
+                what: "media bytes that did not match their hash",
+            });
         }
         fetches.liars.insert(from);
     }

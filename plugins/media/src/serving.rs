@@ -67,7 +67,10 @@ pub(crate) fn serve(
         let answer = match postcard::from_bytes::<MediaAsk>(body) {
             Ok(ask) => answer(peer, &ask, &files, &tracks, &participants),
             Err(error) => {
-                net.write(NetCommand::Strike { peer: *peer });
+                net.write(NetCommand::Strike {
+                    peer: *peer,
+                    what: "a media request that did not decode",
+                });
                 Answer::Now(MediaReply::Refused(format!(
                     "malformed media request: {error}"
                 )))

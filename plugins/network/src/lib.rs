@@ -145,11 +145,14 @@ pub enum NetCommand {
         /// What.
         request: Request,
     },
-    /// A payload from this peer did not decode: count it like a malformed frame (a peer that
-    /// keeps sending them is cut off).
+    /// This peer sent something it should not have (a payload that did not decode, bytes
+    /// that did not match their hash): count it like a malformed frame (a peer that keeps
+    /// doing it is cut off).
     Strike {
         /// Who sent it.
         peer: NetPeerId,
+        /// What it sent, for the log.
+        what: &'static str,
     },
     /// Stop the network thread.
     Shutdown,

@@ -345,7 +345,10 @@ pub fn decode_net_events(
                             reason: format!("malformed message: {error}"),
                         },
                     });
-                    net.write(NetCommand::Strike { peer: *peer });
+                    net.write(NetCommand::Strike {
+                        peer: *peer,
+                        what: "a session message that did not decode",
+                    });
                 }
             },
             NetEvent::Response {

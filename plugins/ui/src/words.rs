@@ -131,3 +131,27 @@ pub fn name_of(session: &SessionSnapshot, peer: &PeerId) -> String {
         .find(|p| p.peer_id == *peer)
         .map_or_else(|| short_peer(peer), |p| p.display_name.clone())
 }
+
+/// Where a track's file stands here, in words: "here", "getting it from Gus… 40%",
+/// "not here", "unavailable: Gus has it and is offline".
+pub fn media_words(session: &SessionSnapshot, media: &whatnext_core::view::MediaView) -> String {
+    match media.state {
+        "here" => "here".into(),
+        "fetching" => {
+            let from = media
+                .from
+                .as_ref()
+                .map_or_else(|| "a peer".into(), |p| name_of(session, p));
+            format!("getting it from {from}… {:.0}%", media.progress * 100.0)
+        }
+        "unavailable" => {
+            let holders: Vec<String> = media.holders.iter().map(|p| name_of(session, p)).collect();
+            if holders.is_empty() {
+                "unavailable: nobody online has it".into()
+            } else {
+                format!("unavailable: {} has it and is offline", holders.join(", "))
+            }
+        }
+        _ => "not here".into(),
+    }
+}

@@ -677,3 +677,56 @@ fn a_new_host_is_said_under_the_top_bar() {
     gus.run();
     assert!(gus.query_by_label(&text).is_some(), "the notice shows");
 }
+
+/// Gus's second track is coming from Gus at 40%; his third is unavailable (Gus offline).
+fn party_with_media(me: &str) -> Screen {
+    let mut screen = party(me);
+    let session = screen.session.as_mut().expect("session");
+    let media = |state: &'static str, progress: f32| whatnext_core::view::MediaView {
+        hash: ContentHash([7; 32]),
+        size: 1_000,
+        format: AudioFormat::Flac,
+        state,
+        progress,
+        from: (state == "fetching").then(|| peer("Gus")),
+        holders: if state == "unavailable" {
+            vec![peer("Gus")]
+        } else {
+            Vec::new()
+        },
+    };
+    session.queue[0].media = Some(media("here", 1.0));
+    session.queue[1].media = Some(media("fetching", 0.4));
+    session.queue[2].media = Some(media("unavailable", 0.0));
+    screen
+}
+
+#[test]
+fn the_queue_shows_where_each_tracks_file_is() {
+    let hana = harness(party_with_media("Hana"));
+    assert!(
+        hana.query_by_label("getting it from Gus… 40%").is_some(),
+        "a transfer and its progress"
+    );
+    assert!(
+        hana.query_by_label("unavailable: Gus has it and is offline")
+            .is_some(),
+        "who has a file nobody online holds"
+    );
+}
+
+#[test]
+fn a_guest_switches_listen_along_on_and_the_owner_has_no_such_toggle() {
+    let mut gus = harness(party("Gus"));
+    gus.get_by_label("Listen along").click();
+    gus.run();
+    assert_eq!(
+        gus.state().actions,
+        [Action::Local(LocalAction::SetListening { on: true })]
+    );
+    let hana = harness(party("Hana"));
+    assert!(
+        hana.query_by_label("Listen along").is_none(),
+        "the owner's device plays anyway"
+    );
+}

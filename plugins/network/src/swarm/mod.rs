@@ -300,9 +300,7 @@ impl Task {
                 peer,
                 request,
             } => self.send(token, peer, request),
-            NetCommand::Strike { peer } => {
-                self.strike(peer, "a session message that did not decode");
-            }
+            NetCommand::Strike { peer, what } => self.strike(peer, what),
             NetCommand::Shutdown => return false,
         }
         true

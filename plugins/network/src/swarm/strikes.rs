@@ -38,9 +38,9 @@ impl Strikes {
 impl Task {
     /// One more malformed message from `peer`: past the limit, it is disconnected.
     pub(super) fn strike(&mut self, peer: PeerId, what: &str) {
-        warn!(%peer, what, "refused a malformed message");
+        warn!(%peer, what, "refused a bad message");
         if self.strikes.count(peer, Instant::now()) {
-            warn!(%peer, "too many malformed messages; disconnecting");
+            warn!(%peer, "too many bad messages; disconnecting");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }

@@ -6,7 +6,7 @@ use whatnext_core::view::{ParticipantView, PlaybackView};
 
 use crate::Screen;
 use crate::permitted::allowed;
-use crate::words::{format_ms, name_of, role_name};
+use crate::words::{format_ms, media_words, name_of, role_name};
 
 /// The current track with seek, play/pause, next, take playback and hand off.
 pub(super) fn show(
@@ -25,6 +25,9 @@ pub(super) fn show(
     match current {
         Some(t) => {
             ui.label(RichText::new(format!("{} — {}", t.title, t.artist)).size(22.0));
+            if let Some(media) = t.media.as_ref().filter(|m| m.state != "here") {
+                ui.weak(format!("The song's file: {}", media_words(session, media)));
+            }
             let fraction = if t.duration_ms == 0 {
                 0.0
             } else {
@@ -87,6 +90,16 @@ pub(super) fn show(
         }
         if is_owner {
             hand_off_menu(ui, screen, session, actions);
+        } else if screen.my_role.is_some() {
+            // Nobody hears anything they did not switch on.
+            let mut on = session.listening;
+            if ui
+                .checkbox(&mut on, "Listen along")
+                .on_hover_text("Play the party's music on this device too, in step with it")
+                .changed()
+            {
+                actions.push(Action::Local(LocalAction::SetListening { on }));
+            }
         }
         ui.weak(format!("{} · {why}", state.as_str()));
     });

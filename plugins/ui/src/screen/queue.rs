@@ -7,7 +7,7 @@ use whatnext_core::view::TrackView;
 use crate::permitted::allowed;
 use crate::theme::{ACCENT, WARN};
 use crate::track_form::track_fields;
-use crate::words::{format_ms, name_of};
+use crate::words::{format_ms, media_words, name_of};
 use crate::{Forms, Screen};
 
 /// The form that adds a typed track to the queue.
@@ -89,6 +89,15 @@ fn track_row(
         if t.pending {
             ui.colored_label(WARN, "pending")
                 .on_hover_text("Waiting for the host to confirm it");
+        }
+        if let Some(media) = &t.media {
+            let words = media_words(session, media);
+            match media.state {
+                "fetching" => ui.colored_label(ACCENT, words),
+                "unavailable" => ui.colored_label(WARN, words),
+                _ => ui.weak(words),
+            }
+            .on_hover_text("Where this track's file is on this device");
         }
         let remove = SessionAction::RemoveTrack {
             track_id: t.track_id,
