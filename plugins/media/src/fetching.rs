@@ -15,7 +15,7 @@ use crate::tree::{self, Verifier};
 use crate::wire::{MAX_RANGE_LEAVES, MediaAsk, MediaReply, encode};
 
 /// Ranges in flight per transfer: enough to keep a relayed link busy.
-pub const IN_FLIGHT: usize = 4;
+pub const IN_FLIGHT: usize = 16;
 /// A file nobody online holds is looked for again after this long.
 pub const RETRY_AFTER_MS: u64 = 3_000;
 /// How many tracks from the current one are fetched (it and the next two).

@@ -1,0 +1,293 @@
+//! Prints shared-music figures with real processes on loopback (relay, host, guest): the
+//! transfer rate of a 50 MB file, relayed and direct, next to a plain TCP copy of the same
+//! bytes in the same run (the limit), how long a 10 MB track takes from becoming "next" to
+//! being here on the playback owner, relayed, and how closely a listener's sound follows the
+//! owner's over a 3-minute track (the instrumented silent outputs of both, compared block by
+//! block on this machine's clock), relayed and direct, and how long a listener who switches
+//! on mid-track takes to be in step.
+//!
+//! `cargo bench --workspace --bench music` (drives the release binaries when built).
+
+#[allow(unused)]
+#[path = "../tests/harness.rs"]
+mod harness;
+#[allow(unused)]
+#[path = "../tests/relay.rs"]
+mod relay;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use harness::*;
+use relay::{Relay, wait_relay_status};
+use serde_json::{Value, json};
+
+const RELAYED: &[&str] = &["--no-mdns", "--no-direct", "--no-hole-punch"];
+const DIRECT: &[&str] = &["--no-mdns", "--listen", "/ip4/127.0.0.1/tcp/0"];
+const MB: f64 = 1_000_000.0;
+
+/// A WAV of noise, `bytes` long (8 kHz mono 16-bit).
+fn write_wav(path: &Path, bytes: usize, seed: u64) {
+    let data_len = (bytes - 44) as u32;
+    let mut wav = Vec::with_capacity(bytes);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&8_000u32.to_le_bytes());
+    wav.extend_from_slice(&16_000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    let mut x = seed * 2 + 1;
+    wav.extend((0..data_len).map(|_| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 56) as u8
+    }));
+    std::fs::write(path, wav).expect("write wav");
+}
+
+/// Copies the file over a loopback TCP connection; returns MB/s.
+fn plain_tcp(path: &Path) -> f64 {
+    let bytes = std::fs::read(path).expect("read");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let started = Instant::now();
+    let sender = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream.write_all(&bytes).expect("send");
+    });
+    let (mut stream, _) = listener.accept().expect("accept");
+    let mut received = Vec::new();
+    stream.read_to_end(&mut received).expect("receive");
+    sender.join().expect("sender");
+    let took = started.elapsed();
+    received.len() as f64 / MB / took.as_secs_f64()
+}
+
+/// A host and a guest on a relay, both with `flags`, in a session.
+fn party(dir: &Path, flags: &[&str]) -> (Relay, Headless, Headless) {
+    let relay = Relay::start(&dir.join("relay.key"), 0, &[]);
+    let mut host = Headless::start_with(&dir.join("host"), flags);
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Bench"}));
+    let url = host.relayed_invite_url();
+    let mut guest = Headless::start_with(&dir.join("guest"), flags);
+    guest.ok("relay.add", json!({"addr": relay.addr()}));
+    guest.ok("session.join", json!({"invite": url}));
+    (relay, host, guest)
+}
+
+fn add(guest: &mut Headless, path: &Path) -> String {
+    let added = guest.ok(
+        "track.add",
+        json!({"title": "Bench", "artist": "B", "duration_ms": 60000,
+               "path": path.to_str().expect("utf-8")}),
+    );
+    added["track_id"].as_str().expect("track id").to_owned()
+}
+
+/// Polls until the track's file is here on `app`; returns when.
+fn wait_here(app: &mut Headless, track: &str) -> Instant {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let media: Value = app.ok("track.media", json!({"track_id": track}));
+        if media["state"] == json!("here") {
+            return Instant::now();
+        }
+        assert!(Instant::now() < deadline, "never arrived: {media}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// MB/s of a 50 MB file from the guest to the host.
+fn transfer(label: &str, flags: &[&str], file: &Path, size: usize) -> f64 {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_relay, mut host, mut guest) = party(dir.path(), flags);
+    if flags == DIRECT {
+        std::thread::sleep(Duration::from_secs(2)); // let hole punching settle
+        let state = host.ok("session.state", json!(null));
+        println!("{label}: links {}", state["participants"]);
+    }
+    let track = add(&mut guest, file);
+    let added = Instant::now();
+    let here = wait_here(&mut host, &track);
+    let rate = size as f64 / MB / (here - added).as_secs_f64();
+    println!(
+        "{label}: {:.1} MB in {:?}: {rate:.1} MB/s",
+        size as f64 / MB,
+        here - added
+    );
+    rate
+}
+
+/// From `playback.next` making a 10 MB track "next" to its file being here on the owner.
+fn next_to_here(dir: &Path) -> Duration {
+    let (_relay, mut host, mut guest) = party(dir, RELAYED);
+    let mut tracks = Vec::new();
+    for i in 0..4 {
+        let path = dir.join(format!("t{i}.wav"));
+        write_wav(&path, if i == 3 { 10_000_000 } else { 200_000 }, 100 + i);
+        tracks.push(add(&mut guest, &path));
+    }
+    host.ok("playback.play", json!(null));
+    for track in &tracks[..3] {
+        wait_here(&mut host, track);
+    }
+    let far = host.ok("track.media", json!({"track_id": tracks[3]}));
+    assert_eq!(
+        far["state"],
+        json!("missing"),
+        "three ahead is not fetched yet: {far}"
+    );
+    host.ok("playback.next", json!(null));
+    let started = Instant::now();
+    wait_here(&mut host, &tracks[3]) - started
+}
+
+/// One recorded block: local µs it leaves the device, the track frame it starts with, rate.
+type Block = (i64, u64, u32);
+
+fn read_record(path: &Path) -> Vec<Block> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace().map(str::parse::<i64>);
+            Some((
+                parts.next()?.ok()?,
+                parts.next()?.ok()? as u64,
+                parts.next()?.ok()? as u32,
+            ))
+        })
+        .collect()
+}
+
+/// The owner's track position in frames at local time `t`, between its blocks.
+fn frame_at(owner: &[Block], t: i64) -> Option<f64> {
+    let i = owner.partition_point(|b| b.0 <= t);
+    let (a, b) = (owner.get(i.checked_sub(1)?)?, owner.get(i)?);
+    // A block after a seek or pause is not a line from the one before it.
+    if b.0 - a.0 > 20_000 {
+        return None;
+    }
+    let along = (t - a.0) as f64 / (b.0 - a.0) as f64;
+    Some(a.1 as f64 + along * (b.1 as f64 - a.1 as f64))
+}
+
+fn percentile_ms(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p) as usize]
+}
+
+/// The owner and a listener play a track of `secs` seconds; the listener switches on
+/// `listen_after` into it. Prints the skew and the time to be in step.
+fn skew(label: &str, flags: &[&str], secs: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let (host_rec, lou_rec) = (dir.path().join("host.rec"), dir.path().join("lou.rec"));
+    let host_env = [("WHATNEXT_AUDIO_RECORD", host_rec.to_str().expect("utf-8"))];
+    let mut host = Headless::start_with_env(&dir.path().join("host"), flags, &host_env);
+    host.ok("relay.add", json!({"addr": relay.addr()}));
+    wait_relay_status(&mut host, relay.addr(), "reserved", TIMEOUT);
+    host.ok("session.create", json!({"name": "Skew"}));
+    let url = host.relayed_invite_url();
+    let lou_env = [("WHATNEXT_AUDIO_RECORD", lou_rec.to_str().expect("utf-8"))];
+    let mut lou = Headless::start_with_env(&dir.path().join("lou"), flags, &lou_env);
+    lou.ok("relay.add", json!({"addr": relay.addr()}));
+    lou.ok("session.join", json!({"invite": url}));
+    // The host's own file: 8 kHz mono, `secs` long.
+    let song = dir.path().join("song.wav");
+    write_wav(&song, 44 + 16_000 * secs as usize, 42);
+    let track = add(&mut host, &song);
+    host.ok("playback.play", json!(null));
+    std::thread::sleep(Duration::from_secs(5));
+    let switched_on = whatnext_core::time::now_us();
+    lou.ok("listen.set", json!({"on": true}));
+    wait_here(&mut lou, &track);
+    std::thread::sleep(Duration::from_secs(secs.saturating_sub(8)));
+    let (owner, listener) = (read_record(&host_rec), read_record(&lou_rec));
+    let mut skews: Vec<(i64, f64)> = listener
+        .iter()
+        .filter_map(|(t, frame, rate)| {
+            let at = frame_at(&owner, *t)?;
+            Some((*t, (*frame as f64 - at) * 1000.0 / f64::from(*rate)))
+        })
+        .collect();
+    skews.sort_by_key(|s| s.0);
+    let in_step = skews.iter().find(|(_, s)| s.abs() <= 10.0).map(|(t, _)| t - switched_on);
+    let from = in_step.map_or(0, |d| switched_on + d);
+    let mut steady: Vec<f64> = skews
+        .iter()
+        .filter(|(t, _)| *t >= from)
+        .map(|(_, s)| s.abs())
+        .collect();
+    steady.sort_by(f64::total_cmp);
+    if steady.is_empty() {
+        println!("figure: listen-along skew, {label} | no samples (owner {} blocks, listener {}) | p95 ≤ 10 ms", owner.len(), listener.len());
+        return;
+    }
+    let (p50, p95, max) = (
+        percentile_ms(&steady, 0.5),
+        percentile_ms(&steady, 0.95),
+        steady[steady.len() - 1],
+    );
+    println!(
+        "{label}: {} blocks compared over {secs} s; |skew| p50 {p50:.3} ms, p95 {p95:.3} ms, max {max:.3} ms; in step {:?} after switching on",
+        steady.len(),
+        in_step.map(|us| Duration::from_micros(us.max(0) as u64))
+    );
+    println!("figure: listen-along skew, {label} (p50 / p95 / max) | {p50:.2} / {p95:.2} / {max:.2} ms | p95 ≤ 10 ms");
+    if let Some(us) = in_step {
+        println!(
+            "figure: listener switched on mid-track, in step after ({label}) | {:.0} ms | —",
+            us as f64 / 1e3
+        );
+    }
+}
+
+fn main() {
+    let secs = std::env::var("MUSIC_SKEW_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180);
+    skew("relayed", RELAYED, secs);
+    skew("direct", DIRECT, secs);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let size = 50_000_000;
+    let file = dir.path().join("fifty.wav");
+    write_wav(&file, size, 7);
+    let tcp = plain_tcp(&file);
+    println!("plain TCP copy on loopback: {tcp:.0} MB/s");
+    let relayed = transfer("relayed", RELAYED, &file, size);
+    let direct = transfer("direct", DIRECT, &file, size);
+    println!("figure: transfer 50 MB, plain TCP on loopback (the limit) | {tcp:.0} MB/s | —");
+    println!(
+        "figure: transfer 50 MB, direct | {direct:.1} MB/s ({:.1}% of TCP) | ≥ 25% of TCP",
+        100.0 * direct / tcp
+    );
+    println!(
+        "figure: transfer 50 MB, relayed | {relayed:.1} MB/s ({:.1}% of TCP) | —",
+        100.0 * relayed / tcp
+    );
+    let mut samples: Vec<Duration> = (0..3)
+        .map(|i| {
+            let run = dir.path().join(format!("next{i}"));
+            std::fs::create_dir_all(&run).expect("dir");
+            next_to_here(&run)
+        })
+        .collect();
+    samples.sort();
+    println!("10 MB from next to here, relayed: {samples:?}");
+    println!(
+        "figure: 10 MB track, next → here on the owner, relayed (median of 3) | {:.0} ms | —",
+        samples[1].as_secs_f64() * 1e3
+    );
+}
