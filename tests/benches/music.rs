@@ -222,7 +222,10 @@ fn skew(label: &str, flags: &[&str], secs: u64) {
         })
         .collect();
     skews.sort_by_key(|s| s.0);
-    let in_step = skews.iter().find(|(_, s)| s.abs() <= 10.0).map(|(t, _)| t - switched_on);
+    let in_step = skews
+        .iter()
+        .find(|(_, s)| s.abs() <= 10.0)
+        .map(|(t, _)| t - switched_on);
     let from = in_step.map_or(0, |d| switched_on + d);
     let mut steady: Vec<f64> = skews
         .iter()
@@ -231,7 +234,11 @@ fn skew(label: &str, flags: &[&str], secs: u64) {
         .collect();
     steady.sort_by(f64::total_cmp);
     if steady.is_empty() {
-        println!("figure: listen-along skew, {label} | no samples (owner {} blocks, listener {}) | p95 ≤ 10 ms", owner.len(), listener.len());
+        println!(
+            "figure: listen-along skew, {label} | no samples (owner {} blocks, listener {}) | p95 ≤ 10 ms",
+            owner.len(),
+            listener.len()
+        );
         return;
     }
     let (p50, p95, max) = (
@@ -244,7 +251,9 @@ fn skew(label: &str, flags: &[&str], secs: u64) {
         steady.len(),
         in_step.map(|us| Duration::from_micros(us.max(0) as u64))
     );
-    println!("figure: listen-along skew, {label} (p50 / p95 / max) | {p50:.2} / {p95:.2} / {max:.2} ms | p95 ≤ 10 ms");
+    println!(
+        "figure: listen-along skew, {label} (p50 / p95 / max) | {p50:.2} / {p95:.2} / {max:.2} ms | p95 ≤ 10 ms"
+    );
     if let Some(us) = in_step {
         println!(
             "figure: listener switched on mid-track, in step after ({label}) | {:.0} ms | —",

@@ -32,6 +32,16 @@ pub fn now_ms() -> u64 {
     local.saturating_add_signed(test_clock_skew_ms())
 }
 
+/// [`now_ms`] in microseconds, for the sound thread, which places samples finer than a
+/// millisecond.
+pub fn now_us() -> i64 {
+    let local = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    local.saturating_add(test_clock_skew_ms().saturating_mul(1000))
+}
+
 /// `WHATNEXT_TEST_CLOCK_SKEW_MS` moves this process's wall clock, so tests can run peers
 /// whose system clocks disagree on one machine. Read once.
 fn test_clock_skew_ms() -> i64 {

@@ -1,24 +1,33 @@
 //! `PlaybackPlugin`: on the playback owner's device (and on any device listening along), the
-//! current track's verified local file plays through the default audio output, and follows
-//! the shared playback clock: play, pause, seek and track changes. The sound lives on a thread of its own (rodio's stream is not
-//! `Send`), started at the first track to play; without an audio device (a server, CI) it
-//! warns once and playback goes on silently, since the clock, not the sound, is the truth.
+//! current track's verified local file plays on the shared playback clock: play, pause, seek
+//! and track changes, and sample by sample in between (`sync`: frames are dropped or
+//! repeated, at most 1 in 100, to stay on the clock; a large error is a seek). The sound lives
+//! on a thread of its own (rodio's stream is not `Send`), started at the first track to play;
+//! without an audio device (a server, CI) it warns once and a silent output takes the frames
+//! at the pace of the wall clock, since the clock, not the sound, is the truth.
 
-use std::sync::Arc;
+pub mod output;
+pub mod sync;
+
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use bevy::prelude::*;
 use crossbeam_channel::Sender;
 use whatnext_core::prelude::*;
 
-/// How far the sound may drift from the shared clock before it is moved back.
-pub const MAX_DRIFT_MS: u64 = 500;
+use output::{DecodedFile, Feed, NowPlaying};
+use sync::{Aligner, Target};
 
-/// Plays the current track's local file on the playback owner's device. Adds the private
-/// `Output` resource (the sound thread's handle) and one `Update` system after
-/// `SessionSet::Apply` that compares the shared playback clock with what the sound thread
-/// was last told and sends it play, pause, seek or stop.
+/// Set to a file path, the silent output records when each 10 ms block would leave the
+/// device and which track frame it starts with (`<local µs> <frame> <rate>` a line), and is
+/// used even where there is an audio device: the instrumented sink the sync benchmark reads.
+pub const RECORD_ENV: &str = "WHATNEXT_AUDIO_RECORD";
+
+/// Plays the current track's local file on the playback owner's device (or a listener's).
+/// Adds the private `Output` resource (the sound thread's handle) and one `Update` system
+/// after `SessionSet::Apply` that sends the sound thread the clock whenever it changes.
 pub struct PlaybackPlugin;
 
 impl Plugin for PlaybackPlugin {
@@ -31,12 +40,11 @@ impl Plugin for PlaybackPlugin {
 /// What the sound thread is asked to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Command {
-    /// Play `path` from `from_ms` (loading it if it is not the file already loaded).
-    Play {
+    /// Play `path` (loading it if it is not the file already loaded) on the clock `target`.
+    Follow {
         path: String,
-        from_ms: u64,
+        target: Target,
     },
-    Pause,
     Stop,
 }
 
@@ -46,9 +54,8 @@ struct Output {
     commands: Option<Sender<Command>>,
     /// What the sound thread found: 0 not started, [`DEVICE`] or [`SILENT`].
     device: Arc<AtomicU8>,
-    /// The last `Play`, and the wall-clock time it was sent, to notice seeks and drift.
-    playing: Option<(String, u64, u64)>,
-    paused: bool,
+    /// The last `Follow`: the file and the clock.
+    playing: Option<(String, Target)>,
 }
 
 impl Output {
@@ -63,7 +70,7 @@ impl Output {
 
 /// The sound thread opened an audio device.
 const DEVICE: u8 = 1;
-/// The sound thread found no audio device.
+/// The sound thread found no audio device (or records).
 const SILENT: u8 = 2;
 
 fn start_sound_thread(device: Arc<AtomicU8>) -> Sender<Command> {
@@ -71,61 +78,83 @@ fn start_sound_thread(device: Arc<AtomicU8>) -> Sender<Command> {
     let spawned = std::thread::Builder::new()
         .name("sound".into())
         .spawn(move || {
-            let (_stream, handle) = match rodio::OutputStream::try_default() {
-                Ok(pair) => {
-                    device.store(DEVICE, Ordering::Relaxed);
-                    pair
-                }
-                Err(error) => {
-                    device.store(SILENT, Ordering::Relaxed);
-                    tracing::warn!("no audio output ({error}); playback goes on silently");
-                    // Keep draining so senders never block or fail.
-                    while rx.recv().is_ok() {}
-                    return;
-                }
+            let now: NowPlaying = Arc::new(Mutex::new(None));
+            let record = std::env::var_os(RECORD_ENV).map(PathBuf::from);
+            let stream = match &record {
+                Some(_) => None,
+                None => match rodio::OutputStream::try_default() {
+                    Ok(pair) => Some(pair),
+                    Err(error) => {
+                        tracing::warn!("no audio output ({error}); playback goes on silently");
+                        None
+                    }
+                },
             };
+            if stream.is_some() {
+                device.store(DEVICE, Ordering::Relaxed);
+            } else {
+                device.store(SILENT, Ordering::Relaxed);
+                let (now, record) = (now.clone(), record.clone());
+                let _ = std::thread::Builder::new()
+                    .name("silent-output".into())
+                    .spawn(move || output::silent_output(now, record.as_deref()));
+            }
             let mut sink: Option<rodio::Sink> = None;
             let mut loaded: Option<String> = None;
             let mut unreadable: Option<String> = None;
             while let Ok(command) = rx.recv() {
                 match command {
-                    Command::Play { path, from_ms } => {
-                        if loaded.as_deref() != Some(path.as_str()) {
-                            sink = None;
-                            loaded = None;
-                            match open(&handle, &path) {
+                    Command::Follow { path, target } => {
+                        if loaded.as_deref() == Some(path.as_str()) {
+                            if let Ok(mut now) = now.lock()
+                                && let Some(aligner) = now.as_mut()
+                            {
+                                aligner.set_target(target);
+                            }
+                            continue;
+                        }
+                        sink = None;
+                        loaded = None;
+                        let opened = DecodedFile::open(std::path::Path::new(&path));
+                        let file = match opened {
+                            Ok(file) => file,
+                            Err(error) => {
+                                // Once per file: the clock goes on without sound.
+                                if unreadable.as_deref() != Some(path.as_str()) {
+                                    tracing::warn!(%path, %error, "cannot play this track's file");
+                                    unreadable = Some(path);
+                                }
+                                continue;
+                            }
+                        };
+                        let aligner = Aligner::new(file, target);
+                        let (rate, channels) = aligner.format();
+                        if let Ok(mut now) = now.lock() {
+                            *now = Some(aligner);
+                        }
+                        if let Some((_, handle)) = &stream {
+                            match rodio::Sink::try_new(handle) {
                                 Ok(new) => {
+                                    new.append(Feed::new(now.clone(), rate, channels));
                                     sink = Some(new);
-                                    loaded = Some(path.clone());
                                 }
                                 Err(error) => {
-                                    // Once per file: the clock goes on without sound.
-                                    if unreadable.as_deref() != Some(path.as_str()) {
-                                        tracing::warn!(%path, %error, "cannot play this track's file");
-                                        unreadable = Some(path);
-                                    }
-                                    continue;
+                                    tracing::warn!(%error, "the audio output refused the track");
                                 }
                             }
                         }
-                        if let Some(sink) = &sink {
-                            if let Err(error) = sink.try_seek(Duration::from_millis(from_ms)) {
-                                tracing::debug!(%error, "cannot seek; playing from where it is");
-                            }
-                            sink.play();
-                        }
-                    }
-                    Command::Pause => {
-                        if let Some(sink) = &sink {
-                            sink.pause();
-                        }
+                        loaded = Some(path);
                     }
                     Command::Stop => {
                         sink = None;
                         loaded = None;
+                        if let Ok(mut now) = now.lock() {
+                            *now = None;
+                        }
                     }
                 }
             }
+            drop(sink);
         });
     if let Err(error) = spawned {
         tracing::warn!(%error, "cannot start the sound thread; playback goes on silently");
@@ -135,7 +164,7 @@ fn start_sound_thread(device: Arc<AtomicU8>) -> Sender<Command> {
 
 /// Why a track's file cannot be played. Logged once per file; the clock goes on regardless.
 #[derive(Debug, thiserror::Error)]
-enum OpenError {
+pub(crate) enum OpenError {
     /// The file could not be opened.
     #[error("cannot open the file: {source}")]
     Unreadable {
@@ -151,46 +180,15 @@ enum OpenError {
     /// The file claims a sample rate or channel count beyond the limits.
     #[error("the file has {what}")]
     OutOfLimits { what: String },
-    /// The audio output would not take a new stream.
-    #[error("the audio output refused the track: {source}")]
-    OutputRefused {
-        #[source]
-        source: rodio::PlayError,
-    },
-}
-
-/// Opens a paused sink playing `path`.
-fn open(handle: &rodio::OutputStreamHandle, path: &str) -> Result<rodio::Sink, OpenError> {
-    // Never a FIFO or device: an open of one would block this thread for good.
-    let file = whatnext_audio::open_regular_file(std::path::Path::new(path))
-        .map_err(|source| OpenError::Unreadable { source })?;
-    let source = rodio::Decoder::new(std::io::BufReader::new(file))
-        .map_err(|source| OpenError::Undecodable { source })?;
-    let (rate, channels) = (
-        rodio::Source::sample_rate(&source),
-        rodio::Source::channels(&source),
-    );
-    whatnext_audio::check_format(rate, usize::from(channels))
-        .map_err(|what| OpenError::OutOfLimits { what })?;
-    let sink =
-        rodio::Sink::try_new(handle).map_err(|source| OpenError::OutputRefused { source })?;
-    sink.pause();
-    sink.append(source);
-    Ok(sink)
-}
-
-/// Whether sound started at `from_ms` when the wall clock read `sent_at_ms` is still within
-/// [`MAX_DRIFT_MS`] of the shared clock's `position_ms` at `now_ms`.
-fn in_step(from_ms: u64, sent_at_ms: u64, now_ms: u64, position_ms: u64) -> bool {
-    let expected = from_ms.saturating_add(now_ms.saturating_sub(sent_at_ms));
-    expected.abs_diff(position_ms) <= MAX_DRIFT_MS
 }
 
 /// What this device should be doing, from the session: only the owner (or a device listening
-/// along) plays, and only a current track whose verified file is here ([`LocalFiles`]: never a path a peer named).
+/// along) plays, and only a current track whose verified file is here ([`LocalFiles`]: never
+/// a path a peer named). The sound thread is told the clock when it changes; it keeps in step
+/// by itself in between.
 fn follow_the_clock(
     reader: SessionReader,
-    owners: Query<&PlaybackOwner>,
+    sessions: Query<(&PlaybackOwner, &PlaybackClock)>,
     index: Res<QueueIndex>,
     tracks: Query<&Track>,
     files: Res<LocalFiles>,
@@ -200,16 +198,25 @@ fn follow_the_clock(
     mut status: ResMut<AudioStatus>,
 ) {
     let me = &reader.local_peer().peer;
-    let mine = listening.0 || owners.iter().next().is_some_and(|o| o.0 == *me);
-    let sounding = reader.playback().filter(|_| mine).and_then(|p| {
-        let id = p.track_id?;
-        let track = tracks.get(index.entity(id)?).ok()?;
-        let path = files
-            .file_for(track.media.as_ref())?
-            .to_string_lossy()
-            .into_owned();
-        Some((id, path, p.position_ms, p.state))
-    });
+    let sounding = sessions
+        .iter()
+        .next()
+        .filter(|(owner, _)| listening.0 || owner.0 == *me)
+        .and_then(|(_, clock)| {
+            let id = clock.track?;
+            let track = tracks.get(index.entity(id)?).ok()?;
+            let path = files
+                .file_for(track.media.as_ref())?
+                .to_string_lossy()
+                .into_owned();
+            let target = Target {
+                anchor_position_ms: clock.anchor_position_ms,
+                anchor_at_ms: clock.anchor_at_ms,
+                offset_ms: wall.offset_ms,
+                playing: clock.state == PlayState::Playing,
+            };
+            Some((id, path, clock.position_at(wall.now_ms), target))
+        });
     let now = AudioStatus {
         track_id: sounding.as_ref().map(|s| s.0),
         position_ms: sounding.as_ref().map_or(0, |s| s.2),
@@ -217,37 +224,28 @@ fn follow_the_clock(
             DEVICE => AudioOutput::Device,
             _ => AudioOutput::Silent,
         },
-        playing: sounding.as_ref().is_some_and(|s| s.3 == PlayState::Playing),
+        playing: sounding.as_ref().is_some_and(|s| s.3.playing),
     };
     if *status != now {
         *status = now;
     }
-    let wanted = sounding.map(|(_, path, position, state)| (path, position, state));
-    match wanted {
-        Some((path, position, PlayState::Playing)) => {
-            // Where the sound should be now, if it has been playing since the last command.
-            let in_step = output.playing.as_ref().is_some_and(|(p, from, at)| {
-                *p == path && !output.paused && in_step(*from, *at, wall.now_ms, position)
-            });
-            if !in_step {
-                output.send(Command::Play {
+    match sounding {
+        Some((_, path, _, target)) => {
+            let told = output
+                .playing
+                .as_ref()
+                .is_some_and(|(p, t)| *p == path && *t == target);
+            if !told {
+                output.send(Command::Follow {
                     path: path.clone(),
-                    from_ms: position,
+                    target,
                 });
-                output.playing = Some((path, position, wall.now_ms));
-                output.paused = false;
-            }
-        }
-        Some(_) => {
-            if !output.paused && output.playing.is_some() {
-                output.send(Command::Pause);
-                output.paused = true;
+                output.playing = Some((path, target));
             }
         }
         None => {
             if output.playing.take().is_some() {
                 output.send(Command::Stop);
-                output.paused = false;
             }
         }
     }
@@ -276,7 +274,7 @@ mod tests {
 
     fn asked_to_play(app: &App) -> Option<String> {
         let output = app.world().resource::<Output>();
-        output.playing.as_ref().map(|(path, _, _)| path.clone())
+        output.playing.as_ref().map(|(path, _)| path.clone())
     }
 
     #[test]
@@ -326,19 +324,5 @@ mod tests {
         let status = *app.world().resource::<AudioStatus>();
         assert_eq!(status.track_id, Some(TrackId(1)));
         assert!(status.playing);
-    }
-
-    #[test]
-    fn sound_within_the_drift_is_in_step_and_beyond_it_is_not() {
-        assert!(in_step(10_000, 1_000, 3_000, 12_000 + MAX_DRIFT_MS));
-        assert!(!in_step(10_000, 1_000, 3_000, 12_001 + MAX_DRIFT_MS));
-    }
-
-    /// A position is a peer's number (a host's clock, a guest's track length): at the top of
-    /// the range the expected position saturates instead of overflowing.
-    #[test]
-    fn a_position_at_the_top_of_the_range_does_not_overflow() {
-        assert!(in_step(u64::MAX, 0, 5_000, u64::MAX));
-        assert!(!in_step(u64::MAX - 10, 0, 5_000, 0));
     }
 }
