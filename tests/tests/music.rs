@@ -247,8 +247,18 @@ impl MusicParty {
     /// A relayed party whose guest "Gus" holds `files` (name, length in ms, seed) in a
     /// private folder. `host_flags` are added to the host's.
     fn start(name: &str, files: &[(&str, u64, u64)], host_flags: &[&str]) -> (Self, Vec<Vec<u8>>) {
+        Self::start_on_relay(&[], name, files, host_flags)
+    }
+
+    /// [`MusicParty::start`] on a relay started with `relay_flags`.
+    fn start_on_relay(
+        relay_flags: &[&str],
+        name: &str,
+        files: &[(&str, u64, u64)],
+        host_flags: &[&str],
+    ) -> (Self, Vec<Vec<u8>>) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+        let relay = Relay::start(&dir.path().join("relay.key"), 0, relay_flags);
         let flags: Vec<&str> = RELAY_ONLY.iter().chain(host_flags).copied().collect();
         let mut host = Headless::start_with(&dir.path().join("host"), &flags);
         host.ok("identity.set_name", json!({"name": "Hana"}));
@@ -488,4 +498,20 @@ fn the_content_store_evicts_old_copies_but_never_the_current_and_next_tracks() {
         let media = party.host.ok("track.media", json!({"track_id": track}));
         assert_eq!(media["state"], json!("here"), "kept: {media}");
     }
+}
+
+/// The relay cuts a circuit after 3 MB (its operator's choice; the default is 64 MiB): an
+/// 8 MB file still arrives whole, over the circuits the peers open again, from the leaves
+/// already verified.
+#[test]
+fn a_file_larger_than_the_relays_circuit_allowance_arrives_over_several_circuits() {
+    let (mut party, originals) = MusicParty::start_on_relay(
+        &["--max-circuit-bytes", "3000000"],
+        "Circuits",
+        &[("long.wav", 500_000, 13)], // 8 MB
+        &[],
+    );
+    let track = party.add("long.wav");
+    let media = wait_until_here(&mut party.host, &track, Duration::from_secs(120));
+    assert_eq!(copy_of(&media), originals[0], "byte for byte");
 }

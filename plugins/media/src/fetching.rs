@@ -14,10 +14,15 @@ use crate::store::{Partial, PutError, Store};
 use crate::tree::{self, Verifier};
 use crate::wire::{MAX_RANGE_LEAVES, MediaAsk, MediaReply, encode};
 
-/// Ranges in flight per transfer: enough to keep a relayed link busy.
+/// Most ranges (of 1 MiB) in flight per transfer: enough to keep a direct link busy.
 pub const IN_FLIGHT: usize = 16;
+/// Ranges in flight when a transfer starts, and after the link is cut: a relay cuts a
+/// circuit after so many bytes (64 MiB by default), and the responses in flight then are
+/// lost, so the window starts small and grows by one with each range that arrives (halving
+/// when the link drops mid-transfer).
+pub const FIRST_WINDOW: usize = 4;
 /// A file nobody online holds is looked for again after this long.
-pub const RETRY_AFTER_MS: u64 = 3_000;
+pub const RETRY_AFTER_MS: u64 = 1_000;
 /// How many tracks from the current one are fetched (it and the next two).
 pub const AHEAD: usize = 3;
 
@@ -45,6 +50,8 @@ struct Fetch {
     partial: Option<Partial>,
     /// First leaves of the ranges in flight.
     in_flight: BTreeSet<u64>,
+    /// How many ranges may be in flight now.
+    window: usize,
     outboard_asked: bool,
 }
 
@@ -117,7 +124,11 @@ pub(crate) fn fetch(
             }
             NetEvent::Response { token, .. } | NetEvent::SendFailed { token, .. } => {
                 if let Some((hash, from, asked)) = fetches.asked.remove(token) {
-                    let reply = MediaReply::Refused("no answer".into());
+                    let why = match event {
+                        NetEvent::SendFailed { error, .. } => format!("no answer: {error}"),
+                        _ => "an answer that is not media".into(),
+                    };
+                    let reply = MediaReply::Refused(why);
                     on_reply(
                         fetches,
                         store.as_deref(),
@@ -161,6 +172,7 @@ pub(crate) fn fetch(
                         tried: HashSet::new(),
                         partial: None,
                         in_flight: BTreeSet::new(),
+                        window: FIRST_WINDOW,
                         outboard_asked: false,
                     },
                 );
@@ -241,7 +253,7 @@ pub(crate) fn fetch(
             Some(partial) => {
                 let leaves = partial.verifier().leaves();
                 let mut next = 0;
-                while fetch.in_flight.len() < IN_FLIGHT && next < leaves {
+                while fetch.in_flight.len() < fetch.window && next < leaves {
                     // The next run of missing leaves not already asked for.
                     while next < leaves
                         && (partial.has(next) || fetch.in_flight.iter().any(|f| covers(*f, next)))
@@ -358,6 +370,7 @@ fn on_reply(
             }
         }
         (Asked::Range { first, count }, MediaReply::Range(bytes)) => {
+            fetch.window = (fetch.window + 1).min(IN_FLIGHT);
             let Some(partial) = fetch.partial.as_mut() else {
                 return;
             };
@@ -389,6 +402,8 @@ fn on_reply(
             if let Asked::Outboard = asked {
                 fetch.outboard_asked = false;
             }
+            // Whatever the reason, fewer ranges at once from the next source.
+            fetch.window = (fetch.window / 2).max(1);
             fetch.tried.insert(from.clone());
             if fetch.source.as_ref() == Some(&from) {
                 fetch.source = None;
