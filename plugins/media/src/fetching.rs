@@ -1,7 +1,8 @@
 //! Fetching the files the party is about to play. The playback owner, the host and the
 //! co-hosts (who may be handed playback), and anyone listening along fetch the current track
-//! and the next two; everyone else fetches nothing. Sources are tried in order: the adder, the host, the co-hosts, the
-//! other members, online ones only. A source that sends a leaf that does not verify is a liar:
+//! and the next two; everyone else fetches nothing. Sources are tried in order, online ones
+//! only: direct links before relayed ones, and within each the adder, the host, the co-hosts
+//! and the other members. A source that sends a leaf that does not verify is a liar:
 //! struck, never asked again, and the next source takes over from the leaves already here.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -179,25 +180,23 @@ pub(crate) fn fetch(
             }
         }
     }
-    let online: Vec<PeerId> = {
-        // The adder first, then the host, the co-hosts and everyone else.
-        let mut order: Vec<(u8, PeerId)> = people
-            .iter()
-            .filter(|(p, presence)| p.peer != *me && presence.is_some_and(|pr| pr.online))
-            .map(|(p, _)| {
-                let rank = if p.peer == host.0 {
-                    1
-                } else if cohosts.0.contains(&p.peer) {
-                    2
-                } else {
-                    3
-                };
-                (rank, p.peer.clone())
-            })
-            .collect();
-        order.sort();
-        order.into_iter().map(|(_, p)| p).collect()
-    };
+    // Everyone online but this device: whether the link goes through a relay, and the role
+    // (host, then co-hosts, then everyone else).
+    let online: Vec<(bool, u8, PeerId)> = people
+        .iter()
+        .filter_map(|(p, presence)| {
+            let presence = presence.filter(|pr| pr.online && p.peer != *me)?;
+            let rank = if p.peer == host.0 {
+                1
+            } else if cohosts.0.contains(&p.peer) {
+                2
+            } else {
+                3
+            };
+            let relayed = presence.connection == Connection::Relayed;
+            Some((relayed, rank, p.peer.clone()))
+        })
+        .collect();
     let mut finished = Vec::new();
     let mut gave_up = Vec::new();
     for (hash, fetch) in fetches.active.iter_mut() {
@@ -206,13 +205,14 @@ pub(crate) fn fetch(
             continue;
         }
         if fetch.source.is_none() {
-            let adder_online = online.contains(&fetch.adder);
-            let candidates = std::iter::once(&fetch.adder)
-                .filter(|_| adder_online)
-                .chain(online.iter())
-                .find(|p| !fetch.tried.contains(*p) && !fetches.liars.contains(*p));
-            match candidates {
-                Some(peer) => fetch.source = Some(peer.clone()),
+            // Direct links first; within each, the adder (who surely has it), then by role.
+            let next = online
+                .iter()
+                .filter(|(_, _, p)| !fetch.tried.contains(p) && !fetches.liars.contains(p))
+                .min_by_key(|(relayed, rank, p)| (*relayed, *p != fetch.adder, *rank))
+                .map(|(_, _, p)| p.clone());
+            match next {
+                Some(peer) => fetch.source = Some(peer),
                 None => {
                     gave_up.push(*hash);
                     continue;
