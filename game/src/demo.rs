@@ -90,14 +90,34 @@ fn fill_demo_party(world: &mut World) {
     );
     let people = [me.clone(), cole.clone(), gus.clone()];
     for (i, (title, artist, duration_ms, by)) in TRACKS.iter().enumerate() {
+        // Made-up files (named by their titles), so the queue shows where each one is.
+        let media = Media {
+            hash: ContentHash::of_bytes(title.as_bytes()),
+            size: 4_000_000 + 100_000 * i as u64,
+            format: AudioFormat::Flac,
+        };
         let action = SessionAction::AddTrack {
             track_id: TrackId(0xDE30_0000 + i as u64),
             title: (*title).into(),
             artist: (*artist).into(),
             duration_ms: *duration_ms,
-            media: None,
+            media: Some(media),
         };
         act(world, &people[*by], Action::Session(action));
+        let state = match i {
+            0 | 1 => Some(MediaState::Here),
+            2 => Some(MediaState::Fetching {
+                progress: 0.4,
+                from: gus.clone(),
+            }),
+            _ => None,
+        };
+        if let Some(state) = state {
+            world
+                .resource_mut::<MediaStates>()
+                .0
+                .insert(media.hash, state);
+        }
     }
     // A made-up invite, so the share panel shows what a real one looks like.
     let session_id = world

@@ -87,7 +87,10 @@ impl Plugin for MediaPlugin {
                 Update,
                 (
                     adding::start_reads,
-                    (serving::serve, fetching::fetch).after(SessionSet::Apply),
+                    // Offline (`--offline`, the demo) there is nobody to fetch from or serve.
+                    (serving::serve, fetching::fetch)
+                        .after(SessionSet::Apply)
+                        .run_if(resource_exists::<NetworkPresent>),
                 ),
             );
     }
