@@ -436,3 +436,39 @@ pub fn peer_id(app: &mut Headless) -> String {
         .expect("peer id")
         .to_owned()
 }
+
+/// The header of a mono 16-bit PCM WAV at `rate` Hz: `data_len` bytes of samples follow it,
+/// then `extra` bytes of further chunks.
+pub fn wav_header(rate: u32, data_len: u32, extra: u32) -> Vec<u8> {
+    let mut wav = Vec::with_capacity(44);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(4 + 24 + 8 + data_len + extra).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 2).to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    wav
+}
+
+/// Writes a WAV of noise `ms` long (8 kHz mono 16-bit, 16 bytes a millisecond) from `seed`,
+/// so every file differs and no two of its leaves are alike; returns its bytes.
+#[allow(dead_code)]
+pub fn write_noise_wav(path: &Path, ms: u64, seed: u64) -> Vec<u8> {
+    let data_len = (ms * 16) as u32;
+    let mut wav = wav_header(8_000, data_len, 0);
+    let mut x = seed * 2 + 1;
+    wav.extend((0..data_len).map(|_| {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 56) as u8
+    }));
+    std::fs::write(path, &wav).expect("write wav");
+    wav
+}

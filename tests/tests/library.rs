@@ -27,24 +27,12 @@ pub fn write_wav(path: &Path, ms: u32, tags: Option<(&str, &str)>) {
             info.extend_from_slice(&bytes);
         }
     }
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
     let list_len = if info.is_empty() {
         0
     } else {
         8 + info.len() as u32
     };
-    wav.extend_from_slice(&(4 + 24 + 8 + data_len + list_len).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&rate.to_le_bytes());
-    wav.extend_from_slice(&(rate * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&data_len.to_le_bytes());
+    let mut wav = wav_header(rate, data_len, list_len);
     wav.resize(wav.len() + data_len as usize, 0);
     if !info.is_empty() {
         wav.extend_from_slice(b"LIST");

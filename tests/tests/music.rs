@@ -15,34 +15,6 @@ use crate::harness::*;
 use crate::relay::{RELAY_ONLY, Relay, peer_on};
 use crate::rogue_client::Rogue;
 
-/// A WAV of `ms` milliseconds of noise (8 kHz mono 16-bit) from `seed`: every file different.
-fn write_noise_wav(path: &Path, ms: u64, seed: u64) -> Vec<u8> {
-    let rate = 8_000u32;
-    let data_len = (rate as u64 * ms / 1000 * 2) as u32;
-    let mut wav = Vec::with_capacity(44 + data_len as usize);
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
-    wav.extend_from_slice(&rate.to_le_bytes());
-    wav.extend_from_slice(&(rate * 2).to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&data_len.to_le_bytes());
-    let mut x = seed * 2 + 1;
-    wav.extend((0..data_len).map(|_| {
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (x >> 56) as u8
-    }));
-    std::fs::write(path, &wav).expect("write wav");
-    wav
-}
-
 /// A relay-only peer whose `folder` is a tmpfs in its own mount namespace, holding a copy of
 /// `files`: no other process can open them.
 fn peer_with_private_folder(

@@ -103,45 +103,35 @@ pub(crate) fn fetch(
 ) {
     let fetches = &mut *fetches;
     for event in events.read() {
-        match event {
+        let (token, reply) = match event {
             NetEvent::Response {
                 token,
                 response: Response::Media(body),
                 ..
-            } => {
-                if let Some((hash, from, asked)) = fetches.asked.remove(token) {
-                    let reply = postcard::from_bytes::<MediaReply>(body)
-                        .unwrap_or_else(|e| MediaReply::Refused(format!("malformed answer: {e}")));
-                    on_reply(
-                        fetches,
-                        store.as_deref(),
-                        &mut net,
-                        hash,
-                        from,
-                        asked,
-                        reply,
-                    );
-                }
+            } => (
+                token,
+                postcard::from_bytes::<MediaReply>(body)
+                    .unwrap_or_else(|e| MediaReply::Refused(format!("malformed answer: {e}"))),
+            ),
+            NetEvent::Response { token, .. } => (
+                token,
+                MediaReply::Refused("an answer that is not media".into()),
+            ),
+            NetEvent::SendFailed { token, error, .. } => {
+                (token, MediaReply::Refused(format!("no answer: {error}")))
             }
-            NetEvent::Response { token, .. } | NetEvent::SendFailed { token, .. } => {
-                if let Some((hash, from, asked)) = fetches.asked.remove(token) {
-                    let why = match event {
-                        NetEvent::SendFailed { error, .. } => format!("no answer: {error}"),
-                        _ => "an answer that is not media".into(),
-                    };
-                    let reply = MediaReply::Refused(why);
-                    on_reply(
-                        fetches,
-                        store.as_deref(),
-                        &mut net,
-                        hash,
-                        from,
-                        asked,
-                        reply,
-                    );
-                }
-            }
-            _ => {}
+            _ => continue,
+        };
+        if let Some((hash, from, asked)) = fetches.asked.remove(token) {
+            on_reply(
+                fetches,
+                store.as_deref(),
+                &mut net,
+                hash,
+                from,
+                asked,
+                reply,
+            );
         }
     }
     let Some(store) = store else { return };

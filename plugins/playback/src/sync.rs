@@ -221,6 +221,16 @@ mod tests {
 
     const RATE: u32 = 48_000;
 
+    /// An aligner over a [`Counter`] from frame 0.
+    fn counting(can_seek: bool, target: Target) -> Aligner<Counter> {
+        let source = Counter {
+            next: 0,
+            rate: RATE,
+            can_seek,
+        };
+        Aligner::new(source, target)
+    }
+
     fn playing_from(anchor_at_ms: u64) -> Target {
         Target {
             anchor_position_ms: 0,
@@ -248,14 +258,7 @@ mod tests {
     #[test]
     fn a_late_start_jumps_to_the_clocks_frame_at_once() {
         // Switched on 42.5 s into the track.
-        let mut aligner = Aligner::new(
-            Counter {
-                next: 0,
-                rate: RATE,
-                can_seek: true,
-            },
-            playing_from(1_000_000),
-        );
+        let mut aligner = counting(true, playing_from(1_000_000));
         let errors = run(&mut aligner, 1_042_500_000, 3, 1.0);
         assert!(errors.iter().all(|e| e.abs() <= 1), "{errors:?}");
     }
@@ -264,14 +267,7 @@ mod tests {
     /// within a few frames of the clock instead of letting it run away.
     #[test]
     fn a_device_clock_that_runs_fast_stays_in_step_by_repeating_frames() {
-        let mut aligner = Aligner::new(
-            Counter {
-                next: 0,
-                rate: RATE,
-                can_seek: true,
-            },
-            playing_from(0),
-        );
+        let mut aligner = counting(true, playing_from(0));
         let errors = run(&mut aligner, 0, 2_000, 1.005); // 20 s of blocks
         let worst = errors[100..].iter().map(|e| e.abs()).max().unwrap_or(0);
         // 1 ms at 48 kHz is 48 frames.
@@ -280,14 +276,7 @@ mod tests {
 
     #[test]
     fn a_slow_device_clock_catches_up_by_dropping_frames() {
-        let mut aligner = Aligner::new(
-            Counter {
-                next: 0,
-                rate: RATE,
-                can_seek: true,
-            },
-            playing_from(0),
-        );
+        let mut aligner = counting(true, playing_from(0));
         let errors = run(&mut aligner, 0, 2_000, 0.995);
         let worst = errors[100..].iter().map(|e| e.abs()).max().unwrap_or(0);
         assert!(worst <= 48, "worst error {worst} frames");
@@ -295,14 +284,7 @@ mod tests {
 
     #[test]
     fn a_source_that_cannot_seek_reads_forward_and_waits_when_ahead() {
-        let mut aligner = Aligner::new(
-            Counter {
-                next: 0,
-                rate: RATE,
-                can_seek: false,
-            },
-            playing_from(0),
-        );
+        let mut aligner = counting(false, playing_from(0));
         let errors = run(&mut aligner, 2_000_000, 2, 1.0);
         assert!(
             errors.iter().all(|e| e.abs() <= 1),
@@ -318,12 +300,8 @@ mod tests {
 
     #[test]
     fn paused_is_silence_and_the_position_holds() {
-        let mut aligner = Aligner::new(
-            Counter {
-                next: 0,
-                rate: RATE,
-                can_seek: true,
-            },
+        let mut aligner = counting(
+            true,
             Target {
                 playing: false,
                 ..playing_from(0)

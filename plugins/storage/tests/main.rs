@@ -257,21 +257,39 @@ fn migrations_from_version_1_add_the_cohost_list_and_the_applied_intents_and_kee
     assert_eq!(queue_titles(&mut app), ["Kept"]);
 }
 
+/// A database as an older build left it: version `version`'s tables (from version 3 on,
+/// the applied-intents table too), what `fill` writes, and `active` as the active session.
+fn old_database(
+    path: &Path,
+    version: u64,
+    active: &str,
+    fill: impl FnOnce(&redb::WriteTransaction),
+) {
+    let db = Database::create(path).expect("create an old database");
+    let txn = db.begin_write().expect("txn");
+    schema::v1::create_tables(&txn).expect("tables");
+    if version >= 3 {
+        txn.open_table(APPLIED_INTENTS).expect("v3 table");
+    }
+    txn.open_table(META)
+        .expect("meta")
+        .insert("schema_version", version)
+        .expect("version");
+    fill(&txn);
+    txn.open_table(SETTINGS)
+        .expect("settings")
+        .insert("active_session", active)
+        .expect("insert");
+    txn.commit().expect("commit");
+}
+
 #[test]
 fn migration_from_version_3_adds_the_host_term_and_a_session_key_and_keeps_bans() {
     let dir = tempfile::tempdir().expect("tempdir");
     let host = PeerId::new("12D3KooW9tHTtS3inCZiYykw4u5G4frbjVFqhkmJX12gSNCVeH3e");
     let cohost = PeerId::new("12D3KooW9xCm2jWjNVrwh51SWCQBMYdMyeU3NpT85QhLVkF6PcNM");
     let banned = PeerId::new("12D3KooWA284B2yjxoAAqAFwwVj6eRQ8DogF3t8wdpMzZ8Hh8wh4");
-    {
-        let db = Database::create(dir.path().join(DB_FILE)).expect("create v3");
-        let txn = db.begin_write().expect("txn");
-        schema::v1::create_tables(&txn).expect("tables");
-        txn.open_table(APPLIED_INTENTS).expect("v3 table");
-        txn.open_table(META)
-            .expect("meta")
-            .insert("schema_version", 3)
-            .expect("version");
+    old_database(&dir.path().join(DB_FILE), 3, "P", |txn| {
         let record = schema::v1::SessionRecordV3 {
             name: "Party".into(),
             net_id: 9,
@@ -296,12 +314,7 @@ fn migration_from_version_3_adds_the_host_term_and_a_session_key_and_keeps_bans(
             .expect("access")
             .insert("P", bytes.as_slice())
             .expect("insert");
-        txn.open_table(SETTINGS)
-            .expect("settings")
-            .insert("active_session", "P")
-            .expect("insert");
-        txn.commit().expect("commit");
-    }
+    });
     let store = Store::open(dir.path()).expect("open and migrate");
     let loaded = store.load().expect("load");
     let (_, record, _) = loaded.session.expect("session kept");
@@ -331,15 +344,7 @@ fn migration_from_version_4_names_tracks_by_content_and_keeps_own_files() {
         Some("/home/guest/Music/theirs.flac".to_owned()),
         None,
     ];
-    {
-        let db = Database::create(dir.path().join(DB_FILE)).expect("create v4");
-        let txn = db.begin_write().expect("txn");
-        schema::v1::create_tables(&txn).expect("tables");
-        txn.open_table(APPLIED_INTENTS).expect("v3 table");
-        txn.open_table(META)
-            .expect("meta")
-            .insert("schema_version", 4)
-            .expect("version");
+    old_database(&dir.path().join(DB_FILE), 4, "P", |txn| {
         let record = SessionRecord {
             name: "Party".into(),
             net_id: 9,
@@ -370,12 +375,7 @@ fn migration_from_version_4_names_tracks_by_content_and_keeps_own_files() {
                 .insert(("P", i as u64), bytes.as_slice())
                 .expect("insert");
         }
-        txn.open_table(SETTINGS)
-            .expect("settings")
-            .insert("active_session", "P")
-            .expect("insert");
-        txn.commit().expect("commit");
-    }
+    });
     let store = Store::open(dir.path()).expect("open and migrate");
     let loaded = store.load().expect("load");
     let (_, record, tracks) = loaded.session.expect("session kept");
