@@ -1,8 +1,11 @@
 //! Answering other peers' media requests: only the session's members, only files of the
 //! session's queue, only from verified files this device holds. Outboards are computed once
-//! per file on a thread and kept.
+//! per file on a thread and kept. Ranges wait in a queue and a few are answered a frame,
+//! taking turns between the peers asking: so members share this device's link, and answers
+//! leave one after another instead of all at once (a batch of answers interleaved on the
+//! link arrives all at once, and the asker's next batch waits for the whole of it).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -16,10 +19,18 @@ use whatnext_network::{NetCommand, NetEvent, NetPeerId, Response, peer_of};
 use crate::tree;
 use crate::wire::{MAX_RANGE_LEAVES, MediaAsk, MediaReply, encode};
 
-/// Outboards of files this device serves, and answers waiting for one being computed.
+/// Ranges (of 1 MiB) answered a frame at most. The app runs another frame at once while
+/// some wait, so this spaces the answers out rather than slowing them.
+pub const RANGES_PER_FRAME: usize = 2;
+
+/// Outboards of files this device serves, answers waiting for one being computed, and
+/// range requests waiting their turn.
 #[derive(Resource)]
 pub(crate) struct Outboards {
     ready: HashMap<ContentHash, Arc<Vec<u8>>>,
+    ranges: VecDeque<(NetPeerId, u64, MediaAsk)>,
+    /// Who was answered last, so the next turn goes to someone else.
+    last_served: Option<NetPeerId>,
     waiting: HashMap<ContentHash, Vec<u64>>,
     tx: Sender<(ContentHash, Option<Vec<u8>>)>,
     rx: Receiver<(ContentHash, Option<Vec<u8>>)>,
@@ -30,6 +41,8 @@ impl Default for Outboards {
         let (tx, rx) = crossbeam_channel::unbounded();
         Self {
             ready: HashMap::new(),
+            ranges: VecDeque::new(),
+            last_served: None,
             waiting: HashMap::new(),
             tx,
             rx,
@@ -65,6 +78,10 @@ pub(crate) fn serve(
             continue;
         };
         let answer = match postcard::from_bytes::<MediaAsk>(body) {
+            Ok(ask @ MediaAsk::Range { .. }) => {
+                outboards.ranges.push_back((*peer, *reply, ask));
+                continue;
+            }
             Ok(ask) => answer(peer, &ask, &files, &tracks, &participants),
             Err(error) => {
                 net.write(NetCommand::Strike {
@@ -99,6 +116,27 @@ pub(crate) fn serve(
                 }
             }
         }
+    }
+    for _ in 0..RANGES_PER_FRAME {
+        // The oldest request from someone other than the last one answered, if any.
+        let last = outboards.last_served;
+        let turn = outboards
+            .ranges
+            .iter()
+            .position(|(peer, ..)| Some(*peer) != last)
+            .unwrap_or(0);
+        let Some((peer, reply, ask)) = outboards.ranges.remove(turn) else {
+            break;
+        };
+        outboards.last_served = Some(peer);
+        if let Answer::Now(media_reply) = answer(&peer, &ask, &files, &tracks, &participants) {
+            respond(&mut net, reply, &media_reply);
+        }
+    }
+    if !outboards.ranges.is_empty()
+        && let Some(waker) = &waker
+    {
+        waker.wake();
     }
 }
 
@@ -170,8 +208,13 @@ fn answer(
 fn read_range(path: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(start))?;
-    let mut bytes = vec![0; (end - start) as usize];
-    file.read_exact(&mut bytes)?;
+    // Read straight into spare capacity: zeroing a megabyte first costs as much as the copy.
+    let len = (end - start) as usize;
+    let mut bytes = Vec::with_capacity(len);
+    file.take(len as u64).read_to_end(&mut bytes)?;
+    if bytes.len() != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(bytes)
 }
 
