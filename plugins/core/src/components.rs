@@ -195,6 +195,23 @@ impl QueueIndex {
         self.order.iter().map(|((_, id), e)| (*id, *e))
     }
 
+    /// Track entities in play order from track `id` on (itself first), or from the start
+    /// when `id` is `None` or not queued. Without walking the tracks before it.
+    pub fn in_order_from(
+        &self,
+        id: Option<TrackId>,
+    ) -> impl Iterator<Item = (TrackId, Entity)> + '_ {
+        use std::ops::Bound;
+        let start = id
+            .and_then(|id| self.by_id.get(&id))
+            .and_then(|e| self.keys.get(e))
+            .cloned();
+        let lower = start.map_or(Bound::Unbounded, Bound::Included);
+        self.order
+            .range((lower, Bound::Unbounded))
+            .map(|((_, id), e)| (*id, *e))
+    }
+
     /// The key of a track's position.
     pub fn key_of(&self, id: TrackId) -> Option<&QueueKey> {
         let entity = self.by_id.get(&id)?;

@@ -27,6 +27,27 @@ fn added_tracks_queue_in_order_of_arrival() {
     assert_eq!(titles(&mut app), ["One", "Two", "Three"]);
 }
 
+/// The tracks from a given one on, in play order, without walking those before it.
+#[test]
+fn the_queue_reads_in_order_from_any_track() {
+    let mut app = party();
+    for (id, title) in [(1, "A"), (2, "B"), (3, "C"), (4, "D")] {
+        add_track(&mut app, HOST, id, title).expect("add");
+    }
+    app.update();
+    let index = app.world().resource::<QueueIndex>();
+    let ids = |from: Option<TrackId>| -> Vec<u64> {
+        index.in_order_from(from).map(|(id, _)| id.0).collect()
+    };
+    assert_eq!(ids(Some(TrackId(3))), [3, 4]);
+    assert_eq!(ids(None), [1, 2, 3, 4]);
+    assert_eq!(
+        ids(Some(TrackId(99))),
+        [1, 2, 3, 4],
+        "not queued: from the start"
+    );
+}
+
 /// A new host gets again an addition the old one applied but could not confirm (the
 /// author's outbox delivers it once more): the same addition from the same author is
 /// already done, not a second track and not a refusal. Anything else with a used id is.

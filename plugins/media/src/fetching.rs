@@ -62,23 +62,17 @@ enum Asked {
     Range { first: u64, count: u32 },
 }
 
-/// The hashes of the current track and the next ones, in play order.
+/// The media of the current track and the next ones (or the first ones, with none current),
+/// in play order, with who added each.
 pub(crate) fn coming_up(
     clock: &PlaybackClock,
     index: &QueueIndex,
     tracks: &Query<&Track>,
 ) -> Vec<(Media, PeerId)> {
-    let order: Vec<Entity> = index.in_order().map(|(_, e)| e).collect();
-    let start = clock
-        .track
-        .and_then(|id| index.entity(id))
-        .and_then(|e| order.iter().position(|o| *o == e))
-        .unwrap_or(0);
-    order
-        .iter()
-        .skip(start)
+    index
+        .in_order_from(clock.track)
         .take(AHEAD)
-        .filter_map(|e| tracks.get(*e).ok())
+        .filter_map(|(_, e)| tracks.get(e).ok())
         .filter_map(|t| t.media.map(|m| (m, t.added_by.clone())))
         .collect()
 }
