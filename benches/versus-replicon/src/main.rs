@@ -84,7 +84,7 @@ fn track(i: u64) -> Track {
         title: format!("Track number {i}"),
         artist: "Some Artist".into(),
         duration_ms: 200_000,
-        path: None,
+        media: None,
         added_by: PeerId::new(HOST),
     }
 }
@@ -132,7 +132,7 @@ impl Whatnext {
                     title: t.title,
                     artist: t.artist,
                     duration_ms: t.duration_ms,
-                    path: None,
+                    media: None,
                 }),
             )
             .expect("add");
