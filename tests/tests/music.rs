@@ -330,6 +330,10 @@ fn a_guest_listening_along_gets_the_same_verified_copy_and_plays_with_the_clock(
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(status["track_id"], json!(track), "{status}");
+    let offset = status["offset_us"]
+        .as_i64()
+        .expect("an offset while playing");
+    assert!(offset.abs() < 10_000, "the sound is on its clock: {status}");
     let hosts = party.host.ok("session.state", json!(null));
     let lag = hosts["playback"]["position_ms"]
         .as_u64()

@@ -235,6 +235,10 @@ pub struct AudioStatus {
     pub output: AudioOutput,
     /// Sound is playing (not paused or stopped).
     pub playing: bool,
+    /// While playing: how far the last block was from this device's view of the shared clock
+    /// before it was corrected, in µs (positive: ahead). It does not include how far this
+    /// device's clock is from the host's, nor the sound card's own buffer.
+    pub offset_us: Option<i64>,
 }
 
 /// Present when a plugin reads audio files for `LocalAction::AddFile` (the media plugin):

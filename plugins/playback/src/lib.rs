@@ -17,7 +17,7 @@ use bevy::prelude::*;
 use crossbeam_channel::Sender;
 use whatnext_core::prelude::*;
 
-use output::{DecodedFile, Feed, NowPlaying};
+use output::{DecodedFile, Feed, LastOffset, NowPlaying};
 use sync::{Aligner, Target};
 
 /// Set to a file path, the silent output records when each 10 ms block would leave the
@@ -54,16 +54,18 @@ struct Output {
     commands: Option<Sender<Command>>,
     /// What the sound thread found: 0 not started, [`DEVICE`] or [`SILENT`].
     device: Arc<AtomicU8>,
+    /// The sound's last error against the clock, in µs.
+    offset: LastOffset,
     /// The last `Follow`: the file and the clock.
     playing: Option<(String, Target)>,
 }
 
 impl Output {
     fn send(&mut self, command: Command) {
-        let device = self.device.clone();
+        let (device, offset) = (self.device.clone(), self.offset.clone());
         let sender = self
             .commands
-            .get_or_insert_with(|| start_sound_thread(device));
+            .get_or_insert_with(|| start_sound_thread(device, offset));
         let _ = sender.send(command);
     }
 }
@@ -73,7 +75,7 @@ const DEVICE: u8 = 1;
 /// The sound thread found no audio device (or records).
 const SILENT: u8 = 2;
 
-fn start_sound_thread(device: Arc<AtomicU8>) -> Sender<Command> {
+fn start_sound_thread(device: Arc<AtomicU8>, offset: LastOffset) -> Sender<Command> {
     let (tx, rx) = crossbeam_channel::unbounded::<Command>();
     let spawned = std::thread::Builder::new()
         .name("sound".into())
@@ -94,10 +96,10 @@ fn start_sound_thread(device: Arc<AtomicU8>) -> Sender<Command> {
                 device.store(DEVICE, Ordering::Relaxed);
             } else {
                 device.store(SILENT, Ordering::Relaxed);
-                let (now, record) = (now.clone(), record.clone());
+                let (now, offset, record) = (now.clone(), offset.clone(), record.clone());
                 let _ = std::thread::Builder::new()
                     .name("silent-output".into())
-                    .spawn(move || output::silent_output(now, record.as_deref()));
+                    .spawn(move || output::silent_output(now, offset, record.as_deref()));
             }
             let mut sink: Option<rodio::Sink> = None;
             let mut loaded: Option<String> = None;
@@ -135,7 +137,12 @@ fn start_sound_thread(device: Arc<AtomicU8>) -> Sender<Command> {
                         if let Some((_, handle)) = &stream {
                             match rodio::Sink::try_new(handle) {
                                 Ok(new) => {
-                                    new.append(Feed::new(now.clone(), rate, channels));
+                                    new.append(Feed::new(
+                                        now.clone(),
+                                        offset.clone(),
+                                        rate,
+                                        channels,
+                                    ));
                                     sink = Some(new);
                                 }
                                 Err(error) => {
@@ -225,6 +232,10 @@ fn follow_the_clock(
             _ => AudioOutput::Silent,
         },
         playing: sounding.as_ref().is_some_and(|s| s.3.playing),
+        offset_us: sounding
+            .as_ref()
+            .filter(|s| s.3.playing && output.playing.is_some())
+            .map(|_| output.offset.load(Ordering::Relaxed)),
     };
     if *status != now {
         *status = now;

@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +63,17 @@ impl Frames for DecodedFile {
 /// output (which pulls frames from it).
 pub type NowPlaying = Arc<Mutex<Option<Aligner<DecodedFile>>>>;
 
+/// The last block's error against the clock before correction, in µs, for `audio.status`.
+pub type LastOffset = Arc<AtomicI64>;
+
+/// Keeps a block's error, in µs.
+fn keep_offset(offset: &LastOffset, placed: &crate::sync::Placed, rate: u32) {
+    if placed.first_frame.is_some() {
+        let us = placed.error.saturating_mul(1_000_000) / i64::from(rate.max(1));
+        offset.store(us, Ordering::Relaxed);
+    }
+}
+
 /// Frames per block: 10 ms.
 fn block_frames(rate: u32) -> usize {
     (rate as usize / 100).max(1)
@@ -71,6 +83,7 @@ fn block_frames(rate: u32) -> usize {
 /// when the track's format changes (the sound thread starts a new one for the new track).
 pub struct Feed {
     now: NowPlaying,
+    offset: LastOffset,
     rate: u32,
     channels: usize,
     block: Vec<f32>,
@@ -79,9 +92,10 @@ pub struct Feed {
 
 impl Feed {
     /// A source of the frames `now` plays, in its current format.
-    pub fn new(now: NowPlaying, rate: u32, channels: usize) -> Self {
+    pub fn new(now: NowPlaying, offset: LastOffset, rate: u32, channels: usize) -> Self {
         Self {
             now,
+            offset,
             rate,
             channels,
             block: Vec::new(),
@@ -104,7 +118,8 @@ impl Iterator for Feed {
                 .resize(block_frames(self.rate) * self.channels, 0.0);
             // rodio 0.20 does not say how long the device's buffer is: the block is placed
             // for now, and the device's latency is not compensated.
-            aligner.fill(&mut self.block, now_us());
+            let placed = aligner.fill(&mut self.block, now_us());
+            keep_offset(&self.offset, &placed, self.rate);
             self.at = 0;
         }
         let sample = self.block.get(self.at).copied();
@@ -131,7 +146,7 @@ impl rodio::Source for Feed {
 /// Without a device: takes a block every 10 ms of wall time from whatever plays, so the
 /// clock-following logic runs exactly as with sound, and records each block's leave time and
 /// track frame when `record` is set. Runs until the sound thread is gone.
-pub fn silent_output(now: NowPlaying, record: Option<&Path>) {
+pub fn silent_output(now: NowPlaying, offset: LastOffset, record: Option<&Path>) {
     let mut recorder = record.and_then(|path| match File::create(path) {
         Ok(file) => Some(BufWriter::new(file)),
         Err(error) => {
@@ -157,6 +172,9 @@ pub fn silent_output(now: NowPlaying, record: Option<&Path>) {
                 (aligner.fill(&mut block, next_us), rate)
             })
         };
+        if let Some((placed, rate)) = &placed {
+            keep_offset(&offset, placed, *rate);
+        }
         if let (Some(out), Some((placed, rate))) = (recorder.as_mut(), placed)
             && let Some(frame) = placed.first_frame
         {

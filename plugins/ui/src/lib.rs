@@ -136,6 +136,8 @@ pub struct Screen {
     pub storage_problem: Option<String>,
     /// The phone page's link, while this device serves one (the host).
     pub phone_link: Option<String>,
+    /// What this device's sound is doing (for "Listen along").
+    pub audio: AudioStatus,
 }
 
 impl Screen {
@@ -155,6 +157,7 @@ impl Screen {
             library_size: 0,
             storage_problem: None,
             phone_link: None,
+            audio: AudioStatus::default(),
         }
     }
 }
@@ -260,7 +263,7 @@ fn draw_screen(
     progress: Option<Res<JoinProgress>>,
     library: Res<Library>,
     (opened, persistence): (Option<Res<OpenedWith>>, Option<Res<Persistence>>),
-    phone: Option<Res<CompanionLink>>,
+    (phone, audio): (Option<Res<CompanionLink>>, Option<Res<AudioStatus>>),
     mut commands: Commands,
     mut forms: ResMut<Forms>,
     mut intents: IntentSender,
@@ -288,6 +291,7 @@ fn draw_screen(
         library_size: library.0.len(),
         storage_problem: persistence.and_then(|p| p.problem.clone()),
         phone_link: phone.and_then(|p| p.url.clone()),
+        audio: audio.map(|a| *a).unwrap_or_default(),
     };
     let mut root = egui::Ui::new(
         ctx.clone(),

@@ -155,3 +155,13 @@ pub fn media_words(session: &SessionSnapshot, media: &whatnext_core::view::Media
         _ => "not here".into(),
     }
 }
+
+/// How "Listen along" is doing: waiting for the file, or how far the sound was from the
+/// clock before its last correction.
+pub fn listening_words(audio: &AudioStatus) -> String {
+    match (audio.playing, audio.offset_us) {
+        (true, Some(us)) => format!("in step · {:.1} ms off the clock", us as f64 / 1000.0),
+        (true, None) => "starting…".into(),
+        (false, _) => "waiting for the song".into(),
+    }
+}

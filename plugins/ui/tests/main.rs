@@ -730,3 +730,23 @@ fn a_guest_switches_listen_along_on_and_the_owner_has_no_such_toggle() {
         "the owner's device plays anyway"
     );
 }
+
+#[test]
+fn listening_along_says_how_far_the_sound_is_from_the_clock() {
+    let mut screen = party("Gus");
+    if let Some(session) = screen.session.as_mut() {
+        session.listening = true;
+    }
+    screen.audio = AudioStatus {
+        track_id: Some(TrackId(1)),
+        position_ms: 30_000,
+        output: AudioOutput::Silent,
+        playing: true,
+        offset_us: Some(240),
+    };
+    let gus = harness(screen);
+    assert!(
+        gus.query_by_label("in step · 0.2 ms off the clock")
+            .is_some()
+    );
+}

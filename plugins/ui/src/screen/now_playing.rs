@@ -6,7 +6,7 @@ use whatnext_core::view::{ParticipantView, PlaybackView};
 
 use crate::Screen;
 use crate::permitted::allowed;
-use crate::words::{format_ms, media_words, name_of, role_name};
+use crate::words::{format_ms, listening_words, media_words, name_of, role_name};
 
 /// The current track with seek, play/pause, next, take playback and hand off.
 pub(super) fn show(
@@ -99,6 +99,9 @@ pub(super) fn show(
                 .changed()
             {
                 actions.push(Action::Local(LocalAction::SetListening { on }));
+            }
+            if session.listening {
+                ui.weak(listening_words(&screen.audio));
             }
         }
         ui.weak(format!("{} · {why}", state.as_str()));
