@@ -221,17 +221,23 @@ pub(crate) fn fetch(
             });
         };
         match &fetch.partial {
+            // Waiting for the outboard asked for: nothing to do (and no disk to read) now.
+            None if fetch.outboard_asked => {}
             None => {
-                if let Some(saved) = store.0.saved_outboard(&fetch.media) {
-                    match store.0.begin(&fetch.media, saved) {
-                        Ok(partial) => fetch.partial = Some(partial),
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot resume a transfer");
+                // An interrupted transfer's outboard, read once per attempt, saves asking.
+                let resumed = store
+                    .0
+                    .saved_outboard(&fetch.media)
+                    .map(|saved| store.0.begin(&fetch.media, saved));
+                match resumed {
+                    Some(Ok(partial)) => fetch.partial = Some(partial),
+                    other => {
+                        if let Some(Err(error)) = other {
+                            tracing::warn!(%error, "cannot resume a transfer; starting it again");
                         }
+                        fetch.outboard_asked = true;
+                        ask(Asked::Outboard, MediaAsk::Outboard { hash: *hash });
                     }
-                } else if !fetch.outboard_asked {
-                    fetch.outboard_asked = true;
-                    ask(Asked::Outboard, MediaAsk::Outboard { hash: *hash });
                 }
             }
             Some(partial) => {
