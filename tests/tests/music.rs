@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use whatnext_core::prelude::*;
 use whatnext_media::tree;
-use whatnext_media::wire::{MediaAsk, MediaReply};
+use whatnext_media::wire::{MediaAnswer, MediaAsk};
+use whatnext_network::transport::encode_frame;
 
 use crate::harness::*;
 use crate::relay::{RELAY_ONLY, Relay, peer_on};
@@ -173,19 +174,19 @@ fn a_lying_peers_bytes_are_refused_and_the_file_comes_from_an_honest_one() {
     let track_id = TrackId(0xBAD).to_string();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        lies += mallory.serve_media_for(Duration::from_millis(300), |body| {
-            let reply = match postcard::from_bytes::<MediaAsk>(body) {
-                Ok(MediaAsk::Outboard { .. }) => MediaReply::Outboard(outboard.clone()),
-                Ok(MediaAsk::Range { first, count, .. }) => {
-                    let start = tree::leaf_range(media.size, first).start as usize;
-                    let end = tree::leaf_range(media.size, first + count as u64 - 1).end as usize;
-                    let mut bytes = original[start..end].to_vec();
-                    bytes[0] ^= 0xFF;
-                    MediaReply::Range(bytes)
-                }
-                Err(_) => MediaReply::NotHere,
-            };
-            postcard::to_allocvec(&reply).expect("encode")
+        lies += mallory.serve_media_for(Duration::from_millis(300), |ask| {
+            let mut reply = encode_frame(&MediaAnswer::Sending).expect("encode");
+            if ask.outboard {
+                reply.extend_from_slice(&outboard);
+            }
+            for (first, end) in &ask.runs {
+                let start = tree::leaf_range(media.size, *first).start as usize;
+                let stop = tree::leaf_range(media.size, end - 1).end as usize;
+                let mut bytes = original[start..stop].to_vec();
+                bytes[0] ^= 0xFF;
+                reply.extend_from_slice(&bytes);
+            }
+            reply
         });
         let now = host.ok("track.media", json!({"track_id": track_id}));
         if now["state"] == json!("here") {
@@ -199,10 +200,70 @@ fn a_lying_peers_bytes_are_refused_and_the_file_comes_from_an_honest_one() {
         }
         assert!(Instant::now() < deadline, "no honest copy arrived: {now}");
     }
-    assert!(
-        lies >= 2,
-        "Mallory was asked (outboard and a range): {lies}"
+    assert!(lies >= 1, "Mallory was asked first: {lies}");
+}
+
+/// What a modified peer can ask for on the media protocol, and what it gets: nothing for a
+/// stranger, nothing outside the queue, no bytes outside the file, a clear refusal for
+/// bytes that are no ask; and, as the control, the true bytes for a member's proper ask.
+#[test]
+fn the_media_protocol_serves_members_files_of_the_queue_and_nothing_else() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
+    let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
+    host.ok("session.create", json!({"name": "Guarded"}));
+    let url = host.relayed_invite_url();
+    let song = dir.path().join("song.wav");
+    let original = write_noise_wav(&song, 10_000, 5);
+    host.ok(
+        "track.add",
+        json!({"title": "Song", "artist": "Hana", "duration_ms": 10000,
+               "path": song.to_str().expect("utf-8")}),
     );
+    let hash = ContentHash::of_bytes(&original);
+    let leaves = tree::leaves(original.len() as u64);
+    let ask = |hash: ContentHash, runs: Vec<(u64, u64)>| {
+        encode_frame(&MediaAsk {
+            hash,
+            outboard: false,
+            runs,
+        })
+        .expect("encode")
+    };
+    let refusal = |answer: Result<(MediaAnswer, Vec<u8>), String>| match answer {
+        Ok((MediaAnswer::Refused(why), _)) => why,
+        other => panic!("not a refusal: {other:?}"),
+    };
+    let mut mallory = Rogue::aimed_at(&url);
+    let stranger = refusal(mallory.ask_media(ask(hash, vec![(0, 1)]), 0));
+    assert!(stranger.contains("members"), "{stranger}");
+    assert!(matches!(
+        mallory.join(),
+        whatnext_replication::protocol::SessionResponse::Welcome(_)
+    ));
+    // Serving threads learn of the new member with the host's next frame.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let elsewhere = loop {
+        let why = refusal(mallory.ask_media(ask(ContentHash([7; 32]), vec![(0, 1)]), 0));
+        if !why.contains("members") || Instant::now() > deadline {
+            break why;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(elsewhere.contains("queue"), "{elsewhere}");
+    let beyond = refusal(mallory.ask_media(ask(hash, vec![(0, leaves + 1)]), 0));
+    assert!(beyond.contains("within the file"), "{beyond}");
+    let mut garbage = 40u32.to_be_bytes().to_vec();
+    garbage.extend_from_slice(&[0xFF; 40]);
+    let malformed = refusal(mallory.ask_media(garbage, 0));
+    assert!(malformed.contains("malformed"), "{malformed}");
+    // A proper ask from a member gets the true bytes.
+    let (answer, bytes) = mallory
+        .ask_media(ask(hash, vec![(1, 2)]), tree::LEAF as usize)
+        .expect("an answer");
+    assert_eq!(answer, MediaAnswer::Sending);
+    let leaf = tree::leaf_range(original.len() as u64, 1);
+    assert_eq!(bytes, original[leaf.start as usize..leaf.end as usize]);
 }
 
 /// The adder's file and two more peers: the host (`host`), and whoever the test needs.

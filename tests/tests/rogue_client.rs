@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{Event as RrEvent, Message};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId as NetPeerId, Swarm, identity};
 use whatnext_core::invite::InviteUrl;
 use whatnext_core::prelude::*;
+use whatnext_media::wire::{MediaAnswer, MediaAsk};
 use whatnext_network::NetConfig;
 use whatnext_network::swarm::{Behaviour, BehaviourEvent, build_swarm};
 use whatnext_network::transport::{Request, Response};
@@ -26,6 +28,9 @@ pub struct Rogue {
     circuit: Multiaddr,
     invite: InviteUrl,
     counter: u64,
+    /// Media streams opened to the rogue: it speaks the protocol from the start (streams
+    /// wait here until [`Rogue::serve_media_for`] answers them).
+    media_streams: whatnext_network::IncomingStreams,
 }
 
 impl Rogue {
@@ -43,11 +48,20 @@ impl Rogue {
         let swarm = runtime
             .block_on(async { build_swarm(&config) })
             .expect("swarm");
+        let media_streams = swarm
+            .behaviour()
+            .streams
+            .new_control()
+            .accept(whatnext_media::wire::PROTOCOL)
+            .expect("the media protocol");
         let host: NetPeerId = invite.host.as_str().parse().expect("host id");
         let relay = invite.relay.clone().expect("a relayed link");
-        let circuit = format!("{relay}/p2p-circuit/p2p/{host}")
+        let circuit: Multiaddr = format!("{relay}/p2p-circuit/p2p/{host}")
             .parse()
             .expect("circuit address");
+        // Streams dial by peer id: this is where the host is.
+        let mut swarm = swarm;
+        swarm.add_peer_address(host, circuit.clone());
         Self {
             runtime,
             swarm,
@@ -55,6 +69,7 @@ impl Rogue {
             circuit,
             invite,
             counter: 0,
+            media_streams,
         }
     }
 
@@ -115,38 +130,100 @@ impl Rogue {
             .unwrap_or_else(|e| panic!("the host did not answer: {e}"))
     }
 
-    /// For `for_how_long`, answers the media requests that come in with `answer` (the body
-    /// of a `Request::Media` → the body of the `Response::Media`). Returns how many it answered.
+    /// For `for_how_long`, answers the media streams that open to it: reads each ask and
+    /// writes back whatever `answer` makes of it (the answer frame and the bytes after it),
+    /// then closes the stream. Returns how many it answered.
     #[allow(dead_code)]
     pub fn serve_media_for(
         &mut self,
         for_how_long: Duration,
-        mut answer: impl FnMut(&[u8]) -> Vec<u8>,
+        mut answer: impl FnMut(&MediaAsk) -> Vec<u8>,
     ) -> usize {
+        let incoming = &mut self.media_streams;
         let swarm = &mut self.swarm;
         let mut answered = 0;
         self.runtime.block_on(async {
+            // The swarm must be polled while streams are read and written: it moves their bytes.
+            let mut asks = FuturesUnordered::new();
+            let mut writes = FuturesUnordered::new();
             let serve = async {
                 loop {
-                    if let SwarmEvent::Behaviour(BehaviourEvent::Session(RrEvent::Message {
-                        message:
-                            Message::Request {
-                                request: Request::Media(body),
-                                channel,
-                                ..
-                            },
-                        ..
-                    })) = swarm.select_next_some().await
-                    {
-                        let reply = Response::Media(answer(&body));
-                        let _ = swarm.behaviour_mut().session.send_response(channel, reply);
-                        answered += 1;
+                    tokio::select! {
+                        _ = swarm.select_next_some() => {}
+                        Some((_, mut stream)) = incoming.next() => asks.push(async move {
+                            let ask = whatnext_media::wire::read::<MediaAsk, _>(&mut stream).await;
+                            (stream, ask)
+                        }),
+                        Some((mut stream, ask)) = asks.next(), if !asks.is_empty() => {
+                            if let Ok(ask) = ask {
+                                let bytes = answer(&ask);
+                                answered += 1;
+                                writes.push(async move {
+                                    let _ = stream.write_all(&bytes).await;
+                                    let _ = stream.close().await;
+                                });
+                            }
+                        }
+                        Some(()) = writes.next(), if !writes.is_empty() => {}
                     }
                 }
             };
             let _ = tokio::time::timeout(for_how_long, serve).await;
         });
         answered
+    }
+
+    /// Opens a media stream to the host, writes `raw` (an ask frame, or anything), and reads
+    /// the answer frame and, when it is `Sending`, `then` bytes more. Says why when the host
+    /// closed the stream or did not answer.
+    #[allow(dead_code)]
+    pub fn ask_media(
+        &mut self,
+        raw: Vec<u8>,
+        then: usize,
+    ) -> Result<(MediaAnswer, Vec<u8>), String> {
+        let mut opener = self.swarm.behaviour().streams.new_control();
+        let host = self.host;
+        let swarm = &mut self.swarm;
+        self.runtime.block_on(async {
+            let exchange = async move {
+                let mut stream = opener
+                    .open_stream(host, whatnext_media::wire::PROTOCOL)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                stream.write_all(&raw).await.map_err(|e| e.to_string())?;
+                let answer: MediaAnswer = whatnext_media::wire::read(&mut stream)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut bytes = vec![
+                    0u8;
+                    if answer == MediaAnswer::Sending {
+                        then
+                    } else {
+                        0
+                    }
+                ];
+                stream
+                    .read_exact(&mut bytes)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok((answer, bytes))
+            };
+            // The swarm must be polled while the stream is used: it moves the bytes.
+            let polled = async {
+                loop {
+                    swarm.select_next_some().await;
+                }
+            };
+            tokio::time::timeout(ANSWER_TIMEOUT, async {
+                tokio::select! {
+                    done = exchange => done,
+                    _ = polled => Err("the swarm stopped".to_string()),
+                }
+            })
+            .await
+            .unwrap_or_else(|_| Err("no answer in time".into()))
+        })
     }
 
     pub fn hello(&self, key: Option<String>, code: Option<String>, name: &str) -> Hello {

@@ -13,7 +13,7 @@ use crate::MediaSettings;
 /// A file read and named, or why it cannot be queued.
 struct Read {
     intent: IntentId,
-    result: Result<(SessionAction, PathBuf), IntentError>,
+    result: Result<(SessionAction, PathBuf, Vec<u8>), IntentError>,
 }
 
 /// Files being read, and their results.
@@ -61,7 +61,7 @@ pub(crate) fn start_reads(
         let spawned = std::thread::Builder::new()
             .name("media-read".into())
             .spawn(move || {
-                let result = name_file(&path, cap).map(|media| {
+                let result = name_file(&path, cap).map(|(media, outboard)| {
                     let action = SessionAction::AddTrack {
                         track_id,
                         title,
@@ -69,7 +69,7 @@ pub(crate) fn start_reads(
                         duration_ms,
                         media: Some(media),
                     };
-                    (action, path)
+                    (action, path, outboard)
                 });
                 let _ = tx.send(Read { intent: id, result });
                 if let Some(waker) = waker {
@@ -93,17 +93,20 @@ pub(crate) fn start_reads(
 pub(crate) fn finish_reads(
     reads: Res<Reads>,
     mut files: ResMut<LocalFiles>,
+    mut serving: ResMut<crate::serving::Serving>,
+    wall: Res<WallClock>,
     mut intents: MessageWriter<Intent>,
     mut outcomes: MessageWriter<IntentOutcome>,
 ) {
     while let Ok(read) = reads.rx.try_recv() {
         match read.result {
-            Ok((action, path)) => {
+            Ok((action, path, outboard)) => {
                 if let SessionAction::AddTrack {
                     media: Some(media), ..
                 } = &action
                 {
                     files.own.insert(media.hash, path);
+                    serving.just_added(*media, outboard, wall.now_ms);
                 }
                 intents.write(Intent {
                     id: read.intent,
@@ -120,8 +123,9 @@ pub(crate) fn finish_reads(
     }
 }
 
-/// A file's media, if it is a regular file of audio whatnext decodes, at most `cap` bytes.
-pub fn name_file(path: &Path, cap: u64) -> Result<Media, IntentError> {
+/// A file's media and outboard, if it is a regular file of audio whatnext decodes, at most
+/// `cap` bytes.
+pub fn name_file(path: &Path, cap: u64) -> Result<(Media, Vec<u8>), IntentError> {
     whatnext_core::limits::check_path(path.to_str())?;
     let shown = path.display();
     let bad = |message: String| IntentError::new(ErrorCode::BadRequest, message);
@@ -149,9 +153,9 @@ pub fn name_file(path: &Path, cap: u64) -> Result<Media, IntentError> {
             ))
         })?;
     whatnext_audio::check_playable(path).map_err(|e| bad(e.to_string()))?;
-    let (hash, size) =
-        ContentHash::of_file(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
-    Ok(Media { hash, size, format })
+    let (hash, size, outboard) =
+        crate::tree::read_file_tree(path).map_err(|e| bad(format!("cannot read {shown}: {e}")))?;
+    Ok((Media { hash, size, format }, outboard))
 }
 
 #[cfg(test)]
@@ -186,7 +190,8 @@ mod tests {
         let path = dir.path().join("song.wav");
         let bytes = wav(8_000);
         std::fs::write(&path, &bytes).expect("write");
-        let media = name_file(&path, 1 << 30).expect("named");
+        let (media, outboard) = name_file(&path, 1 << 30).expect("named");
+        assert!(outboard.is_empty(), "a one-leaf file has no outboard");
         assert_eq!(media.hash, ContentHash::of_bytes(&bytes));
         assert_eq!(media.size, bytes.len() as u64);
         assert_eq!(media.format, AudioFormat::Wav);

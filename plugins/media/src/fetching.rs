@@ -5,25 +5,22 @@
 //! and the other members. A source that sends a leaf that does not verify is a liar:
 //! struck, never asked again, and the next source takes over from the leaves already here.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use bevy::prelude::*;
+use crossbeam_channel::{Receiver, Sender};
 use whatnext_core::prelude::*;
-use whatnext_network::{NetCommand, NetEvent, Request, RequestTokens, Response, net_peer};
+use whatnext_network::{NetCommand, StreamControl, net_peer};
 
-use crate::store::{Partial, PutError, Store};
-use crate::tree::{self, Verifier};
-use crate::wire::{MAX_RANGE_LEAVES, MediaAsk, MediaReply, encode};
+use crate::store::{Partial, Store};
+use crate::transfer::{News, Outcome, Transfer};
 
-/// Most ranges (of 1 MiB) in flight per transfer: enough to keep a direct link busy.
-pub const IN_FLIGHT: usize = 16;
-/// Ranges in flight when a transfer starts, and after the link is cut: a relay cuts a
-/// circuit after so many bytes (64 MiB by default), and the responses in flight then are
-/// lost, so the window starts small and grows by one with each range that arrives (halving
-/// when the link drops mid-transfer).
-pub const FIRST_WINDOW: usize = 4;
 /// A file nobody online holds is looked for again after this long.
 pub const RETRY_AFTER_MS: u64 = 1_000;
+/// A busy source is asked again after this long.
+pub const BUSY_WAIT_MS: u64 = 200;
+/// A source whose stream breaks this many times in a row without a leaf is passed over.
+pub const CUTS_BEFORE_NEXT_SOURCE: u32 = 3;
 /// How many tracks from the current one are fetched (it and the next two).
 pub const AHEAD: usize = 3;
 
@@ -32,15 +29,28 @@ pub const AHEAD: usize = 3;
 pub struct ContentStore(pub Store);
 
 /// Transfers under way, and what is known about sources.
-#[derive(Resource, Default)]
+#[derive(Resource)]
 pub(crate) struct Fetches {
     active: HashMap<ContentHash, Fetch>,
-    /// Our requests in flight: token → (file, from whom, what was asked).
-    asked: HashMap<u64, (ContentHash, PeerId, Asked)>,
     /// Peers that sent bytes that did not verify: never asked again this run.
     liars: HashSet<PeerId>,
     /// Files nobody had: not looked for again before this time.
     retry_at: HashMap<ContentHash, u64>,
+    news_tx: Sender<News>,
+    news: Receiver<News>,
+}
+
+impl Default for Fetches {
+    fn default() -> Self {
+        let (news_tx, news) = crossbeam_channel::unbounded();
+        Self {
+            active: HashMap::new(),
+            liars: HashSet::new(),
+            retry_at: HashMap::new(),
+            news_tx,
+            news,
+        }
+    }
 }
 
 struct Fetch {
@@ -48,18 +58,16 @@ struct Fetch {
     adder: PeerId,
     source: Option<PeerId>,
     tried: HashSet<PeerId>,
+    /// The part file, while no transfer thread holds it.
     partial: Option<Partial>,
-    /// First leaves of the ranges in flight.
-    in_flight: BTreeSet<u64>,
-    /// How many ranges may be in flight now.
-    window: usize,
-    outboard_asked: bool,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Asked {
-    Outboard,
-    Range { first: u64, count: u32 },
+    /// A transfer thread is running.
+    running: bool,
+    /// Leaves here, as last told (unknown until a transfer thread has looked).
+    done: Option<u64>,
+    /// Stream breaks in a row without a leaf, from the current source.
+    cuts: u32,
+    /// Not asked again before this time (a busy source).
+    not_before_ms: u64,
 }
 
 /// The media of the current track and the next ones (or the first ones, with none current),
@@ -77,16 +85,16 @@ pub(crate) fn coming_up(
         .collect()
 }
 
-/// In `Update`: starts fetches of the files this device should have, drives the ones under
-/// way with this frame's answers, and publishes where each stands in [`MediaStates`].
+/// In `Update`: starts fetches of the files this device should have, hands each to a
+/// transfer thread, hears how they went, and publishes where each stands in [`MediaStates`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fetch(
     mut fetches: ResMut<Fetches>,
     store: Option<Res<ContentStore>>,
     mut files: ResMut<LocalFiles>,
     mut states: ResMut<MediaStates>,
-    mut events: MessageReader<NetEvent>,
     mut net: MessageWriter<NetCommand>,
-    mut tokens: ResMut<RequestTokens>,
+    control: Res<StreamControl>,
     sessions: Query<(&Host, &CoHosts, &PlaybackOwner, &PlaybackClock)>,
     index: Res<QueueIndex>,
     tracks: Query<&Track>,
@@ -94,42 +102,41 @@ pub(crate) fn fetch(
     local: Res<LocalPeer>,
     listening: Res<Listening>,
     wall: Res<WallClock>,
+    waker: Option<Res<AppWaker>>,
 ) {
     let fetches = &mut *fetches;
-    for event in events.read() {
-        let (token, reply) = match event {
-            NetEvent::Response {
-                token,
-                response: Response::Media(body),
-                ..
-            } => (
-                token,
-                postcard::from_bytes::<MediaReply>(body)
-                    .unwrap_or_else(|e| MediaReply::Refused(format!("malformed answer: {e}"))),
-            ),
-            NetEvent::Response { token, .. } => (
-                token,
-                MediaReply::Refused("an answer that is not media".into()),
-            ),
-            NetEvent::SendFailed { token, error, .. } => {
-                (token, MediaReply::Refused(format!("no answer: {error}")))
+    let wanted = sessions
+        .iter()
+        .next()
+        .map(|(_, _, _, clock)| coming_up(clock, &index, &tracks))
+        .unwrap_or_default();
+    let news: Vec<News> = fetches.news.try_iter().collect();
+    for news in news {
+        match news {
+            News::Progress { hash, done } => {
+                if let Some(fetch) = fetches.active.get_mut(&hash) {
+                    fetch.done = Some(done);
+                }
             }
-            _ => continue,
-        };
-        if let Some((hash, from, asked)) = fetches.asked.remove(token) {
-            on_reply(
-                fetches,
-                store.as_deref(),
-                &mut net,
+            News::Ended {
                 hash,
                 from,
-                asked,
-                reply,
-            );
+                partial,
+                outcome,
+            } => on_ended(
+                fetches,
+                store.as_deref(),
+                &mut files,
+                &mut states,
+                &mut net,
+                &wanted,
+                wall.now_ms,
+                (hash, from, partial, outcome),
+            ),
         }
     }
     let Some(store) = store else { return };
-    let Some((host, cohosts, owner, clock)) = sessions.iter().next() else {
+    let Some((host, cohosts, owner, _)) = sessions.iter().next() else {
         fetches.active.clear();
         states.0.clear();
         return;
@@ -137,7 +144,6 @@ pub(crate) fn fetch(
     let me = &local.peer;
     // Who may have to play it: the owner, whoever may be handed playback, and a listener.
     let fetcher = host.0 == *me || owner.0 == *me || cohosts.0.contains(me) || listening.0;
-    let wanted = coming_up(clock, &index, &tracks);
     if fetcher {
         for (media, adder) in &wanted {
             let blocked = fetches
@@ -156,9 +162,10 @@ pub(crate) fn fetch(
                         source: None,
                         tried: HashSet::new(),
                         partial: None,
-                        in_flight: BTreeSet::new(),
-                        window: FIRST_WINDOW,
-                        outboard_asked: false,
+                        running: false,
+                        done: None,
+                        cuts: 0,
+                        not_before_ms: 0,
                     },
                 );
             }
@@ -181,11 +188,10 @@ pub(crate) fn fetch(
             Some((relayed, rank, p.peer.clone()))
         })
         .collect();
-    let mut finished = Vec::new();
+    let opener = control.get();
     let mut gave_up = Vec::new();
     for (hash, fetch) in fetches.active.iter_mut() {
-        if fetch.partial.as_ref().is_some_and(Partial::complete) {
-            finished.push(*hash);
+        if fetch.running || wall.now_ms < fetch.not_before_ms {
             continue;
         }
         if fetch.source.is_none() {
@@ -196,82 +202,37 @@ pub(crate) fn fetch(
                 .min_by_key(|(relayed, rank, p)| (*relayed, *p != fetch.adder, *rank))
                 .map(|(_, _, p)| p.clone());
             match next {
-                Some(peer) => fetch.source = Some(peer),
+                Some(peer) => {
+                    fetch.source = Some(peer);
+                    fetch.cuts = 0;
+                }
                 None => {
                     gave_up.push(*hash);
                     continue;
                 }
             }
         }
-        let Some(source) = fetch.source.clone() else {
+        let (Some(source), Some(opener)) = (fetch.source.clone(), opener.clone()) else {
             continue;
         };
-        let Some(net_source) = net_peer(&source) else {
+        let Some(peer) = net_peer(&source) else {
             fetch.tried.insert(source);
             fetch.source = None;
             continue;
         };
-        let mut ask = |asked: Asked, message: MediaAsk| {
-            let token = tokens.fresh();
-            fetches.asked.insert(token, (*hash, source.clone(), asked));
-            net.write(NetCommand::Send {
-                token,
-                peer: net_source,
-                request: Request::Media(encode(&message)),
-            });
+        let transfer = Transfer {
+            opener,
+            peer,
+            from: source,
+            media: fetch.media,
+            store: store.0.clone(),
+            partial: fetch.partial.take(),
+            news: fetches.news_tx.clone(),
+            wake: waker.as_deref().cloned(),
         };
-        match &fetch.partial {
-            // Waiting for the outboard asked for: nothing to do (and no disk to read) now.
-            None if fetch.outboard_asked => {}
-            None => {
-                // An interrupted transfer's outboard, read once per attempt, saves asking.
-                let resumed = store
-                    .0
-                    .saved_outboard(&fetch.media)
-                    .map(|saved| store.0.begin(&fetch.media, saved));
-                match resumed {
-                    Some(Ok(partial)) => fetch.partial = Some(partial),
-                    other => {
-                        if let Some(Err(error)) = other {
-                            tracing::warn!(%error, "cannot resume a transfer; starting it again");
-                        }
-                        fetch.outboard_asked = true;
-                        ask(Asked::Outboard, MediaAsk::Outboard { hash: *hash });
-                    }
-                }
-            }
-            Some(partial) => {
-                let leaves = partial.verifier().leaves();
-                let mut next = 0;
-                while fetch.in_flight.len() < fetch.window && next < leaves {
-                    // The next run of missing leaves not already asked for.
-                    while next < leaves
-                        && (partial.has(next) || fetch.in_flight.iter().any(|f| covers(*f, next)))
-                    {
-                        next += 1;
-                    }
-                    if next >= leaves {
-                        break;
-                    }
-                    let mut count = 0u32;
-                    while count < MAX_RANGE_LEAVES
-                        && next + (count as u64) < leaves
-                        && !partial.has(next + count as u64)
-                    {
-                        count += 1;
-                    }
-                    fetch.in_flight.insert(next);
-                    ask(
-                        Asked::Range { first: next, count },
-                        MediaAsk::Range {
-                            hash: *hash,
-                            first: next,
-                            count,
-                        },
-                    );
-                    next += count as u64;
-                }
-            }
+        match transfer.start() {
+            Ok(()) => fetch.running = true,
+            Err(error) => tracing::warn!(%error, "cannot start a transfer thread"),
         }
     }
     for hash in gave_up {
@@ -286,32 +247,12 @@ pub(crate) fn fetch(
             );
         }
     }
-    for hash in finished {
-        let Some(fetch) = fetches.active.remove(&hash) else {
-            continue;
-        };
-        let Some(partial) = fetch.partial else {
-            continue;
-        };
-        match store.0.finish(partial) {
-            Ok(path) => {
-                tracing::info!(%hash, path = %path.display(), "a track's file is here, verified");
-                files.copies.insert(hash, path);
-                states.0.remove(&hash);
-                let keep: HashSet<ContentHash> = wanted.iter().map(|(m, _)| m.hash).collect();
-                for gone in store.0.evict(&mut files.copies, &keep) {
-                    tracing::info!(hash = %gone, "evicted from the content store");
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot move a finished transfer into place"),
-        }
-    }
     for (hash, fetch) in &fetches.active {
-        let progress = fetch.partial.as_ref().map_or(0.0, |p| {
-            p.done() as f32 / p.verifier().leaves().max(1) as f32
-        });
+        // Shown once known: a resumed transfer does not start at 0%.
+        let Some(done) = fetch.done else { continue };
+        let leaves = crate::tree::leaves(fetch.media.size).max(1);
         let state = MediaState::Fetching {
-            progress,
+            progress: done as f32 / leaves as f32,
             from: fetch.source.clone().unwrap_or_else(|| fetch.adder.clone()),
         };
         if states.0.get(hash) != Some(&state) {
@@ -320,99 +261,71 @@ pub(crate) fn fetch(
     }
 }
 
-/// Whether the range starting at `first` (at most [`MAX_RANGE_LEAVES`] long) covers `leaf`.
-fn covers(first: u64, leaf: u64) -> bool {
-    leaf >= first && leaf < first + MAX_RANGE_LEAVES as u64
-}
-
-fn on_reply(
+/// A transfer thread ended: keep its part file, and decide what the next attempt does.
+#[allow(clippy::too_many_arguments)]
+fn on_ended(
     fetches: &mut Fetches,
     store: Option<&ContentStore>,
+    files: &mut LocalFiles,
+    states: &mut MediaStates,
     net: &mut MessageWriter<NetCommand>,
-    hash: ContentHash,
-    from: PeerId,
-    asked: Asked,
-    reply: MediaReply,
+    wanted: &[(Media, PeerId)],
+    now_ms: u64,
+    (hash, from, partial, outcome): (ContentHash, PeerId, Option<Box<Partial>>, Outcome),
 ) {
     let Some(fetch) = fetches.active.get_mut(&hash) else {
         return;
     };
-    if let Asked::Range { first, .. } = asked {
-        fetch.in_flight.remove(&first);
+    fetch.running = false;
+    if let Some(partial) = &partial {
+        fetch.done = Some(partial.done());
     }
-    let mut lied = false;
-    match (asked, reply) {
-        (Asked::Outboard, MediaReply::Outboard(bytes)) => {
-            fetch.outboard_asked = false;
-            let verified = tree::cvs_from_bytes(&bytes)
-                .ok_or(tree::VerifyError::OutboardMismatch)
-                .and_then(|cvs| Verifier::new(hash, fetch.media.size, cvs));
-            match (verified, store) {
-                (Ok(verifier), Some(store)) => match store.0.begin(&fetch.media, verifier) {
-                    Ok(partial) => fetch.partial = Some(partial),
-                    Err(error) => tracing::warn!(%error, "cannot start a transfer"),
-                },
-                (Ok(_), None) => {}
-                (Err(error), _) => {
-                    tracing::warn!(peer = %from, %error, "refused a lying peer's outboard");
-                    lied = true;
+    fetch.partial = partial.map(|p| *p);
+    let mut next_source = false;
+    match outcome {
+        Outcome::Here(path) => {
+            tracing::info!(%hash, path = %path.display(), "a track's file is here, verified");
+            fetches.active.remove(&hash);
+            files.copies.insert(hash, path);
+            states.0.remove(&hash);
+            if let Some(store) = store {
+                let keep: HashSet<ContentHash> = wanted.iter().map(|(m, _)| m.hash).collect();
+                for gone in store.0.evict(&mut files.copies, &keep) {
+                    tracing::info!(hash = %gone, "evicted from the content store");
                 }
             }
+            return;
         }
-        (Asked::Range { first, count }, MediaReply::Range(bytes)) => {
-            fetch.window = (fetch.window + 1).min(IN_FLIGHT);
-            let Some(partial) = fetch.partial.as_mut() else {
-                return;
-            };
-            let mut offset = 0usize;
-            for leaf in first..first + count as u64 {
-                let range = tree::leaf_range(fetch.media.size, leaf);
-                let len = (range.end - range.start) as usize;
-                let Some(data) = bytes.get(offset..offset + len) else {
-                    lied = true;
-                    break;
-                };
-                offset += len;
-                match partial.put(leaf, data) {
-                    Ok(()) => {}
-                    Err(PutError::Refused(error)) => {
-                        tracing::warn!(peer = %from, %error, "refused a lying peer's bytes");
-                        lied = true;
-                        break;
-                    }
-                    Err(PutError::Disk(error)) => {
-                        tracing::warn!(%error, "the content store refused a write");
-                        break;
-                    }
-                }
-            }
+        Outcome::Cut { progressed, why } => {
+            tracing::debug!(peer = %from, %why, "a media stream ended before the file");
+            fetch.cuts = if progressed { 0 } else { fetch.cuts + 1 };
+            next_source = fetch.cuts >= CUTS_BEFORE_NEXT_SOURCE;
         }
-        (_, other) => {
-            tracing::debug!(peer = %from, answer = ?other, "this source cannot give the file");
-            if let Asked::Outboard = asked {
-                fetch.outboard_asked = false;
+        Outcome::Busy => fetch.not_before_ms = now_ms + BUSY_WAIT_MS,
+        Outcome::NotFromThem(why) => {
+            tracing::debug!(peer = %from, %why, "this source cannot give the file");
+            next_source = true;
+        }
+        Outcome::Lied(error) => {
+            tracing::warn!(peer = %from, %error, "refused a lying peer's bytes");
+            if let Some(peer) = net_peer(&from) {
+                net.write(NetCommand::Strike {
+                    peer,
+                    what: "media bytes that did not match their hash",
+                });
             }
-            // Whatever the reason, fewer ranges at once from the next source.
-            fetch.window = (fetch.window / 2).max(1);
-            fetch.tried.insert(from.clone());
-            if fetch.source.as_ref() == Some(&from) {
-                fetch.source = None;
-            }
+            fetches.liars.insert(from.clone());
+            next_source = true;
+        }
+        Outcome::Disk(error) => {
+            tracing::warn!(%error, "the content store refused a write");
+            fetch.not_before_ms = now_ms + RETRY_AFTER_MS;
         }
     }
-    if lied {
+    if next_source {
         fetch.tried.insert(from.clone());
         if fetch.source.as_ref() == Some(&from) {
             fetch.source = None;
         }
-        fetch.in_flight.clear();
-        fetch.outboard_asked = false;
-        if let Some(peer) = net_peer(&from) {
-            net.write(NetCommand::Strike {
-                peer,
-                what: "media bytes that did not match their hash",
-            });
-        }
-        fetches.liars.insert(from);
     }
 }

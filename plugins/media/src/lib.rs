@@ -5,14 +5,16 @@
 //! content store with a size cap. See `docs/decisions/shared-music.md`.
 //!
 //! - [`adding`]: `LocalAction::AddFile` → a file read, checked and named → `AddTrack`;
-//! - [`serving`]: answering members' requests for files of the session;
-//! - [`fetching`]: which files to fetch, from whom, and the transfers themselves;
+//! - [`serving`]: serving members' asks for files of the session, on threads;
+//! - [`fetching`]: which files to fetch, and from whom;
+//! - [`transfer`]: one transfer from one source, on a thread;
 //! - [`store`] and [`tree`]: the store on disk and BLAKE3 verified streaming (no Bevy).
 
 pub mod adding;
 pub mod fetching;
 mod serving;
 pub mod store;
+mod transfer;
 pub mod tree;
 pub mod wire;
 
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 
 use bevy::prelude::*;
 use whatnext_core::prelude::*;
-use whatnext_network::{NetCommand, NetEvent, NetSet, RequestTokens};
+use whatnext_network::{NetCommand, NetSet, StreamControl};
 
 pub use fetching::ContentStore;
 
@@ -59,16 +61,15 @@ pub struct MediaPlugin {
 
 impl Plugin for MediaPlugin {
     fn build(&self, app: &mut App) {
-        // Registered by the network plugin too; without a network they stay empty.
-        app.add_message::<NetEvent>()
-            .add_message::<NetCommand>()
+        // Registered by the network plugin too; without a network it stays empty.
+        app.add_message::<NetCommand>()
             .insert_resource(self.settings.clone())
             .insert_resource(FileReader)
             .init_resource::<LocalFiles>()
             .init_resource::<MediaStates>()
-            .init_resource::<RequestTokens>()
+            .init_resource::<StreamControl>()
             .init_resource::<adding::Reads>()
-            .init_resource::<serving::Outboards>()
+            .init_resource::<serving::Serving>()
             .init_resource::<fetching::Fetches>();
         if let Some(dir) = &self.store_dir {
             match store::Store::open(dir, self.settings.store_cap_bytes) {
@@ -88,7 +89,7 @@ impl Plugin for MediaPlugin {
                 (
                     adding::start_reads,
                     // Offline (`--offline`, the demo) there is nobody to fetch from or serve.
-                    (serving::serve, fetching::fetch)
+                    (serving::share, fetching::fetch)
                         .after(SessionSet::Apply)
                         .run_if(resource_exists::<NetworkPresent>),
                 ),

@@ -13,6 +13,8 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use whatnext_core::media::{AudioFormat, ContentHash, Media};
@@ -105,6 +107,8 @@ impl Store {
             verifier,
             file,
             have,
+            written: 0,
+            flushing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -177,6 +181,36 @@ pub struct Partial {
     verifier: Verifier,
     file: File,
     have: Vec<bool>,
+    /// Leaves written by this process, for starting the disk's writeback as they come.
+    written: u64,
+    flushing: Arc<AtomicBool>,
+}
+
+/// Leaves (of 64 KiB, so 8 MiB) between starts of a background flush of the part file, so
+/// the fsync that ends a transfer has little left to wait for.
+const WRITEBACK_EVERY: u64 = 128;
+
+/// Flushes the file on a thread of its own unless a flush is still running. Only a head
+/// start: the fsync in [`Store::finish`] is what makes the file durable, so a failure here
+/// changes nothing.
+fn start_writeback(file: &File, flushing: &Arc<AtomicBool>) {
+    if flushing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Ok(file) = file.try_clone() else {
+        flushing.store(false, Ordering::Release);
+        return;
+    };
+    let done = flushing.clone();
+    let spawned = std::thread::Builder::new()
+        .name("media-flush".into())
+        .spawn(move || {
+            let _ = file.sync_data();
+            done.store(false, Ordering::Release);
+        });
+    if spawned.is_err() {
+        flushing.store(false, Ordering::Release);
+    }
 }
 
 impl Partial {
@@ -208,6 +242,10 @@ impl Partial {
         self.file.write_all(data)?;
         if let Some(slot) = self.have.get_mut(i as usize) {
             *slot = true;
+        }
+        self.written += 1;
+        if self.written.is_multiple_of(WRITEBACK_EVERY) {
+            start_writeback(&self.file, &self.flushing);
         }
         Ok(())
     }

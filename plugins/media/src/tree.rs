@@ -46,6 +46,34 @@ pub fn outboard_of(data: &[u8]) -> Vec<ChainingValue> {
         .collect()
 }
 
+/// A file on disk read once, leaf by leaf: its hash, size and outboard bytes (32 a leaf,
+/// none for a one-leaf file). Adding a file computes both at once, so the first peer to
+/// ask for the outboard does not wait for a second pass over the file.
+pub fn read_file_tree(path: &std::path::Path) -> std::io::Result<(ContentHash, u64, Vec<u8>)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut buffer = vec![0u8; LEAF as usize];
+    if leaves(size) == 1 {
+        let data = &mut buffer[..size as usize];
+        file.read_exact(data)?;
+        return Ok((
+            ContentHash(*blake3::hash(data).as_bytes()),
+            size,
+            Vec::new(),
+        ));
+    }
+    let mut cvs = Vec::with_capacity(leaves(size) as usize);
+    for i in 0..leaves(size) {
+        let range = leaf_range(size, i);
+        let leaf = &mut buffer[..(range.end - range.start) as usize];
+        file.read_exact(leaf)?;
+        cvs.push(leaf_cv(i, leaf));
+    }
+    let hash = merge(&cvs, true).ok_or_else(|| std::io::Error::other("an empty outboard"))?;
+    Ok((ContentHash(hash), size, cvs.concat()))
+}
+
 /// Merges leaf chaining values into the root hash, left-balanced as BLAKE3 builds its tree.
 fn merge(cvs: &[ChainingValue], root: bool) -> Option<[u8; 32]> {
     match cvs.len() {
@@ -230,6 +258,20 @@ mod tests {
             Verifier::new(hash, bytes.len() as u64, Vec::new()),
             Err(VerifyError::OutboardLength { .. })
         ));
+    }
+
+    #[test]
+    fn a_file_read_once_gives_blake3s_hash_and_the_outboard() {
+        let dir = tempfile::tempdir().expect("dir");
+        for len in [0, 1000, LEAF as usize, 3 * LEAF as usize + 7] {
+            let bytes = data(len);
+            let path = dir.path().join(format!("{len}.bin"));
+            std::fs::write(&path, &bytes).expect("write");
+            let (hash, size, outboard) = read_file_tree(&path).expect("read");
+            assert_eq!(hash.0, *blake3::hash(&bytes).as_bytes(), "{len} bytes");
+            assert_eq!(size, len as u64);
+            assert_eq!(outboard, outboard_of(&bytes).concat(), "{len} bytes");
+        }
     }
 
     #[test]

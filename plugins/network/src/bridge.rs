@@ -10,7 +10,8 @@ use whatnext_core::prelude::*;
 
 use crate::links::{PeerLinks, track_links};
 use crate::{
-    LinkStatus, NetCommand, NetConfig, NetEvent, NetKeys, NetSet, RequestTokens, Response, swarm,
+    LinkStatus, NetCommand, NetConfig, NetEvent, NetKeys, NetSet, RequestTokens, Response,
+    StreamControl, swarm,
 };
 
 /// Runs libp2p on its own thread. Adds [`NetBridge`], [`NetKeys`], [`PeerLinks`] and
@@ -71,15 +72,20 @@ impl Plugin for NetworkPlugin {
             .cloned()
             .unwrap_or_else(AppWaker::none);
         let keys = NetKeys(config.keypair.clone());
+        let streams = StreamControl::default();
         let (command_tx, command_rx) = crossbeam_channel::unbounded::<NetCommand>();
         let (event_tx, event_rx) = crossbeam_channel::unbounded::<NetEvent>();
         let thread = std::thread::Builder::new()
             .name("network".into())
-            .spawn(move || run_network_thread(config, command_rx, event_tx, waker))
+            .spawn({
+                let streams = streams.clone();
+                move || run_network_thread(config, command_rx, event_tx, waker, streams)
+            })
             .map_err(|e| tracing::error!("cannot start the network thread: {e}"))
             .ok();
         app.insert_resource(keys)
             .insert_resource(NetworkPresent)
+            .insert_resource(streams)
             .init_resource::<PeerLinks>()
             .init_resource::<RequestTokens>()
             .insert_resource(NetBridge {
@@ -108,6 +114,7 @@ fn run_network_thread(
     commands: Receiver<NetCommand>,
     events: Sender<NetEvent>,
     waker: AppWaker,
+    streams: StreamControl,
 ) {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -139,6 +146,7 @@ fn run_network_thread(
         rx,
         events,
         Box::new(move || waker.wake()),
+        streams,
     ));
 }
 

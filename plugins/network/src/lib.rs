@@ -21,6 +21,8 @@ use libp2p::Multiaddr;
 use whatnext_core::prelude::*;
 
 pub use bridge::{NetBridge, NetworkPlugin};
+pub use libp2p::{Stream, StreamProtocol};
+pub use libp2p_stream::{Control as StreamOpener, IncomingStreams, OpenStreamError};
 pub use links::{PeerLinks, presence_of};
 pub use relays::Status as LinkStatus;
 pub use swarm::HEARTBEAT;
@@ -30,6 +32,24 @@ pub use transport::{Request, Response};
 /// whose write to disk failed (see `docs/decisions/confirm-after-commit.md`).
 pub const STORAGE_REFUSED: &str =
     "storage: the peer could not save the change, so nothing changed; ask again later";
+
+/// Opens and accepts plain streams to peers (bulk bytes such as the media transfer), once
+/// the network thread has built its swarm. Streams are read and written on the caller's
+/// threads; the swarm's task moves the bytes.
+#[derive(Resource, Clone, Default)]
+pub struct StreamControl(std::sync::Arc<std::sync::OnceLock<StreamOpener>>);
+
+impl StreamControl {
+    /// The swarm's stream control, or `None` before the swarm is up (or if it failed).
+    pub fn get(&self) -> Option<StreamOpener> {
+        self.0.get().cloned()
+    }
+
+    /// Called once by the network thread when its swarm is built (later calls do nothing).
+    pub(crate) fn set(&self, control: StreamOpener) {
+        let _ = self.0.set(control);
+    }
+}
 
 /// A peer id as the network knows it: parsed once, where it enters.
 pub type NetPeerId = libp2p::PeerId;
@@ -216,15 +236,6 @@ pub enum NetEvent {
         reply: u64,
         /// The session message, undecoded.
         payload: Vec<u8>,
-    },
-    /// A peer asked for media ([`Request::Media`]); answer with [`NetCommand::Respond`].
-    MediaRequest {
-        /// Who asked.
-        peer: NetPeerId,
-        /// Goes back in the answer.
-        reply: u64,
-        /// The media message, undecoded.
-        body: Vec<u8>,
     },
     /// The answer to one of our [`NetCommand::Send`]s.
     Response {

@@ -33,9 +33,6 @@ pub enum Request {
     Time,
     /// A session message, for the app to decode.
     Payload(#[serde(with = "as_bytes")] Vec<u8>),
-    /// A media transfer message (`whatnext-media`'s), for the app to decode. Carried apart
-    /// from [`Request::Payload`] so the session protocol never sees it.
-    Media(#[serde(with = "as_bytes")] Vec<u8>),
     /// Never on the wire: what the codec hands over for a frame that does not decode, so the
     /// network thread can refuse it with the reason and count it against the peer.
     #[serde(skip)]
@@ -60,8 +57,6 @@ pub enum Response {
         /// Why, as a sentence.
         reason: String,
     },
-    /// A media transfer answer, for the app to decode.
-    Media(#[serde(with = "as_bytes")] Vec<u8>),
 }
 
 /// Serde for a `Vec<u8>` field as one byte string rather than a sequence of numbers. In
@@ -119,13 +114,22 @@ pub struct FrameCodec;
 /// Reads one frame; errors name what was wrong. The body is read in pieces as it arrives,
 /// so a peer that claims 8 MiB and sends nothing costs nothing.
 pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(io: &mut R) -> io::Result<T> {
+    read_frame_within(io, MAX_MESSAGE_BYTES).await
+}
+
+/// [`read_frame`] with a tighter cap than [`MAX_MESSAGE_BYTES`], for protocols whose
+/// messages are small.
+pub async fn read_frame_within<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    io: &mut R,
+    limit: usize,
+) -> io::Result<T> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_MESSAGE_BYTES {
+    if len > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("a {len}-byte message is over the {MAX_MESSAGE_BYTES}-byte limit"),
+            format!("a {len}-byte message is over the {limit}-byte limit"),
         ));
     }
     let mut body = Vec::with_capacity(len.min(64 * 1024));

@@ -143,7 +143,13 @@ fn one_malformed_frame_is_refused_and_a_peer_that_keeps_sending_them_is_cut_off(
     let (event_tx, events) = crossbeam_channel::unbounded::<NetEvent>();
     let host_thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        runtime.block_on(run(config, command_rx, event_tx, Box::new(|| {})));
+        runtime.block_on(run(
+            config,
+            command_rx,
+            event_tx,
+            Box::new(|| {}),
+            whatnext_network::StreamControl::default(),
+        ));
     });
     let addr: Multiaddr = loop {
         match events.recv_timeout(Duration::from_secs(30)) {

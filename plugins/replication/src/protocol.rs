@@ -384,8 +384,5 @@ pub fn answer_of(response: &Response) -> Answer {
         Response::Time { now_ms } => Answer::Time { now_ms: *now_ms },
         Response::Refused { reason } => Answer::Failed(format!("refused: {reason}")),
         Response::Pong(_) => Answer::Failed("a pong where a session answer was due".into()),
-        Response::Media(_) => {
-            Answer::Failed("a media answer where a session answer was due".into())
-        }
     }
 }

@@ -70,6 +70,9 @@ mod behaviour {
         pub codes: request_response::Behaviour<whatnext_code_protocol::CodeCodec>,
         /// The session transport, `/whatnext/session/2`.
         pub session: request_response::Behaviour<FrameCodec>,
+        /// Plain streams for bulk bytes (the media transfer): one long stream moves a file
+        /// without a request, an answer and a Bevy frame per piece.
+        pub streams: libp2p_stream::Behaviour,
     }
 }
 
@@ -137,6 +140,7 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, BuildError> {
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(30)),
                 ),
+                streams: libp2p_stream::Behaviour::new(),
             }
         })
         .map_err(|e| BuildError::Behaviour(e.to_string()))?
@@ -313,6 +317,7 @@ pub async fn run(
     mut commands: UnboundedReceiver<NetCommand>,
     events: crossbeam_channel::Sender<NetEvent>,
     wake: Box<dyn Fn() + Send>,
+    streams: crate::StreamControl,
 ) {
     let out = Outbound { events, wake };
     let mut swarm = match build_swarm(&config) {
@@ -322,6 +327,7 @@ pub async fn run(
             return;
         }
     };
+    streams.set(swarm.behaviour().streams.new_control());
     // TCP listeners on all interfaces, until they report an address other than loopback
     // (only such an address is used for dials to other machines).
     let mut tcp_listeners = HashSet::new();

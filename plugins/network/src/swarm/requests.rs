@@ -123,7 +123,7 @@ impl Task {
                     self.answer_now(channel, refusal);
                     self.strike(peer, "a frame that did not decode");
                 }
-                Request::Payload(_) | Request::Media(_) if self.app_is_behind() => {
+                Request::Payload(_) if self.app_is_behind() => {
                     let busy = Response::Refused {
                         reason: "busy: too many requests are waiting; try again shortly".into(),
                     };
@@ -136,10 +136,6 @@ impl Task {
                         reply,
                         payload,
                     });
-                }
-                Request::Media(body) => {
-                    let reply = self.wait_for_app(channel);
-                    self.out.emit(NetEvent::MediaRequest { peer, reply, body });
                 }
             },
             E::Message {
