@@ -112,6 +112,56 @@ fn transfer(label: &str, flags: &[&str], file: &Path, size: usize) -> f64 {
     rate
 }
 
+/// Two co-hosts fetch the same 50 MB from the host at once, direct: each one's MB/s, so
+/// how evenly the holder's link is shared between members.
+fn two_at_once(file: &Path, size: usize) -> (f64, f64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (relay, mut host, mut first) = party(dir.path(), DIRECT);
+    let mut second = Headless::start_with(&dir.path().join("second"), DIRECT);
+    second.ok("relay.add", json!({"addr": relay.addr()}));
+    second.ok("session.join", json!({"invite": host.relayed_invite_url()}));
+    let host_id = peer_id(&mut host);
+    for guest in [&mut first, &mut second] {
+        let id = peer_id(guest);
+        host.ok("cohost.add", json!({"peer_id": id}));
+        // Each co-host's link to the host settles (hole punching on loopback).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let state = guest.ok("session.state", json!(null));
+            let direct = state["participants"].as_array().is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["peer_id"] == json!(host_id) && p["connection"] == json!("direct"))
+            });
+            if direct || Instant::now() > deadline {
+                println!("two at once: a co-host's link to the host is direct: {direct}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let track = add(&mut host, file);
+    let added = Instant::now();
+    let mut here: [Option<Duration>; 2] = [None, None];
+    let deadline = added + Duration::from_secs(300);
+    while here.iter().any(Option::is_none) {
+        for (app, here) in [&mut first, &mut second].into_iter().zip(here.iter_mut()) {
+            if here.is_none() {
+                // Not found until the addition reaches this co-host.
+                let media = app.call("track.media", json!({"track_id": track}));
+                if media["result"]["state"] == json!("here") {
+                    *here = Some(added.elapsed());
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "never arrived on both");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let rate =
+        |took: Option<Duration>| size as f64 / MB / took.map_or(f64::INFINITY, |t| t.as_secs_f64());
+    (rate(here[0]), rate(here[1]))
+}
+
 /// From `playback.next` making a 10 MB track "next" to its file being here on the owner.
 fn next_to_here(dir: &Path) -> Duration {
     let (_relay, mut host, mut guest) = party(dir, RELAYED);
@@ -286,6 +336,15 @@ fn main() {
     println!(
         "figure: transfer 50 MB, relayed (median of 3) | {relayed:.1} MB/s ({:.1}% of TCP) | —",
         100.0 * relayed / tcp
+    );
+    let shares: Vec<(f64, f64)> = (0..3).map(|_| two_at_once(&file, size)).collect();
+    println!("two co-hosts fetching 50 MB at once from the host, direct (MB/s each): {shares:.1?}");
+    let mut evenness: Vec<f64> = shares.iter().map(|(a, b)| a.min(*b) / a.max(*b)).collect();
+    let even = median(&mut evenness);
+    let mut totals: Vec<f64> = shares.iter().map(|(a, b)| a + b).collect();
+    println!(
+        "figure: two members fetch 50 MB at once from one holder, direct: slower / faster (median of 3) | {even:.2} ({:.0} MB/s together) | —",
+        median(&mut totals)
     );
     let mut samples: Vec<Duration> = (0..3)
         .map(|i| {

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use futures::AsyncReadExt;
@@ -127,10 +128,12 @@ impl Transfer {
         let leaves = tree::leaves(self.media.size);
         let runs = wire::missing_runs(leaves, |i| partial.has(i));
         let partial = RefCell::new(partial);
+        let last_told = RefCell::new(Instant::now());
         let lanes = wire::split_into_lanes(&runs, LANES);
-        let ended =
-            futures::future::join_all(lanes.into_iter().map(|runs| self.lane(runs, &partial)))
-                .await;
+        let lanes = lanes
+            .into_iter()
+            .map(|runs| self.lane(runs, &partial, &last_told));
+        let ended = futures::future::join_all(lanes).await;
         // The worst news decides: a lie, a full disk, then whether anything arrived at all.
         let got: u64 = ended.iter().map(|(got, _)| got).sum();
         let mut outcomes: Vec<Outcome> = ended.into_iter().filter_map(|(_, e)| e.err()).collect();
@@ -226,6 +229,7 @@ impl Transfer {
         &self,
         runs: Vec<(u64, u64)>,
         partial: &RefCell<&mut Partial>,
+        last_told: &RefCell<Instant>,
     ) -> (u64, Result<(), Outcome>) {
         let ask = MediaAsk {
             hash: self.media.hash,
@@ -257,6 +261,7 @@ impl Transfer {
                 }
                 // Borrowed between reads only: the lanes take turns on one thread.
                 let mut partial = partial.borrow_mut();
+                let mut last_told = last_told.borrow_mut();
                 for leaf in from..to {
                     let range = tree::leaf_range(size, leaf);
                     let data = &bytes[(range.start - start) as usize..(range.end - start) as usize];
@@ -270,10 +275,14 @@ impl Transfer {
                         }
                     }
                 }
-                self.tell(News::Progress {
-                    hash: self.media.hash,
-                    done: partial.done(),
-                });
+                // Often enough for a progress bar; each news costs the app a frame.
+                if last_told.elapsed() >= PROGRESS_EVERY {
+                    *last_told = Instant::now();
+                    self.tell(News::Progress {
+                        hash: self.media.hash,
+                        done: partial.done(),
+                    });
+                }
             }
         }
         (got, Ok(()))
@@ -285,5 +294,7 @@ impl Transfer {
 /// several streams keep several windows of bytes in flight.
 pub const LANES: usize = 8;
 
-/// Leaves read from a stream at once (1 MiB); progress is told after each such read.
+/// Leaves read from a stream at once (1 MiB).
 const READ_LEAVES: u64 = 16;
+/// Progress is told at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
