@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use bevy::app::{AppExit, PluginsState, ScheduleRunnerPlugin};
+use bevy::ecs::schedule::SingleThreadedExecutor;
 use bevy::prelude::*;
 use whatnext_control::{ControlIo, ControlPlugin};
 use whatnext_core::prelude::AppWaker;
@@ -12,6 +13,16 @@ use whatnext_storage::StoragePlugin;
 /// The longest the loop sleeps with nothing to do; time-driven work (a track ending) still
 /// happens within this.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// Runs every schedule's systems one after another on the loop's thread. A headless frame's
+/// systems are small; handing them to the task pool and back costs more than they do, and
+/// each frame is on the path of every intent (see `docs/decisions/wake-up-path.md`).
+fn single_threaded(app: &mut App) {
+    let mut schedules = app.world_mut().resource_mut::<Schedules>();
+    for (_, schedule) in schedules.iter_mut() {
+        schedule.set_executor(SingleThreadedExecutor::new());
+    }
+}
 
 /// Runs the app headless until `quit` or the end of standard input, sleeping between frames
 /// until something wakes it (or [`IDLE_WAIT`] passes).
@@ -44,6 +55,7 @@ pub fn run(
             app.finish();
             app.cleanup();
         }
+        single_threaded(&mut app);
         loop {
             app.update();
             if let Some(exit) = app.should_exit() {

@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 
 use bevy::prelude::*;
 use crossbeam_channel::{Receiver, Sender};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use whatnext_core::prelude::*;
 
 use crate::links::{PeerLinks, track_links};
@@ -36,7 +37,7 @@ impl NetworkPlugin {
 /// Bevy's ends of the channels, and the thread, joined on exit.
 #[derive(Resource)]
 pub struct NetBridge {
-    commands: Sender<NetCommand>,
+    commands: UnboundedSender<NetCommand>,
     events: Receiver<NetEvent>,
     thread: Option<JoinHandle<()>>,
 }
@@ -73,7 +74,9 @@ impl Plugin for NetworkPlugin {
             .unwrap_or_else(AppWaker::none);
         let keys = NetKeys(config.keypair.clone());
         let streams = StreamControl::default();
-        let (command_tx, command_rx) = crossbeam_channel::unbounded::<NetCommand>();
+        // Commands go straight into the async loop's channel (its sender is not async), so
+        // no thread sits between Bevy and the swarm.
+        let (command_tx, command_rx) = tokio::sync::mpsc::unbounded_channel::<NetCommand>();
         let (event_tx, event_rx) = crossbeam_channel::unbounded::<NetEvent>();
         let thread = std::thread::Builder::new()
             .name("network".into())
@@ -111,13 +114,14 @@ impl Plugin for NetworkPlugin {
 
 fn run_network_thread(
     config: NetConfig,
-    commands: Receiver<NetCommand>,
+    commands: UnboundedReceiver<NetCommand>,
     events: Sender<NetEvent>,
     waker: AppWaker,
     streams: StreamControl,
 ) {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // One thread runs the swarm and every connection's task: a message in or out then costs
+    // no hand-off between threads (each one a wake-up on a small machine).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -129,21 +133,9 @@ fn run_network_thread(
             return;
         }
     };
-    // crossbeam at the Bevy boundary; a forwarding thread feeds the async loop without polling.
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    std::thread::Builder::new()
-        .name("network-commands".into())
-        .spawn(move || {
-            for command in commands {
-                if tx.send(command).is_err() {
-                    break;
-                }
-            }
-        })
-        .ok();
     runtime.block_on(swarm::run(
         config,
-        rx,
+        commands,
         events,
         Box::new(move || waker.wake()),
         streams,
