@@ -263,3 +263,51 @@ fn a_host_who_leaves_hands_the_party_to_a_cohost_instead_of_ending_it() {
         titles(s) == ["Still on"]
     });
 }
+
+/// The host's device freezes (a laptop lid, a stopped process: `SIGSTOP`) rather than dies:
+/// its links time out, the co-host takes over, and when the old host wakes up, still sure it
+/// hosts, it learns of the newer host, steps down to co-host and keeps what the new host has.
+#[test]
+fn a_host_that_freezes_and_wakes_after_a_takeover_steps_down_to_the_new_hosts_party() {
+    let Party {
+        _relay,
+        mut host,
+        mut cohost,
+        mut guest,
+        host_id,
+        cohost_id,
+        session,
+        ..
+    } = Party::start("Frozen", true);
+    // The host sends the co-host the session's key right after the promotion.
+    std::thread::sleep(Duration::from_secs(1));
+    let signal = |sig: &str, app: &Headless| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &app.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig}");
+    };
+    signal("-STOP", &host);
+    // The links to a frozen device go only when their heartbeats time out (15 s, and 20 s
+    // for an answer), then the takeover waits its 10 s.
+    let long = Duration::from_secs(120);
+    wait_state_for(&mut cohost, "the co-host hosting", long, |s| {
+        s["host"] == json!(cohost_id)
+    });
+    wait_state_for(&mut guest, "the guest following the co-host", long, |s| {
+        s["host"] == json!(cohost_id)
+    });
+    guest_adds_a_confirmed_track(&mut guest, &cohost_id, "After");
+
+    signal("-CONT", &host);
+    let (state, _) = wait_state_for(&mut host, "the woken host following", long, |s| {
+        s["host"] == json!(cohost_id)
+            && role_of(s, &host_id).as_deref() == Some("cohost")
+            && titles(s) == ["Before", "After"]
+    });
+    assert_eq!(state["session_id"], session);
+    wait_state_for(&mut cohost, "the old host back in as a member", long, |s| {
+        online_on(s, &host_id) && role_of(s, &host_id).as_deref() == Some("cohost")
+    });
+}

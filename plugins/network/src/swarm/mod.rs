@@ -243,6 +243,17 @@ impl Task {
                 warn!(%peer, %error, "the relay stopped answering pings; reconnecting");
                 let _ = self.swarm.disconnect_peer_id(peer);
             }
+            // A peer that stops answering (a frozen device, a network that drops packets
+            // without resetting the connection) is gone: libp2p keeps such a connection open
+            // forever, so the link would look alive and nobody would take over from a host.
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) => {
+                info!(%peer, %error, "a peer stopped answering pings; closing the link");
+                self.swarm.close_connection(connection);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
                 for (peer, addr) in found {
                     self.connections.lan_peers.insert(peer);
