@@ -246,11 +246,12 @@ impl Task {
             // A peer that stops answering (a frozen device, a network that drops packets
             // without resetting the connection) is gone: libp2p keeps such a connection open
             // forever, so the link would look alive and nobody would take over from a host.
+            // A peer that does not speak ping (a tool, a test) is not a dead one.
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 connection,
                 result: Err(error),
-            })) => {
+            })) if !matches!(error, ping::Failure::Unsupported) => {
                 info!(%peer, %error, "a peer stopped answering pings; closing the link");
                 self.swarm.close_connection(connection);
             }
