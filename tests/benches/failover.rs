@@ -2,6 +2,8 @@
 //! processes and a relay on loopback (every byte through the relay): from the host's crash
 //! (SIGKILL) to the new host confirming a guest's track, and the same from a host's clean
 //! `session.leave`. p50 and max over 20 runs each; the takeover deadline is the default 10 s.
+//! After each crash, also how long a newcomer holding only the link made before it takes to
+//! join (its named host is gone: it finds the new host by the link's code).
 //!
 //! `cargo bench --workspace --bench failover` (drives the binaries of its profile when
 //! built, else the debug ones; `scripts/bench` runs it in release).
@@ -29,8 +31,9 @@ fn online(state: &Value, peer: &str) -> bool {
 }
 
 /// One party (host, co-host, guest); `end` takes the host away; returns the time from then
-/// until the new host has confirmed a track the guest added.
-fn one_run(end: fn(&mut Headless)) -> Duration {
+/// until the new host has confirmed a track the guest added, and how long a newcomer with
+/// the old link then took to join.
+fn one_run(end: fn(&mut Headless)) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
     let mut host = peer_on(&relay, &dir.path().join("host"), "Hana");
@@ -66,7 +69,11 @@ fn one_run(end: fn(&mut Headless)) -> Duration {
             },
         );
     }
-    started.elapsed()
+    let confirmed = started.elapsed();
+    let mut newcomer = Headless::start_with(&dir.path().join("newcomer"), RELAY_ONLY);
+    let joining = Instant::now();
+    newcomer.ok("session.join", json!({"invite": url}));
+    (confirmed, joining.elapsed())
 }
 
 fn crash(host: &mut Headless) {
@@ -91,8 +98,20 @@ fn report(label: &str, mut samples: Vec<Duration>) {
 }
 
 fn main() {
-    let crashes = (0..RUNS).map(|_| one_run(crash)).collect();
+    let (crashes, old_links): (Vec<_>, Vec<_>) = (0..RUNS).map(|_| one_run(crash)).unzip();
     report("host crash (10 s deadline)", crashes);
-    let leaves = (0..RUNS).map(|_| one_run(leave)).collect();
+    let mut joins = old_links;
+    joins.sort();
+    let (p50, max) = (joins[joins.len() / 2], joins[joins.len() - 1]);
+    println!(
+        "after a crash, a newcomer with the old link joins in p50 {:.0} ms, max {:.0} ms",
+        p50.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    println!(
+        "figure: failover, old link after a crash, join p50 | {:.0} ms | —",
+        p50.as_secs_f64() * 1e3
+    );
+    let leaves = (0..RUNS).map(|_| one_run(leave).0).collect();
     report("host's session.leave", leaves);
 }

@@ -96,3 +96,31 @@ impl Lab {
             .unwrap_or_else(|| panic!("no {name} in the relay's metrics: {text}"))
     }
 }
+
+impl Lab {
+    /// Cuts lab host `host` off, as a Wi-Fi gone dead would: its namespace drops every
+    /// packet in and out (but its own loopback); no connection is closed, nothing arrives.
+    #[allow(dead_code)]
+    pub fn cut(&self, host: &str) {
+        let rules = "table inet cut {\n\
+             chain in { type filter hook input priority -10; policy drop; iif lo accept; }\n\
+             chain out { type filter hook output priority -10; policy drop; oif lo accept; }\n\
+             }\n";
+        let script = format!("nft -f - <<'NFT'\n{rules}NFT\n");
+        self.in_ns(host, &script, "cut the network off");
+    }
+
+    /// Undoes `cut`.
+    #[allow(dead_code)]
+    pub fn heal(&self, host: &str) {
+        self.in_ns(host, "nft delete table inet cut", "heal the network");
+    }
+
+    fn in_ns(&self, host: &str, script: &str, what: &str) {
+        let status = Command::new("ip")
+            .args(["netns", "exec", &self.ns(host), "bash", "-c", script])
+            .status()
+            .expect("ip netns exec");
+        assert!(status.success(), "could not {what} in {host}");
+    }
+}

@@ -226,12 +226,13 @@ impl Rogue {
         })
     }
 
+    /// A hello proving `key` (a link's or member's secret) as this build's guests do.
     pub fn hello(&self, key: Option<String>, code: Option<String>, name: &str) -> Hello {
         Hello {
             // The rogue runs this build: its protocol hash is the host's.
             protocol: whatnext_replication_protocol_hash(),
             session: key.as_ref().map(|_| self.invite.session.clone()),
-            key,
+            key: key.map(|k| whatnext_core::invite::hello_proof(&k, &self.peer_id())),
             code,
             display_name: name.into(),
             display: false,

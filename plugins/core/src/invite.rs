@@ -134,6 +134,27 @@ impl ShortCode {
         )
     }
 
+    /// The session's code for the invite link whose secret is `link_secret`: whoever can
+    /// make the link (the host, and any co-host holding the session's key) gets the same
+    /// code, so a code outlives the device that registered it; and whoever holds the link
+    /// can find the party's current host by it. The secret cannot be worked back from it.
+    pub fn of_link(link_secret: &str) -> Self {
+        let digest = blake3::hash(format!("whatnext short code v1 {link_secret}").as_bytes());
+        let mut n = u64::from_le_bytes(
+            digest.as_bytes()[..8].try_into().unwrap_or([0; 8]), // eight bytes of a 32-byte digest: always there
+        );
+        let base = UNAMBIGUOUS_ALPHABET.len() as u64;
+        Self(
+            (0..SHORT_CODE_LEN)
+                .map(|_| {
+                    let c = UNAMBIGUOUS_ALPHABET[(n % base) as usize] as char;
+                    n /= base;
+                    c
+                })
+                .collect(),
+        )
+    }
+
     /// The code's text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -169,6 +190,21 @@ impl FromStr for ShortCode {
             Err(BadInvite::NotACode(text.trim().to_owned()))
         }
     }
+}
+
+/// What a hello carries instead of a secret: a keyed hash of the secret and the guest's own
+/// peer id. Whoever checks it needs the secret too, and what it learns admits nobody but that
+/// guest (whose peer id the connection proves), so saying hello to the wrong device, say a
+/// stranger who registered the party's code after its host went, gives nothing away.
+pub fn hello_proof(secret: &str, guest: &PeerId) -> String {
+    let key = blake3::hash(format!("whatnext hello proof v1 {secret}").as_bytes());
+    blake3::keyed_hash(key.as_bytes(), guest.as_str().as_bytes()).to_hex()[..32].to_owned()
+}
+
+/// What a welcome carries to show it comes from a device that holds the secret the guest
+/// proved (the party's host, or a co-host that took over), not from whoever answered for it.
+pub fn welcome_proof(secret: &str, guest: &PeerId) -> String {
+    hello_proof(&format!("welcome {secret}"), guest)
 }
 
 /// What a user pasted or typed to join.
@@ -285,6 +321,36 @@ mod tests {
             "{url}"
         );
         assert_eq!(url.parse::<InviteUrl>(), Ok(invite));
+    }
+
+    #[test]
+    fn a_links_code_is_a_valid_code_that_only_that_secret_gives() {
+        let code = ShortCode::of_link("0123456789abcdef0123456789abcdef");
+        assert_eq!(code.as_str().parse::<ShortCode>(), Ok(code.clone()));
+        assert_eq!(
+            ShortCode::of_link("0123456789abcdef0123456789abcdef"),
+            code,
+            "whoever holds the secret makes the same code"
+        );
+        let others: std::collections::HashSet<ShortCode> = (0..1_000)
+            .map(|i| ShortCode::of_link(&format!("secret {i}")))
+            .collect();
+        assert_eq!(others.len(), 1_000, "different links, different codes");
+    }
+
+    #[test]
+    fn a_hello_proof_is_bound_to_its_secret_and_its_guest() {
+        let ana = PeerId::new("ana");
+        let proof = hello_proof("s3cret", &ana);
+        assert_eq!(proof, hello_proof("s3cret", &ana));
+        assert_ne!(proof, hello_proof("s3cret", &PeerId::new("bob")));
+        assert_ne!(proof, hello_proof("other", &ana));
+        assert!(!proof.contains("s3cret"));
+        assert_ne!(
+            proof,
+            welcome_proof("s3cret", &ana),
+            "a hello is no welcome"
+        );
     }
 
     #[rstest]

@@ -126,12 +126,15 @@ pub enum NetCommand {
         /// The hello, encoded by the session protocol.
         hello: Vec<u8>,
     },
-    /// Resolve a short code through our reserved relay, then say hello to whoever holds it.
+    /// Resolve a short code through a relay, then say hello to whoever holds it.
     JoinViaCode {
         /// Matches the answer; from [`RequestTokens`].
         token: u64,
         /// The short code, as typed.
         code: String,
+        /// The relay to ask (an invite link's, to find the party's host now); `None`: our
+        /// reserved relay.
+        relay: Option<Multiaddr>,
         /// The hello, encoded by the session protocol.
         hello: Vec<u8>,
     },

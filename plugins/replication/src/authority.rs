@@ -40,6 +40,8 @@ pub(crate) struct Authority {
     /// update again every `RESEND_EVERY_FRAMES` until one is acknowledged, so a member finds
     /// its gap even when the host has nothing new to say.
     behind: HashMap<PeerId, u64>,
+    /// The highest update each member acknowledged in this run.
+    acknowledged: HashMap<PeerId, u64>,
     frames_since_resend: u32,
     history: VecDeque<Update>,
     /// Every replicated entity's components by wire id, as of `seq`: the snapshot.
@@ -50,6 +52,18 @@ pub(crate) struct Authority {
     pub(crate) hosted: bool,
 }
 
+impl Authority {
+    /// The last update's sequence number in this run (0: none yet).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The highest update `member` acknowledged in this run (0: none).
+    pub(crate) fn acknowledged(&self, member: &PeerId) -> u64 {
+        self.acknowledged.get(member).copied().unwrap_or(0)
+    }
+}
+
 impl Default for Authority {
     fn default() -> Self {
         Self {
@@ -57,6 +71,7 @@ impl Default for Authority {
             seq: 0,
             sends: HashMap::new(),
             behind: HashMap::new(),
+            acknowledged: HashMap::new(),
             frames_since_resend: 0,
             history: VecDeque::new(),
             state: BTreeMap::new(),
@@ -283,10 +298,16 @@ pub(crate) fn track_update_acks(
     for PeerAnswer { token, answer, .. } in answers.read() {
         match answer {
             Answer::Session(_) | Answer::Time { .. } => {
-                if let Some((member, seq)) = auth.sends.remove(token)
-                    && auth.behind.get(&member).is_some_and(|lost| *lost <= seq)
-                {
-                    auth.behind.remove(&member);
+                if let Some((member, seq)) = auth.sends.remove(token) {
+                    // Only an `Ack` says the member holds the update: a device that hosts
+                    // a newer term refuses it.
+                    if matches!(answer, Answer::Session(SessionResponse::Ack)) {
+                        let acknowledged = auth.acknowledged.entry(member.clone()).or_default();
+                        *acknowledged = (*acknowledged).max(seq);
+                    }
+                    if auth.behind.get(&member).is_some_and(|lost| *lost <= seq) {
+                        auth.behind.remove(&member);
+                    }
                 }
             }
             Answer::Failed(_) => {

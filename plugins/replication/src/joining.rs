@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use whatnext_core::invite::Invite;
+use whatnext_core::invite::{Invite, ShortCode, hello_proof, welcome_proof};
 use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, NetEvent, PeerLinks, RequestTokens, net_peer, peer_of};
 
@@ -56,6 +56,15 @@ struct Join {
     last_error: Option<String>,
     /// How many times a former host pointed this join at the session's host now.
     moves: u8,
+    /// For a link join: the link's code looked up on the link's relay, which finds whoever
+    /// hosts the party now when the host the link names is out of reach (it went, and a
+    /// co-host took over).
+    by_code: Option<NetCommand>,
+    /// The attempt in flight is `by_code`.
+    asking_code: bool,
+    /// The link's secret: its welcome must prove it too (`welcome_proof`), or it comes
+    /// from a device answering for the party without being its host.
+    secret: Option<String>,
 }
 
 /// A join follows at most this many "the party moved" answers.
@@ -109,6 +118,8 @@ pub(crate) fn start_joins(
         };
         let token = tokens.fresh();
         let base = hello(&local, as_display.is_some(), &registry);
+        let mut by_code = None;
+        let mut secret = None;
         let command = match parsed {
             Invite::Url(url) => {
                 if url.host == local.peer {
@@ -119,12 +130,16 @@ pub(crate) fn start_joins(
                     continue;
                 }
                 let hello = Hello {
-                    session: Some(url.session),
-                    key: url.key,
+                    session: Some(url.session.clone()),
+                    key: url.key.as_deref().map(|k| hello_proof(k, &local.peer)),
                     ..base
                 };
                 match link_join(token, &url.host, url.relay.as_deref(), &hello) {
-                    Ok(command) => command,
+                    Ok(command) => {
+                        by_code = code_of_link(&command, url.key.as_deref());
+                        secret = url.key;
+                        command
+                    }
                     Err(error) => {
                         outcomes.write(IntentOutcome {
                             id: intent.id.clone(),
@@ -146,6 +161,7 @@ pub(crate) fn start_joins(
                 NetCommand::JoinViaCode {
                     token,
                     code: code.as_str().to_owned(),
+                    relay: None,
                     hello,
                 }
             }
@@ -161,9 +177,32 @@ pub(crate) fn start_joins(
                 retry_at: None,
                 last_error: None,
                 moves: 0,
+                by_code,
+                asking_code: false,
+                secret,
             },
         );
     }
+}
+
+/// The lookup that finds a link's party at its host now: the link's code (which follows
+/// from its secret) on the link's relay, with the same hello.
+fn code_of_link(link_join: &NetCommand, secret: Option<&str>) -> Option<NetCommand> {
+    let NetCommand::JoinViaUrl {
+        token,
+        relay: Some(relay),
+        hello,
+        ..
+    } = link_join
+    else {
+        return None;
+    };
+    Some(NetCommand::JoinViaCode {
+        token: *token,
+        code: ShortCode::of_link(secret?).as_str().to_owned(),
+        relay: Some(relay.clone()),
+        hello: hello.clone(),
+    })
 }
 
 /// The command that says `hello` to `host` through `relay` (or the LAN), parsed once here.
@@ -219,7 +258,7 @@ pub(crate) fn finish_joins(
                 response,
             } => {
                 let answer = protocol::answer_of(response);
-                let join = joins.0.get_mut(token);
+                let mut join = joins.0.get_mut(token);
                 match answer {
                     Answer::Session(SessionResponse::Welcome(welcome)) => {
                         if welcome.protocol != registry.protocol_hash() {
@@ -232,6 +271,18 @@ pub(crate) fn finish_joins(
                                     Err(IntentError::new(ErrorCode::Denied, reason)),
                                 ));
                             }
+                            continue;
+                        }
+                        if let Some(join) = join.as_deref_mut()
+                            && let Some(secret) = &join.secret
+                            && welcome.proof != Some(welcome_proof(secret, &local.peer))
+                        {
+                            tracing::warn!(%host, "a welcome that does not prove the link's secret was ignored");
+                            join.last_error = Some(format!(
+                                "{host} answered for the party without holding its key"
+                            ));
+                            join.asking_code = false;
+                            join.retry_at = Some(now + JOIN_RETRY);
                             continue;
                         }
                         // A rejoin's welcome has no join entry: it counts if it comes from the
@@ -326,6 +377,14 @@ pub(crate) fn finish_joins(
                 let Some(join) = joins.0.get_mut(token) else {
                     continue;
                 };
+                // The lookup of the link's code found nobody (yet): try the link's host again,
+                // then the code, until the join's time is up.
+                if join.asking_code {
+                    join.asking_code = false;
+                    join.last_error = Some(message.clone());
+                    join.retry_at = Some(now + JOIN_RETRY);
+                    continue;
+                }
                 // Unreachable can be passing (a connection closed under the request, say,
                 // as a relayed one does once a direct one is up): try again until the
                 // join's time is up. A bad or unknown invite is final.
@@ -338,6 +397,11 @@ pub(crate) fn finish_joins(
                         _ => false,
                     };
                     join.retry_at = Some(if linked { now } else { now + JOIN_RETRY });
+                    // The host the link names is out of reach: next, ask who holds its code.
+                    if !linked && join.by_code.is_some() {
+                        join.asking_code = true;
+                        join.retry_at = Some(now);
+                    }
                 } else {
                     done.push((*token, Err(IntentError::new(*code, message.clone()))));
                 }
@@ -370,7 +434,11 @@ pub(crate) fn finish_joins(
             ));
         } else if join.retry_at.is_some_and(|at| at <= now) {
             join.retry_at = None;
-            net.write(join.command.clone());
+            let next = match (&join.by_code, join.asking_code) {
+                (Some(by_code), true) => by_code,
+                _ => &join.command,
+            };
+            net.write(next.clone());
         }
     }
     for (token, result) in done {
@@ -481,7 +549,7 @@ pub(crate) fn rejoin_when_cut_off(
     *turn = turn.wrapping_add(1);
     let hello = Hello {
         session: Some(session.id.clone()),
-        key: Some(key),
+        key: Some(hello_proof(&key, me)),
         ..hello(&local, as_display.is_some(), &registry)
     };
     match link_join(tokens.fresh(), target, relay.as_deref(), &hello) {

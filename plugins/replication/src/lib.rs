@@ -20,6 +20,7 @@
 //! - `mirror`: a member applies updates and snapshots and asks for a resync on a gap;
 //! - `outbox`: a guest's intents on their way to the host (pending display, pacing, the
 //!   persisted outbox);
+//! - `own_changes`: the host's own changes kept in its outbox until a co-host has them;
 //! - `clock_sync`: a member reads the host's clock;
 //! - `presence`: per-device presence, and ownership returning to the host;
 //! - `succession`: the session's access (key, bans) shared with co-hosts, so the host role
@@ -31,6 +32,7 @@ mod joining;
 mod membership;
 mod mirror;
 mod outbox;
+mod own_changes;
 mod presence;
 pub mod protocol;
 mod registry;
@@ -136,6 +138,7 @@ impl Plugin for ReplicationPlugin {
             .init_resource::<succession::SharedAccess>()
             .init_resource::<succession::TakeoverAfter>()
             .init_resource::<succession::HostLoss>()
+            .init_resource::<own_changes::OwnChanges>()
             // Pacing and clock sampling read it; `TimePlugin` (in `MinimalPlugins`) advances it.
             .init_resource::<Time<Real>>()
             .configure_sets(Update, ReplicationSet::Intake.before(SessionSet::Apply))
@@ -173,7 +176,12 @@ impl Plugin for ReplicationPlugin {
                     joining::leave_when_removed,
                     presence::follow_links,
                     mirror::receive,
-                    authority::track_update_acks,
+                    (
+                        authority::track_update_acks,
+                        own_changes::keep_own_changes,
+                        own_changes::forget_mirrored_own_changes,
+                    )
+                        .chain(),
                     outbox::forward_guest_intents,
                     succession::keep_access_copy,
                     succession::drop_access_when_demoted,

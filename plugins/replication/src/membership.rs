@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use tracing::{info, warn};
-use whatnext_core::invite::{InviteUrl, ShortCode};
+use whatnext_core::invite::{InviteUrl, ShortCode, hello_proof, welcome_proof};
 use whatnext_core::limits;
 use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, NetEvent, PeerLinks, RequestTokens, presence_of};
@@ -66,7 +66,7 @@ pub(crate) fn keep_invite_current(
     sessions: Query<(&Session, &Host, Option<&SessionAccess>)>,
     mut invite: ResMut<SessionInvite>,
     mut events: MessageReader<NetEvent>,
-    mut code: Local<Option<(SessionId, u32, ShortCode)>>,
+    mut code: Local<Option<ShortCode>>,
 ) {
     // A hosted session always has its access (made with it, restored with it, or added at
     // start for a session stored before keys existed).
@@ -74,24 +74,17 @@ pub(crate) fn keep_invite_current(
         .iter()
         .find(|(_, h, _)| h.0 == local.peer)
         .and_then(|(s, _, access)| access.map(|a| (s.id.clone(), a.generation, a.key.clone())));
-    // One code per hosted session and invite generation, for as long as this app runs it.
-    let wanted = match (&hosted, code.as_ref()) {
-        (Some((id, generation, _)), Some((cid, cgen, c))) if cid == id && cgen == generation => {
-            Some(c.clone())
-        }
-        (Some((id, generation, _)), _) => {
-            let fresh = ShortCode::random(&mut rand::thread_rng());
-            *code = Some((id.clone(), *generation, fresh.clone()));
-            net.write(NetCommand::SetCode(Some(fresh.as_str().to_owned())));
-            Some(fresh)
-        }
-        (None, Some(_)) => {
-            *code = None;
-            net.write(NetCommand::SetCode(None));
-            None
-        }
-        (None, None) => None,
-    };
+    // The code follows from the link's secret: a co-host that takes over registers the same
+    // one, and a restarted host keeps it.
+    let wanted = hosted
+        .as_ref()
+        .map(|(id, generation, key)| ShortCode::of_link(&invite_secret(key, id, *generation)));
+    if *code != wanted {
+        *code = wanted.clone();
+        net.write(NetCommand::SetCode(
+            wanted.as_ref().map(|c| c.as_str().to_owned()),
+        ));
+    }
     let mut registered = invite.short_code.clone();
     for event in events.read() {
         match event {
@@ -162,7 +155,8 @@ pub(crate) struct HelloLimits {
 
 /// What the host makes of one hello.
 enum Verdict {
-    Admit,
+    /// In, with the secret the hello proved (none for an approved knock).
+    Admit(Option<String>),
     Knock,
     Refuse(String),
     Deny(String),
@@ -231,7 +225,7 @@ pub(crate) fn answer_hellos(
             hello,
         );
         let response = match verdict {
-            Verdict::Admit => {
+            Verdict::Admit(secret) => {
                 if let Some(access) = access.as_deref_mut()
                     && access.revoked.contains(guest)
                 {
@@ -252,6 +246,7 @@ pub(crate) fn answer_hellos(
                     term: term.map_or(0, |t| t.term),
                     snapshot: Default::default(),
                     rejoin: Some(rejoin.to_string()),
+                    proof: secret.map(|secret| welcome_proof(&secret, guest)),
                 };
                 // Sent after this frame's flush, once the snapshot includes the joiner.
                 welcomes.0.push((*reply, guest.clone(), welcome));
@@ -315,12 +310,13 @@ fn judge(
         return Verdict::Deny("the host removed you from this party".into());
     }
     let for_this_session = hello.session.as_ref() == Some(&session.id);
-    let key = hello.key.as_deref();
-    let by_link = for_this_session
-        && key == Some(invite_secret(&access.key, &session.id, access.generation).as_str());
-    let by_own_key = for_this_session
-        && !access.revoked.contains(guest)
-        && key == Some(member_secret(&access.key, &session.id, guest).as_str());
+    // The hello proves a secret without carrying it (`hello_proof`).
+    let proves =
+        |secret: &String| hello.key.as_deref() == Some(hello_proof(secret, guest).as_str());
+    let link = invite_secret(&access.key, &session.id, access.generation);
+    let own = member_secret(&access.key, &session.id, guest);
+    let by_link = for_this_session && proves(&link);
+    let by_own_key = for_this_session && !access.revoked.contains(guest) && proves(&own);
     let by_code = hello.code.is_some() && hello.code == invite.short_code;
     let decision = knocks
         .0
@@ -334,8 +330,12 @@ fn judge(
             limits::MAX_PARTICIPANTS
         ));
     }
-    if admitted {
-        Verdict::Admit
+    if by_link {
+        Verdict::Admit(Some(link))
+    } else if by_own_key {
+        Verdict::Admit(Some(own))
+    } else if admitted {
+        Verdict::Admit(None)
     } else if by_code && decision == Some(false) {
         Verdict::Refuse("the host declined your request to join".into())
     } else if by_code {

@@ -119,6 +119,9 @@ pub struct Welcome {
     pub snapshot: Snapshot,
     /// An invite link (with its secret) that lets this member back in after a drop.
     pub rejoin: Option<String>,
+    /// For a hello that proved a secret: `welcome_proof` of that secret, so the joiner knows
+    /// the welcome comes from a holder of the party's key.
+    pub proof: Option<String>,
 }
 
 /// One replicated component's serialized value, named by its registration id.

@@ -13,6 +13,11 @@ use serde::de::DeserializeOwned;
 use crate::authority::{Outgoing, collect_changes};
 use crate::{ReplicationSet, hosting_this_frame};
 
+/// What the protocol hash starts with; a new number whenever messages keep their shape but
+/// change their meaning, so such peers refuse each other with "the versions differ".
+/// 2: a hello carries a proof of its secret (`hello_proof`), not the secret.
+const WIRE_VERSION: &[u8] = b"whatnext-replication/2";
+
 /// Adds `replicate::<C>()` and `replicate_as::<C>(name)` to `App`.
 pub trait AppReplicationExt {
     /// Sends `C`'s changes on `Replicated` entities from the authority to every member,
@@ -188,7 +193,7 @@ impl Registry {
     /// changes with the compiler.
     pub fn protocol_hash(&self) -> u64 {
         let mut hash = Fnv1a::new();
-        hash.write(b"whatnext-replication/1");
+        hash.write(WIRE_VERSION);
         for (id, component) in self.components.iter().enumerate() {
             // `id` is below 65,536 by construction.
             hash.write(&(id as u16).to_le_bytes());
@@ -346,7 +351,7 @@ mod tests {
         assert_eq!(a.0, 0xaf63_dc4c_8601_ec8c);
         assert_eq!(registry(&[]).protocol_hash(), {
             let mut h = Fnv1a::new();
-            h.write(b"whatnext-replication/1");
+            h.write(b"whatnext-replication/2");
             h.0
         });
     }

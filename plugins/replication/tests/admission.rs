@@ -7,7 +7,7 @@ use std::time::Duration;
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use libp2p::identity::Keypair;
-use whatnext_core::invite::InviteUrl;
+use whatnext_core::invite::{InviteUrl, hello_proof};
 use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, NetEvent, NetKeys, NetPeerId, Response};
 use whatnext_replication::protocol::{Hello, SessionRequest, SessionResponse, decode, encode};
@@ -114,8 +114,19 @@ impl Host {
             .expect("a hosted session has its access")
     }
 
-    /// `peer` says `hello`; the host's answer.
+    /// `peer` says `hello`, proving the secret in its `key` as a guest does; the host's
+    /// answer.
     fn hello(&mut self, peer: NetPeerId, hello: Hello) -> SessionResponse {
+        let guest = PeerId::new(peer.to_string());
+        let hello = Hello {
+            key: hello.key.map(|secret| hello_proof(&secret, &guest)),
+            ..hello
+        };
+        self.hello_as_sent(peer, hello)
+    }
+
+    /// `peer` sends `hello` as it is.
+    fn hello_as_sent(&mut self, peer: NetPeerId, hello: Hello) -> SessionResponse {
         let reply = self.next_reply;
         self.next_reply += 1;
         let payload = encode(&SessionRequest::Hello(hello)).expect("encode");
@@ -224,6 +235,28 @@ fn each_member_gets_its_own_rejoin_key_not_the_link_secret() {
     host.act(Action::Local(LocalAction::RotateInvite))
         .expect("rotate");
     assert!(welcomed(&host.hello(net_id(MEMBER), host.link_hello(own))));
+}
+
+#[test]
+fn a_hello_admits_only_with_a_proof_made_for_its_own_sender() {
+    let mut host = Host::new();
+    let secret = host.secret(0);
+    // The secret itself, as a build before proofs sent it, is no proof.
+    let bare = host.hello_as_sent(net_id(MEMBER), host.link_hello(secret.clone()));
+    assert!(matches!(bare, SessionResponse::Refused { .. }), "{bare:?}");
+    // A proof one guest made, replayed by another peer (say, a device that registered the
+    // party's code to collect hellos), admits nobody.
+    let replayed = Hello {
+        key: Some(hello_proof(&secret, &PeerId::new(MEMBER))),
+        ..host.link_hello(String::new())
+    };
+    let stolen = host.hello_as_sent(fresh_peer(), replayed.clone());
+    assert!(
+        matches!(stolen, SessionResponse::Refused { .. }),
+        "{stolen:?}"
+    );
+    // Its own sender it admits.
+    assert!(welcomed(&host.hello_as_sent(net_id(MEMBER), replayed)));
 }
 
 #[test]

@@ -148,6 +148,7 @@ fn response() -> impl Strategy<Value = SessionResponse> {
                     host: PeerId::new("12D3KooWHana"),
                     term: protocol.rotate_left(7),
                     snapshot,
+                    proof: rejoin.clone(),
                     rejoin,
                 })
             }),

@@ -12,8 +12,8 @@ use whatnext_network::{ConnectionKind, NetCommand, NetEvent, PeerLinks};
 use whatnext_replication::protocol::{Snapshot, Welcome};
 use whatnext_replication::{Members, PendingWelcomes, Registry};
 use whatnext_test_support::{
-    HOST, MEMBER, Network, STRANGER, WELCOME_REPLY, member_joins, net_id, replicating_app,
-    session_state, tick,
+    HOST, MEMBER, Network, SIMULATED_SECRET, STRANGER, WELCOME_REPLY, member_joins, net_id,
+    replicating_app, session_state, tick,
 };
 
 mod admission;
@@ -173,6 +173,11 @@ fn run_schedule_with(seed: u64, duplicate_chance: f64) -> Result<(), String> {
         term: 0,
         snapshot: Snapshot::default(),
         rejoin: None,
+        // As a host that checked the member's link would prove it.
+        proof: Some(whatnext_core::invite::welcome_proof(
+            SIMULATED_SECRET,
+            &PeerId::new(MEMBER),
+        )),
     };
     host.world_mut().resource_mut::<PendingWelcomes>().0.push((
         WELCOME_REPLY,
@@ -355,6 +360,7 @@ fn a_welcome_nobody_asked_for_puts_no_device_into_a_party() {
         term: 0,
         snapshot: Snapshot::default(),
         rejoin: None,
+        proof: None,
     };
     host.world_mut()
         .resource_mut::<PendingWelcomes>()

@@ -4,7 +4,7 @@
 
 use bevy::prelude::*;
 use serde::{Deserialize, Serialize};
-use whatnext_core::invite::InviteUrl;
+use whatnext_core::invite::{InviteUrl, welcome_proof};
 use whatnext_core::prelude::*;
 use whatnext_network::{NetCommand, NetEvent, NetKeys, Response};
 use whatnext_replication::protocol::{SessionResponse, Snapshot, Welcome, encode};
@@ -170,6 +170,7 @@ fn a_welcome_from_a_host_with_another_protocol_is_refused_by_the_member() {
         term: 0,
         snapshot: Snapshot::default(),
         rejoin: None,
+        proof: None,
     });
     member.world_mut().write_message(NetEvent::JoinAnswer {
         token,
@@ -189,5 +190,75 @@ fn a_welcome_from_a_host_with_another_protocol_is_refused_by_the_member() {
             .next()
             .is_none(),
         "the member applied a snapshot it cannot read"
+    );
+}
+
+/// A joiner by link takes a welcome only from a device that proves it holds the link's
+/// secret: someone else answering for the party (say, a device that registered the party's
+/// code after its host went) cannot put the joiner into a party of its own.
+#[test]
+fn a_welcome_that_does_not_prove_the_links_secret_is_not_taken() {
+    let mut member = replicating_app(MEMBER);
+    let join = start_join(
+        &mut member,
+        &InviteUrl {
+            host: PeerId::new(HOST),
+            relay: None,
+            session: SessionId("V".into()),
+            key: Some("00".into()),
+        }
+        .to_string(),
+    );
+    let Some(token) = drain_commands(&mut member)
+        .into_iter()
+        .find_map(|c| match c {
+            NetCommand::JoinViaUrl { token, .. } => Some(token),
+            _ => None,
+        })
+    else {
+        panic!("no hello");
+    };
+    let welcome = |proof: Option<String>, member: &App| {
+        SessionResponse::Welcome(Welcome {
+            protocol: member.world().resource::<Registry>().protocol_hash(),
+            session: SessionId("V".into()),
+            name: "Versions".into(),
+            host: PeerId::new(HOST),
+            term: 0,
+            snapshot: Snapshot::default(),
+            rejoin: None,
+            proof,
+        })
+    };
+    let in_session = |member: &mut App| {
+        member
+            .world_mut()
+            .query::<&Session>()
+            .iter(member.world())
+            .next()
+            .is_some()
+    };
+    for forged in [None, Some(welcome_proof("guessed", &PeerId::new(MEMBER)))] {
+        let answer = welcome(forged, &member);
+        member.world_mut().write_message(NetEvent::JoinAnswer {
+            token,
+            host: net_id(HOST),
+            response: Response::Payload(encode(&answer).expect("encode")),
+        });
+        member.update();
+        assert!(outcome_of(&mut member, &join).is_none(), "the join ended");
+        assert!(!in_session(&mut member), "a forged welcome was taken");
+    }
+    // The real host's welcome proves the secret, and is taken.
+    let answer = welcome(Some(welcome_proof("00", &PeerId::new(MEMBER))), &member);
+    member.world_mut().write_message(NetEvent::JoinAnswer {
+        token,
+        host: net_id(HOST),
+        response: Response::Payload(encode(&answer).expect("encode")),
+    });
+    member.update();
+    assert!(
+        matches!(outcome_of(&mut member, &join), Some(Ok(_))),
+        "the proven welcome was not taken"
     );
 }

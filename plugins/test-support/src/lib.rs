@@ -21,5 +21,6 @@ pub use apps::{
     Author, FRAME, host_plays_a_track_from, replicating_app, session_app, session_state, test_media,
 };
 pub use network::{
-    HOST, MEMBER, Network, STRANGER, Side, WELCOME_REPLY, member_joins, net_id, tick,
+    HOST, MEMBER, Network, SIMULATED_SECRET, STRANGER, Side, WELCOME_REPLY, member_joins, net_id,
+    tick,
 };

@@ -26,6 +26,9 @@ pub fn net_id(peer: &str) -> NetPeerId {
 /// member's `JoinAnswer` (to the join the member started, see [`member_joins`]), never lost.
 pub const WELCOME_REPLY: u64 = u64::MAX;
 
+/// The secret in the link the simulated member joins by.
+pub const SIMULATED_SECRET: &str = "simulated";
+
 /// The member starts joining the host's session `session` by link, as a user would: the
 /// welcome the host then sends with [`WELCOME_REPLY`] answers this join (a member takes no
 /// welcome it did not ask for). Updates `member` once, and puts its hello on `net`.
@@ -39,7 +42,7 @@ pub fn member_joins(
         host: PeerId::new(HOST),
         relay: None,
         session: session.clone(),
-        key: Some("simulated".into()),
+        key: Some(SIMULATED_SECRET.into()),
     };
     member.world_mut().write_message(Intent {
         id: IntentId {

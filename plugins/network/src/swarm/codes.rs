@@ -17,10 +17,14 @@ use whatnext_code_protocol::{
 use whatnext_core::intent::ErrorCode;
 
 use super::Task;
+use super::relay_link::relay_peer;
 use crate::NetEvent;
 
 /// When a registration got no answer (or a refusal worth retrying), try again this soon.
 const RETRY: Duration = Duration::from_secs(30);
+/// When our code is someone else's (codes follow from the session's key, so that is the
+/// party's previous host), try again this soon.
+const TAKEN_RETRY: Duration = Duration::from_secs(3);
 
 /// The client side of `/whatnext/code/1`: it asks, it never answers.
 pub fn behaviour() -> request_response::Behaviour<CodeCodec> {
@@ -106,9 +110,30 @@ impl Task {
         self.codes.refresh_at
     }
 
-    /// Looks `code` up on our relay; the hello goes to whoever holds it.
-    pub(super) fn resolve_code(&mut self, token: u64, code: &str, hello: Vec<u8>) {
-        let Some((relay_addr, relay)) = self.relays.reserved() else {
+    /// Looks `code` up on `through` (or our reserved relay); the hello goes to whoever
+    /// holds it.
+    pub(super) fn resolve_code(
+        &mut self,
+        token: u64,
+        code: &str,
+        through: Option<Multiaddr>,
+        hello: Vec<u8>,
+    ) {
+        let relay = match through {
+            Some(addr) => match relay_peer(&addr.to_string()) {
+                Some(found) => Some(found),
+                None => {
+                    let message = format!("the relay address {addr} does not name its peer id");
+                    self.join_failed(token, ErrorCode::InvalidInvite, message);
+                    return;
+                }
+            },
+            None => self
+                .relays
+                .reserved()
+                .and_then(|(addr, peer)| Some((addr.parse().ok()?, peer))),
+        };
+        let Some((relay_addr, relay)) = relay else {
             self.join_failed(
                 token,
                 ErrorCode::Unreachable,
@@ -116,7 +141,7 @@ impl Task {
             );
             return;
         };
-        let (Some(code), Ok(relay_addr)) = (normalize_code(code), relay_addr.parse()) else {
+        let Some(code) = normalize_code(code) else {
             self.join_failed(
                 token,
                 ErrorCode::InvalidInvite,
@@ -128,7 +153,11 @@ impl Task {
             .swarm
             .behaviour_mut()
             .codes
-            .send_request(&relay, CodeRequest::Lookup { code });
+            .send_request_with_addresses(
+                &relay,
+                CodeRequest::Lookup { code },
+                vec![relay_addr.clone()],
+            );
         self.codes.lookups.insert(id, (token, hello, relay_addr));
     }
 
@@ -186,9 +215,13 @@ impl Task {
                 self.out.emit(NetEvent::CodeRegistered(code));
             }
             CodeResponse::Refused { reason } => {
-                if reason != Refusal::RateLimited {
-                    // Taken, caps, bad code: asking again will not help; a new code will.
-                    self.codes.refresh_at = None;
+                match reason {
+                    // Held by the device that hosted before (until the relay sees it gone, or
+                    // it lets go after handing over): ours soon, ask again.
+                    Refusal::Taken => self.codes.refresh_at = Some(Instant::now() + TAKEN_RETRY),
+                    Refusal::RateLimited => {}
+                    // Caps, a bad code: asking again will not help; a new code will.
+                    _ => self.codes.refresh_at = None,
                 }
                 self.out.emit(NetEvent::CodeProblem(format!(
                     "the relay refused the short code {code}: {reason}"

@@ -301,9 +301,12 @@ impl Task {
                     .collect();
                 self.send_hello(token, host, addresses, hello);
             }
-            NetCommand::JoinViaCode { token, code, hello } => {
-                self.resolve_code(token, &code, hello)
-            }
+            NetCommand::JoinViaCode {
+                token,
+                code,
+                relay,
+                hello,
+            } => self.resolve_code(token, &code, relay, hello),
             NetCommand::Respond { reply, response } => self.respond(reply, response),
             NetCommand::SetCode(code) => self.set_code(code),
             NetCommand::Send {

@@ -38,7 +38,7 @@ impl RelayLink {
 }
 
 /// The relay a circuit address or dial goes through: its multiaddr and peer id.
-fn relay_peer(addr: &str) -> Option<(Multiaddr, PeerId)> {
+pub(super) fn relay_peer(addr: &str) -> Option<(Multiaddr, PeerId)> {
     let multiaddr: Multiaddr = addr.parse().ok()?;
     let peer = multiaddr.iter().find_map(|p| match p {
         Protocol::P2p(peer) => Some(peer),
