@@ -381,12 +381,13 @@ fn a_guest_listening_along_gets_the_same_verified_copy_and_plays_with_the_clock(
     let deadline = Instant::now() + TIMEOUT;
     let status = loop {
         let status = listener.ok("audio.status", json!(null));
-        if status["playing"] == json!(true) {
+        // The offset is measured once the first block has left (null until then).
+        if status["playing"] == json!(true) && status["offset_us"].is_i64() {
             break status;
         }
         assert!(
             Instant::now() < deadline,
-            "the listener never played: {status}"
+            "the listener never played on its clock: {status}"
         );
         std::thread::sleep(Duration::from_millis(100));
     };

@@ -270,13 +270,15 @@ fn when_the_host_dies_the_cohost_takes_over_and_the_old_host_comes_back_as_a_coh
 #[test]
 fn a_host_who_leaves_hands_the_party_to_a_cohost_instead_of_ending_it() {
     let Party {
-        dir: _dir,
+        dir,
         _relay,
         mut host,
         mut cohost,
         mut guest,
         host_id,
         cohost_id,
+        session,
+        url,
         ..
     } = Party::start("Leaving", false);
     std::thread::sleep(Duration::from_secs(1));
@@ -302,6 +304,14 @@ fn a_host_who_leaves_hands_the_party_to_a_cohost_instead_of_ending_it() {
     guest_adds_a_confirmed_track(&mut guest, &cohost_id, "Still on");
     wait_state(&mut cohost, "the guest's track", |s| {
         titles(s) == ["Still on"]
+    });
+    // The link made before the host left still lets a newcomer in: its host, still running
+    // but out of the party, refuses, and the joiner finds the new host by the link's code.
+    let mut late = Headless::start_with(&dir.path().join("late"), RELAY_ONLY);
+    let joined = late.ok("session.join", json!({"invite": url}));
+    assert_eq!(joined["session_id"], session);
+    wait_state(&mut late, "the party through the old link", |s| {
+        s["host"] == json!(cohost_id) && titles(s) == ["Still on"]
     });
 }
 

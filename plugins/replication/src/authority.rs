@@ -52,18 +52,6 @@ pub(crate) struct Authority {
     pub(crate) hosted: bool,
 }
 
-impl Authority {
-    /// The last update's sequence number in this run (0: none yet).
-    pub(crate) fn last_seq(&self) -> u64 {
-        self.seq
-    }
-
-    /// The highest update `member` acknowledged in this run (0: none).
-    pub(crate) fn acknowledged(&self, member: &PeerId) -> u64 {
-        self.acknowledged.get(member).copied().unwrap_or(0)
-    }
-}
-
 impl Default for Authority {
     fn default() -> Self {
         Self {
@@ -82,6 +70,28 @@ impl Default for Authority {
 }
 
 impl Authority {
+    /// The last update's sequence number in this run (0: none yet).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The highest update `member` acknowledged in this run (0: none).
+    pub(crate) fn acknowledged(&self, member: &PeerId) -> u64 {
+        self.acknowledged.get(member).copied().unwrap_or(0)
+    }
+
+    /// `member` holds every update up to `seq`.
+    fn acknowledge(&mut self, member: &PeerId, seq: u64) {
+        let acknowledged = self.acknowledged.entry(member.clone()).or_default();
+        *acknowledged = (*acknowledged).max(seq);
+    }
+
+    /// `member` gets the latest update (again) until it acknowledges one at or after `seq`.
+    pub(crate) fn resend_latest_to(&mut self, member: &PeerId, seq: u64) {
+        let behind = self.behind.entry(member.clone()).or_insert(seq);
+        *behind = (*behind).max(seq);
+    }
+
     /// Sends `update` to `member`, remembering the send to match its answer.
     fn send(
         &mut self,
@@ -168,7 +178,137 @@ pub(crate) fn begin_hosting(world: &mut World) {
         hosted: true,
         ..Authority::default()
     };
+    // Hosting again: an earlier step-down's notice is out of date.
+    *world.resource_mut::<FormerMembers>() = FormerMembers::default();
     Registry::touch_all(world);
+}
+
+/// A host stepping down to a newer one (whose welcome brought `snapshot`): its authority
+/// ends here (applying the snapshot is no change of its own to send: its guests would see
+/// their session despawned), and its members are told whom to follow (`FormerMembers`).
+pub(crate) fn step_down(world: &mut World, snapshot: &Snapshot) {
+    let registry = world.resource::<Registry>();
+    let (Some(session_id), Some(host_id), Some(term_id)) = (
+        registry.id_of::<Session>(),
+        registry.id_of::<Host>(),
+        registry.id_of::<HostTerm>(),
+    ) else {
+        return;
+    };
+    let decoded = snapshot
+        .entities
+        .iter()
+        .filter_map(|(_, components)| {
+            let session = components.iter().find(|c| c.id == session_id)?;
+            let host = components.iter().find(|c| c.id == host_id)?;
+            let session: Session = postcard::from_bytes(&session.bytes).ok()?;
+            let host: Host = postcard::from_bytes(&host.bytes).ok()?;
+            let term = components
+                .iter()
+                .find(|c| c.id == term_id)
+                .and_then(|c| postcard::from_bytes::<HostTerm>(&c.bytes).ok())
+                .map_or(0, |t| t.term);
+            Some((session.id, host.0, term))
+        })
+        .next();
+    world.resource_mut::<Authority>().hosted = false;
+    world.resource_mut::<Outgoing>().0.clear();
+    let mut members: Vec<PeerId> = world.resource_mut::<Members>().0.drain().collect();
+    // Guests admitted this frame are not welcomed by a device that no longer hosts: they
+    // are pointed at the new host, and told like the members.
+    let admitted: Vec<(u64, PeerId)> = world
+        .resource_mut::<crate::membership::PendingWelcomes>()
+        .0
+        .drain(..)
+        .map(|(reply, guest, _)| (reply, guest))
+        .collect();
+    if let Some((_, host, _)) = &decoded {
+        for (reply, guest) in admitted {
+            let moved = SessionResponse::Moved { host: host.clone() };
+            world.write_message(protocol::respond_command(reply, &moved));
+            members.push(guest);
+        }
+    }
+    if let Some(notice) = decoded {
+        let mut former = world.resource_mut::<FormerMembers>();
+        former.notice = Some(notice);
+        former.to_tell = members.into_iter().map(|m| (m, None)).collect();
+        former.since = None;
+        former.last_round = None;
+    }
+}
+
+/// A host that stepped down, telling its members whom to follow: each is told again every
+/// second until it acknowledges, for a minute at most.
+#[derive(Resource, Default)]
+pub(crate) struct FormerMembers {
+    notice: Option<(SessionId, PeerId, u64)>,
+    /// Member → the token of the notice in flight.
+    to_tell: HashMap<PeerId, Option<u64>>,
+    since: Option<std::time::Duration>,
+    last_round: Option<std::time::Duration>,
+}
+
+/// How long a host that stepped down keeps telling its members whom to follow.
+const TELL_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often it tells those that have not acknowledged yet.
+const TELL_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sends the step-down notice to former members, again until each acknowledges it.
+pub(crate) fn tell_former_members(
+    time: Res<Time<Real>>,
+    mut net: MessageWriter<NetCommand>,
+    mut tokens: ResMut<RequestTokens>,
+    mut former: ResMut<FormerMembers>,
+    mut answers: MessageReader<PeerAnswer>,
+) {
+    for PeerAnswer { token, answer, .. } in answers.read() {
+        let told = former
+            .to_tell
+            .iter()
+            .find(|(_, t)| **t == Some(*token))
+            .map(|(m, _)| m.clone());
+        if let Some(member) = told {
+            match answer {
+                Answer::Session(SessionResponse::Ack) => {
+                    former.to_tell.remove(&member);
+                }
+                _ => {
+                    // Told again next round.
+                    if let Some(token) = former.to_tell.get_mut(&member) {
+                        *token = None;
+                    }
+                }
+            }
+        }
+    }
+    let Some((session, host, term)) = former.notice.clone() else {
+        return;
+    };
+    let now = time.elapsed();
+    let since = *former.since.get_or_insert(now);
+    if former.to_tell.is_empty() || now.saturating_sub(since) > TELL_FOR {
+        *former = FormerMembers::default();
+        return;
+    }
+    if former
+        .last_round
+        .is_some_and(|at| now.saturating_sub(at) < TELL_EVERY)
+    {
+        return;
+    }
+    former.last_round = Some(now);
+    let notice = SessionRequest::SteppedDown {
+        session,
+        host,
+        term,
+    };
+    let members: Vec<PeerId> = former.to_tell.keys().cloned().collect();
+    for member in members {
+        let token = tokens.fresh();
+        former.to_tell.insert(member.clone(), Some(token));
+        protocol::send(&mut net, token, &member, &notice);
+    }
 }
 
 /// Run condition: this device hosts the session and did not at the last flush.
@@ -302,8 +442,7 @@ pub(crate) fn track_update_acks(
                     // Only an `Ack` says the member holds the update: a device that hosts
                     // a newer term refuses it.
                     if matches!(answer, Answer::Session(SessionResponse::Ack)) {
-                        let acknowledged = auth.acknowledged.entry(member.clone()).or_default();
-                        *acknowledged = (*acknowledged).max(seq);
+                        auth.acknowledge(&member, seq);
                     }
                     if auth.behind.get(&member).is_some_and(|lost| *lost <= seq) {
                         auth.behind.remove(&member);

@@ -62,6 +62,8 @@ struct Join {
     by_code: Option<NetCommand>,
     /// The attempt in flight is `by_code`.
     asking_code: bool,
+    /// The link's host refused once already (a second refusal is final).
+    refused_once: bool,
     /// The link's secret: its welcome must prove it too (`welcome_proof`), or it comes
     /// from a device answering for the party without being its host.
     secret: Option<String>,
@@ -179,6 +181,7 @@ pub(crate) fn start_joins(
                 moves: 0,
                 by_code,
                 asking_code: false,
+                refused_once: false,
                 secret,
             },
         );
@@ -342,6 +345,15 @@ pub(crate) fn finish_joins(
                     }
                     Answer::Session(SessionResponse::Refused { reason }) => {
                         let Some(join) = join else { continue };
+                        // The link's host may have left the party it handed over (it runs,
+                        // but hosts nothing): ask who holds the link's code before giving up.
+                        if !join.asking_code && !join.refused_once && join.by_code.is_some() {
+                            join.refused_once = true;
+                            join.asking_code = true;
+                            join.last_error = Some(reason);
+                            join.retry_at = Some(now);
+                            continue;
+                        }
                         let code = if join.knocked {
                             ErrorCode::Denied
                         } else {
@@ -557,48 +569,5 @@ pub(crate) fn rejoin_when_cut_off(
             net.write(command);
         }
         Err(error) => tracing::warn!(%error, "cannot say hello again"),
-    }
-}
-
-/// A member its host removed, or whose host ended the session, leaves it, says why
-/// (`removed`, `ended`), and forgets its rejoin link. Only the current host can say so, and
-/// only about the current session.
-pub(crate) fn leave_when_removed(
-    mut commands: Commands,
-    mut net: MessageWriter<NetCommand>,
-    local: Res<LocalPeer>,
-    sessions: Query<(&Session, &Host)>,
-    mut requests: MessageReader<protocol::PeerRequest>,
-) {
-    for protocol::PeerRequest {
-        peer,
-        reply,
-        request,
-    } in requests.read()
-    {
-        let (session, reason) = match request {
-            SessionRequest::Removed { session } => (session, LeaveReason::Removed),
-            SessionRequest::Ended { session } => (session, LeaveReason::Ended),
-            _ => continue,
-        };
-        let ours = sessions
-            .iter()
-            .any(|(s, h)| s.id == *session && h.0 == *peer && h.0 != local.peer);
-        if !ours {
-            protocol::respond(
-                &mut net,
-                *reply,
-                &SessionResponse::Refused {
-                    reason: "you do not host this device's session".into(),
-                },
-            );
-            continue;
-        }
-        protocol::respond(&mut net, *reply, &SessionResponse::Ack);
-        tracing::info!(%session, reason = reason.as_str(), "the host put an end to this device's session");
-        commands.queue(move |world: &mut World| {
-            world.resource_mut::<PendingLeaveReason>().0 = Some(reason);
-            whatnext_core::session::despawn_session(world);
-        });
     }
 }

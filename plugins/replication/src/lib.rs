@@ -14,6 +14,8 @@
 //! - `protocol`: the session's messages, encoded for the transport and decoded once a frame;
 //! - `membership`: the host admits guests (hello, knock, welcome) and keeps its invite current;
 //! - `joining`: this device joins someone's session, and says hello again after a drop;
+//! - `notices`: a member told by its host it was removed, the party ended, or the host
+//!   stepped down;
 //! - `registry`: which components replicate, and their ids on the wire;
 //! - `authority`: the host collects changes, sends updates, keeps the history, answers
 //!   resyncs and members' intents;
@@ -31,6 +33,7 @@ mod clock_sync;
 mod joining;
 mod membership;
 mod mirror;
+mod notices;
 mod outbox;
 mod own_changes;
 mod presence;
@@ -139,6 +142,7 @@ impl Plugin for ReplicationPlugin {
             .init_resource::<succession::TakeoverAfter>()
             .init_resource::<succession::HostLoss>()
             .init_resource::<own_changes::OwnChanges>()
+            .init_resource::<authority::FormerMembers>()
             // Pacing and clock sampling read it; `TimePlugin` (in `MinimalPlugins`) advances it.
             .init_resource::<Time<Real>>()
             .configure_sets(Update, ReplicationSet::Intake.before(SessionSet::Apply))
@@ -173,7 +177,10 @@ impl Plugin for ReplicationPlugin {
                     joining::start_joins,
                     joining::finish_joins,
                     joining::rejoin_when_cut_off,
-                    joining::leave_when_removed,
+                    (
+                        notices::leave_when_removed,
+                        notices::follow_a_host_that_stepped_down,
+                    ),
                     presence::follow_links,
                     mirror::receive,
                     (
@@ -222,6 +229,7 @@ impl Plugin for ReplicationPlugin {
                     authority::answer_foreign_outcomes,
                     membership::revoke_members_when_the_session_ends,
                     succession::share_access_with_cohosts,
+                    authority::tell_former_members,
                 )
                     .chain()
                     .in_set(ReplicationSet::Answer),

@@ -473,7 +473,7 @@ fn admit(
 /// it, and from then on it is a member.
 pub(crate) fn send_welcomes(
     mut net: MessageWriter<NetCommand>,
-    auth: Res<Authority>,
+    mut auth: ResMut<Authority>,
     mut members: ResMut<Members>,
     mut welcomes: ResMut<PendingWelcomes>,
 ) {
@@ -484,6 +484,10 @@ pub(crate) fn send_welcomes(
     for (reply, guest, mut welcome) in welcomes.0.drain(..) {
         welcome.snapshot = snapshot.clone();
         protocol::respond(&mut net, reply, &SessionResponse::Welcome(welcome));
+        // The welcome is not an acknowledgement (the guest may take it or, hosting a newer
+        // term itself, not): the latest update follows it until the guest acknowledges
+        // one, so a party that does not change still learns its members hold it.
+        auth.resend_latest_to(&guest, snapshot.seq);
         members.0.insert(guest);
     }
 }

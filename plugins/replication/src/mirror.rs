@@ -48,6 +48,18 @@ pub(crate) fn receive(world: &mut World, state: &mut SystemState<Inbox>) -> Resu
     let requests: Vec<PeerRequest> = requests.read().cloned().collect();
     let answers: Vec<PeerAnswer> = answers.read().cloned().collect();
     for Welcomed(snapshot) in welcomes {
+        // A host stepping down to a newer host: its members are pointed at that host; the
+        // snapshot is not a change of its own to send them (they would see their session
+        // despawned).
+        let me = world.resource::<LocalPeer>().peer.clone();
+        let hosting = world
+            .query::<&Host>()
+            .iter(world)
+            .next()
+            .is_some_and(|h| h.0 == me);
+        if hosting {
+            crate::authority::step_down(world, &snapshot);
+        }
         apply_snapshot(world, snapshot);
     }
     for request in requests {
@@ -258,6 +270,14 @@ fn apply_change(world: &mut World, change: Change) {
 /// Replicated entities this run did not receive (restored from disk at start) are the same
 /// host's entities from before: they go too, or a restarted member would list them twice.
 fn apply_snapshot(world: &mut World, snapshot: Snapshot) {
+    // The session's access is this device's own (a co-host's copy of the key, never
+    // replicated): it outlives the session entity being rebuilt from the snapshot. Without
+    // it a co-host that resynced could no longer take over.
+    let access: Option<(SessionId, SessionAccess)> = world
+        .query::<(&Session, &SessionAccess)>()
+        .iter(world)
+        .next()
+        .map(|(s, a)| (s.id.clone(), a.clone()));
     let mut old: HashSet<Entity> = world
         .resource_mut::<Mirror>()
         .entities
@@ -275,6 +295,16 @@ fn apply_snapshot(world: &mut World, snapshot: Snapshot) {
     for (net_id, components) in snapshot.entities {
         for component in components {
             apply_change(world, Change::Insert { net_id, component });
+        }
+    }
+    if let Some((id, access)) = access {
+        let session = world
+            .query::<(Entity, &Session)>()
+            .iter(world)
+            .find(|(_, s)| s.id == id)
+            .map(|(e, _)| e);
+        if let Some(session) = session {
+            world.entity_mut(session).insert(access);
         }
     }
     drop_settled_pending(world);

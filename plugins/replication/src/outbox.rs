@@ -98,6 +98,16 @@ impl GuestIntents {
     pub(crate) fn waiting(&self) -> impl Iterator<Item = &Intent> {
         self.in_flight.values().chain(self.queued.iter())
     }
+
+    /// Takes every intent still waiting for the host's answer (this device hosts now), in
+    /// the order they were made; their answers, if any come, are ignored.
+    pub(crate) fn take_unanswered(&mut self) -> Vec<Intent> {
+        let mut sent: Vec<Intent> = self.in_flight.drain().map(|(_, intent)| intent).collect();
+        sent.sort_by_key(|i| i.id.counter);
+        self.delivering.clear();
+        sent.extend(self.queued.drain(..));
+        sent
+    }
 }
 
 /// Whether the host's refusal of an outbox intent is final. A refusal that may pass (the

@@ -6,9 +6,9 @@
 //! it once every co-host it is linked to has acknowledged the update that carried it. If it
 //! steps down first, the outbox delivers what is left to the new host, like any member's.
 //!
-//! The other way round: intents still in the outbox of a member that becomes the host were
-//! never applied by anyone (the old host went before they reached it); the new host applies
-//! them itself.
+//! The other way round: intents still in the outbox of a member that becomes the host, or
+//! sent and not yet answered, were never confirmed by anyone (the old host went before they
+//! reached it, or before it answered); the new host applies them itself.
 
 use std::collections::HashMap;
 
@@ -18,6 +18,7 @@ use whatnext_network::PeerLinks;
 
 use crate::authority::Authority;
 use crate::membership::Members;
+use crate::outbox::GuestIntents;
 
 /// The host's own applied intents in the outbox, by the update (of this authority run)
 /// that carried them.
@@ -25,6 +26,9 @@ use crate::membership::Members;
 pub(crate) struct OwnChanges {
     /// Own session intents read this frame, waiting for their outcome (same frame).
     asked: HashMap<IntentId, Intent>,
+    /// Applied last frame: the update that frame flushed (or, if it changed nothing, the
+    /// one before) carries them.
+    fresh: Vec<IntentId>,
     carried_by: HashMap<IntentId, u64>,
     /// The session's host at the last look, to tell a takeover from a start.
     last_host: Option<PeerId>,
@@ -46,28 +50,55 @@ pub(crate) fn keep_own_changes(
     mut outbox: ResMut<Outbox>,
     mut intents: MessageReader<Intent>,
     mut outcomes: MessageReader<IntentOutcome>,
+    mut applied: ResMut<AppliedIntents>,
+    pending: Query<Entity, With<Pending>>,
+    mut guest: ResMut<GuestIntents>,
 ) {
     let me = &local.peer;
     let session = sessions.iter().next();
     let hosting = session.is_some_and(|(h, _)| h.0 == *me);
     let heirs = session.is_some_and(|(_, c)| c.0.iter().any(|c| c != me));
     let before = std::mem::replace(&mut own.last_host, session.map(|(h, _)| h.0.clone()));
+    if before.as_ref() == Some(me) && session.is_some() && !hosting {
+        // Stepped down: what this device applied as host is the old term's.
+        applied.forget();
+    }
     if !hosting {
         own.asked.clear();
+        own.fresh.clear();
         own.carried_by.clear();
         intents.clear();
         outcomes.clear();
         return;
     }
     let took_over = before.as_ref().is_some_and(|h| h != me);
-    if took_over && !outbox.0.is_empty() {
+    let unanswered = if took_over {
+        guest.take_unanswered()
+    } else {
+        Vec::new()
+    };
+    if took_over {
+        // Previews go: what waited is made for real below, replicated this time; what the
+        // old host confirmed and this device never received is not in this party.
+        for preview in &pending {
+            commands.entity(preview).despawn();
+        }
+    }
+    if took_over && !(outbox.0.is_empty() && unanswered.is_empty()) {
         tracing::info!(
-            count = outbox.0.len(),
-            "this device hosts now: applying what waited in its outbox"
+            count = outbox.0.len() + unanswered.len(),
+            "this device hosts now: applying what waited for the host"
         );
-        for intent in std::mem::take(&mut outbox.0) {
+        let waited = std::mem::take(&mut outbox.0);
+        for intent in waited.into_iter().chain(unanswered) {
+            // Applied for real: an old term's record of it is not this state's.
+            applied.by_id.remove(&intent.id);
             commands.write_message(intent);
         }
+    }
+    let last = auth.last_seq();
+    for id in std::mem::take(&mut own.fresh) {
+        own.carried_by.insert(id, last);
     }
     // Entries from before this run (restored from disk) were carried by its first update.
     let unknown: Vec<IntentId> = outbox
@@ -89,9 +120,7 @@ pub(crate) fn keep_own_changes(
             continue;
         };
         if heirs && outcome.result.is_ok() && !outbox.0.iter().any(|i| i.id == intent.id) {
-            // This frame's update, if the intent changed anything, is the next one.
-            own.carried_by
-                .insert(intent.id.clone(), auth.last_seq() + 1);
+            own.fresh.push(intent.id.clone());
             outbox.0.push(intent);
         }
     }

@@ -47,6 +47,16 @@ pub enum SessionRequest {
         /// Its access, key included.
         access: SessionAccess,
     },
+    /// Former host → its members: it stepped down to a newer host of the session; say hello
+    /// to that one. Sent until each member acknowledges it.
+    SteppedDown {
+        /// The session.
+        session: SessionId,
+        /// Who hosts it now.
+        host: PeerId,
+        /// Its term: a member follows only a newer host than its own.
+        term: u64,
+    },
 }
 
 /// The answer to a [`SessionRequest`].

@@ -205,7 +205,11 @@ pub(crate) fn take_over(
     if host.0 != *lost || !reserved || time.elapsed() < due {
         return;
     }
-    let term = term.copied().unwrap_or_default().next(HostChange::Takeover);
+    let mut term = term.copied().unwrap_or_default().next(HostChange::Takeover);
+    // The n-th in line takes the n-th next term: two co-hosts cut off from the host and from
+    // each other that both take over never host the same term (once they meet, the higher
+    // term stays host).
+    term.term += rank as u64;
     tracing::info!(host = %lost, term = term.term, "the host is out of reach; this co-host takes over");
     let mut next = cohosts.clone();
     next.0.retain(|c| *c != local.peer);

@@ -17,10 +17,12 @@ use whatnext_test_support::{
 };
 
 mod admission;
+mod failover;
 mod fuzz;
 mod hostile_members;
 #[path = "../../core/tests/mutate.rs"]
 mod mutate;
+mod own_changes;
 mod versions;
 mod wire_ids;
 

@@ -133,7 +133,7 @@ pub(crate) fn flush(
             .is_some_and(|f| f.is_changed() && !f.is_added()),
         relays: written.relays != relay_addrs,
         counter: counter.0 != written.intent_counter,
-        applied: !applied.unsaved.is_empty(),
+        applied: !applied.unsaved.is_empty() || applied.forget_stored,
         outbox: outbox.is_changed() && !outbox.is_added(),
         rejoin: rejoin.is_changed() && !rejoin.is_added(),
         left: written.session.is_some() && session_id.is_none(),
@@ -224,6 +224,7 @@ pub(crate) fn flush(
         relay_addrs: &relay_addrs,
         counter: counter.0,
         applied: &applied.unsaved,
+        forget_applied: applied.forget_stored,
         outbox: &outbox,
         rejoin: &rejoin,
         library: &library,
@@ -241,6 +242,7 @@ pub(crate) fn flush(
     match result {
         Ok(()) => {
             applied.unsaved.clear();
+            applied.forget_stored = false;
             written.session = session_id;
             written.intent_counter = counter.0;
             written.relays = relay_addrs;
@@ -276,6 +278,8 @@ struct State<'a> {
     relay_addrs: &'a [String],
     counter: u64,
     applied: &'a [(IntentId, Applied)],
+    /// The stored applied intents go first.
+    forget_applied: bool,
     outbox: &'a Outbox,
     rejoin: &'a RejoinInvite,
     library: &'a Library,
@@ -327,6 +331,9 @@ fn write(store: &Store, dirty: &Dirty, state: &State) -> Result<(), StorageError
         }
         if dirty.applied {
             let mut table = txn.open_table(APPLIED_INTENTS)?;
+            if state.forget_applied {
+                table.retain(|_, _| false)?;
+            }
             for (id, result) in state.applied {
                 table.insert(encode(id)?.as_slice(), encode(result)?.as_slice())?;
             }

@@ -370,7 +370,7 @@ impl Plugin for StoragePlugin {
         });
         app.insert_resource(AppliedIntents {
             by_id: loaded.applied.into_iter().collect(),
-            unsaved: Vec::new(),
+            ..Default::default()
         });
         app.insert_resource(Outbox(loaded.outbox))
             .insert_resource(RejoinInvite(loaded.rejoin_invite));

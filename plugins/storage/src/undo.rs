@@ -53,7 +53,7 @@ pub(crate) fn restore(world: &mut World, loaded: Loaded) {
     }
     world.insert_resource(AppliedIntents {
         by_id: loaded.applied.into_iter().collect(),
-        unsaved: Vec::new(),
+        ..Default::default()
     });
     set_resource(world, Library(loaded.library));
     if let Some(mut files) = world.get_resource_mut::<LocalFiles>()

@@ -38,8 +38,19 @@ pub fn replicating_app(peer: &str) -> App {
         frozen: true,
         ..Default::default()
     });
+    single_threaded(&mut app);
     app.update();
     app
+}
+
+/// Runs every schedule of `app` on the calling thread, as the headless app does: a frame of
+/// a test app is a few systems over a few entities, and waking worker threads for it costs
+/// more than the work (and many apps in one test would fight over them).
+pub fn single_threaded(app: &mut App) {
+    let mut schedules = app.world_mut().resource_mut::<Schedules>();
+    for (_, schedule) in schedules.iter_mut() {
+        schedule.set_executor(bevy::ecs::schedule::SingleThreadedExecutor::new());
+    }
 }
 
 /// Writes intents as one author, numbering them.

@@ -29,6 +29,20 @@ pub struct AppliedIntents {
     pub by_id: HashMap<IntentId, Applied>,
     /// Applied since storage last wrote them.
     pub unsaved: Vec<(IntentId, Applied)>,
+    /// The stored ones are to go at storage's next write (see [`AppliedIntents::forget`]).
+    pub forget_stored: bool,
+}
+
+impl AppliedIntents {
+    /// Forgets every applied intent, here and on disk: when this device stops hosting, what
+    /// it applied belongs to a term that ended, and the new host's state is the truth. An
+    /// intent delivered to it again once it hosts again must be applied, not answered
+    /// "done" from a history its state no longer holds.
+    pub fn forget(&mut self) {
+        self.by_id.clear();
+        self.unsaved.clear();
+        self.forget_stored = true;
+    }
 }
 
 /// In `Update` ([`SessionSet::Apply`](super::SessionSet::Apply)): applies this frame's intents
