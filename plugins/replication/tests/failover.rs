@@ -235,12 +235,7 @@ fn run_failover_schedule(seed: u64) -> Result<(), String> {
 /// one schedule.
 #[test]
 fn replay_one_failover_schedule_from_the_environment() {
-    if let Some(seed) = std::env::var("WHATNEXT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        run_failover_schedule(seed).unwrap_or_else(|e| panic!("{e}"));
-    }
+    crate::replay_seed_from_the_environment(run_failover_schedule);
 }
 
 #[test]
@@ -250,21 +245,7 @@ fn through_crashes_restarts_and_partitions_one_host_per_term_and_everyone_conver
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let halves: Vec<_> = (0..2u64)
-            .map(|half| {
-                scope.spawn(move || {
-                    (0..count / 2)
-                        .filter_map(|i| run_failover_schedule(i * 2 + half).err())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        halves
-            .into_iter()
-            .flat_map(|h| h.join().expect("schedules"))
-            .collect()
-    });
+    let failures = crate::failures_over_seeds(count, run_failover_schedule);
     let short: Vec<String> = failures
         .iter()
         .map(|f| f.chars().take(240).collect())

@@ -234,26 +234,27 @@ fn run_schedule_with(seed: u64, duplicate_chance: f64) -> Result<(), String> {
     ))
 }
 
-/// `WHATNEXT_SEED=44 cargo nextest run -p whatnext-replication replay` replays one schedule.
-#[test]
-fn replay_one_schedule_from_the_environment() {
+/// Runs the schedule of the seed in `WHATNEXT_SEED`, if set, and panics with its failure.
+fn replay_seed_from_the_environment(run: fn(u64) -> Result<(), String>) {
     if let Some(seed) = std::env::var("WHATNEXT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
     {
-        run_schedule(seed).unwrap_or_else(|e| panic!("{e}"));
+        run(seed).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
-#[test]
-fn every_member_ends_with_exactly_the_authoritys_state_over_1000_seeded_schedules() {
-    // Two threads: this machine has two cores, and each schedule is independent.
-    let failures: Vec<String> = std::thread::scope(|scope| {
+/// The failures of the schedules of seeds `0..count`, on two threads: this machine has two
+/// cores, and each schedule is independent.
+fn failures_over_seeds(count: u64, run: fn(u64) -> Result<(), String>) -> Vec<String> {
+    std::thread::scope(|scope| {
         let halves: Vec<_> = (0..2u64)
             .map(|half| {
                 scope.spawn(move || {
-                    (0..500u64)
-                        .filter_map(|i| run_schedule(i * 2 + half).err())
+                    (0..count.div_ceil(2))
+                        .map(|i| i * 2 + half)
+                        .filter(|seed| *seed < count)
+                        .filter_map(|seed| run(seed).err())
                         .collect::<Vec<_>>()
                 })
             })
@@ -262,7 +263,18 @@ fn every_member_ends_with_exactly_the_authoritys_state_over_1000_seeded_schedule
             .into_iter()
             .flat_map(|h| h.join().expect("schedules"))
             .collect()
-    });
+    })
+}
+
+/// `WHATNEXT_SEED=44 cargo nextest run -p whatnext-replication replay` replays one schedule.
+#[test]
+fn replay_one_schedule_from_the_environment() {
+    replay_seed_from_the_environment(run_schedule);
+}
+
+#[test]
+fn every_member_ends_with_exactly_the_authoritys_state_over_1000_seeded_schedules() {
+    let failures = failures_over_seeds(1000, run_schedule);
     assert!(
         failures.is_empty(),
         "{} of 1000 schedules diverged; first: {}",

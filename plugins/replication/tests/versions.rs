@@ -57,6 +57,30 @@ fn start_join(member: &mut App, invite: &str) -> IntentId {
     intent.id
 }
 
+/// A member app joining session `V` at `HOST` by a link with `secret`: the app, the join's
+/// intent id, and the token its host's answer must carry.
+fn joining_by_link_with_secret(secret: &str) -> (App, IntentId, u64) {
+    let mut member = replicating_app(MEMBER);
+    let join = start_join(
+        &mut member,
+        &InviteUrl {
+            host: PeerId::new(HOST),
+            relay: None,
+            session: SessionId("V".into()),
+            key: Some(secret.into()),
+        }
+        .to_string(),
+    );
+    let token = drain_commands(&mut member)
+        .into_iter()
+        .find_map(|c| match c {
+            NetCommand::JoinViaUrl { token, .. } => Some(token),
+            _ => None,
+        })
+        .expect("the member said hello");
+    (member, join, token)
+}
+
 fn drain_commands(app: &mut App) -> Vec<NetCommand> {
     app.world_mut()
         .resource_mut::<Messages<NetCommand>>()
@@ -141,26 +165,7 @@ fn a_joiner_with_another_protocol_is_refused_and_told_the_versions_differ() {
 
 #[test]
 fn a_welcome_from_a_host_with_another_protocol_is_refused_by_the_member() {
-    let mut member = replicating_app(MEMBER);
-    let join = start_join(
-        &mut member,
-        &InviteUrl {
-            host: PeerId::new(HOST),
-            relay: None,
-            session: SessionId("V".into()),
-            key: Some("00".into()),
-        }
-        .to_string(),
-    );
-    let Some(token) = drain_commands(&mut member)
-        .into_iter()
-        .find_map(|c| match c {
-            NetCommand::JoinViaUrl { token, .. } => Some(token),
-            _ => None,
-        })
-    else {
-        panic!("no hello");
-    };
+    let (mut member, join, token) = joining_by_link_with_secret("00");
     let ours = member.world().resource::<Registry>().protocol_hash();
     let welcome = SessionResponse::Welcome(Welcome {
         protocol: ours ^ 1,
@@ -198,26 +203,7 @@ fn a_welcome_from_a_host_with_another_protocol_is_refused_by_the_member() {
 /// code after its host went) cannot put the joiner into a party of its own.
 #[test]
 fn a_welcome_that_does_not_prove_the_links_secret_is_not_taken() {
-    let mut member = replicating_app(MEMBER);
-    let join = start_join(
-        &mut member,
-        &InviteUrl {
-            host: PeerId::new(HOST),
-            relay: None,
-            session: SessionId("V".into()),
-            key: Some("00".into()),
-        }
-        .to_string(),
-    );
-    let Some(token) = drain_commands(&mut member)
-        .into_iter()
-        .find_map(|c| match c {
-            NetCommand::JoinViaUrl { token, .. } => Some(token),
-            _ => None,
-        })
-    else {
-        panic!("no hello");
-    };
+    let (mut member, join, token) = joining_by_link_with_secret("00");
     let welcome = |proof: Option<String>, member: &App| {
         SessionResponse::Welcome(Welcome {
             protocol: member.world().resource::<Registry>().protocol_hash(),
