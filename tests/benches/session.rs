@@ -1,6 +1,7 @@
 //! Prints session figures with real processes on loopback (relay, host, two guests):
-//! intent-to-visible latency on the other guest, relayed and direct (p50/p99 over 1,000
-//! intents), and the join time of a session with 10,000 tracks.
+//! intent-to-visible latency on the other guest, relayed and direct (p50/p99 over 700
+//! intents, and 300 more timed until their author's reply), and the join time of a session
+//! with 10,000 tracks.
 //!
 //! It drives the binaries of its own profile when they are built (`scripts/bench` builds
 //! release), else the debug ones the tests use: `cargo bench --workspace --bench session`.
@@ -18,15 +19,18 @@ use harness::*;
 use relay::{Relay, wait_relay_status};
 use serde_json::{Value, json};
 
-const INTENTS: usize = 1_000;
+/// A guest may have 1,000 tracks in the queue: 700 timed until B shows them, 300 until A's
+/// reply.
+const INTENTS: usize = 700;
+const CONFIRMED: usize = 300;
 
-/// Waits for the `track.added` event of `track_id` on `app`.
-fn wait_added(app: &mut Headless, track_id: &Value) {
+/// Waits for the `track.added` event of the track titled `title` on `app`.
+fn wait_added(app: &mut Headless, title: &str) {
     loop {
         if let Some(i) = app
             .events
             .iter()
-            .position(|e| e["event"] == json!("track.added") && e["data"]["track_id"] == *track_id)
+            .position(|e| e["event"] == json!("track.added") && e["data"]["title"] == json!(title))
         {
             app.events.drain(..=i);
             return;
@@ -40,6 +44,10 @@ fn percentile(samples: &mut [Duration], p: usize) -> Duration {
     samples[(samples.len() * p / 100).min(samples.len() - 1)]
 }
 
+/// Intents timed on guest A: until guest B shows them (`INTENTS` of them), then until A's
+/// own reply says the host confirmed them (`CONFIRMED` more). The two are timed apart:
+/// waiting for A's reply first would add the host's write to disk, which B's copy never
+/// waits for (the host publishes before it writes; `docs/decisions/wake-up-path.md`).
 fn latency(label: &str, flags: &[&str]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let relay = Relay::start(&dir.path().join("relay.key"), 0, &[]);
@@ -53,27 +61,36 @@ fn latency(label: &str, flags: &[&str]) {
     a.ok("session.join", json!({"invite": url}));
     b.ok("session.join", json!({"invite": url}));
     std::thread::sleep(Duration::from_secs(2)); // let hole punching settle when it is on
-    let mut samples = Vec::with_capacity(INTENTS);
+    let track = |i: usize| json!({"title": format!("T{i}"), "artist": "A", "duration_ms": 1000});
+    let mut visible = Vec::with_capacity(INTENTS);
     for i in 0..INTENTS {
         // Paced under the host's per-member rate limit (50 a second).
         std::thread::sleep(Duration::from_millis(25));
         let started = Instant::now();
-        let added = a.ok(
-            "track.add",
-            json!({"title": format!("T{i}"), "artist": "A", "duration_ms": 1000}),
-        );
-        wait_added(&mut b, &added["track_id"]);
-        samples.push(started.elapsed());
+        let id = a.send("track.add", track(i));
+        wait_added(&mut b, &format!("T{i}"));
+        visible.push(started.elapsed());
+        let reply = a.reply_to(&id);
+        assert_eq!(reply["ok"], json!(true), "{reply}");
+    }
+    let mut confirmed = Vec::with_capacity(CONFIRMED);
+    for i in INTENTS..INTENTS + CONFIRMED {
+        std::thread::sleep(Duration::from_millis(25));
+        let started = Instant::now();
+        a.ok("track.add", track(i));
+        confirmed.push(started.elapsed());
+        wait_added(&mut b, &format!("T{i}"));
     }
     let state = b.ok("session.state", json!(null));
     let connection = state["participants"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["role"] == json!("host")))
         .map(|p| p["connection"].clone());
-    let p50 = percentile(&mut samples, 50).as_secs_f64() * 1e3;
-    let p99 = percentile(&mut samples, 99).as_secs_f64() * 1e3;
+    let ms = |samples: &mut Vec<Duration>, p| percentile(samples, p).as_secs_f64() * 1e3;
+    let (p50, p99) = (ms(&mut visible, 50), ms(&mut visible, 99));
+    let (c50, c99) = (ms(&mut confirmed, 50), ms(&mut confirmed, 99));
     println!(
-        "intent on guest A visible on guest B, {label} (B sees the host as {}): p50 {p50:.2} ms, p99 {p99:.2} ms over {INTENTS}",
+        "intent on guest A visible on guest B, {label} (B sees the host as {}): p50 {p50:.2} ms, p99 {p99:.2} ms over {INTENTS}; confirmed to A: p50 {c50:.2} ms, p99 {c99:.2} ms over {CONFIRMED}",
         connection.unwrap_or(Value::Null),
     );
     let (p50_target, p99_target) = if label == "relayed" {
@@ -87,6 +104,8 @@ fn latency(label: &str, flags: &[&str]) {
     println!(
         "figure: intent to visible on another guest, {label}, p99 | {p99:.2} ms | {p99_target}"
     );
+    println!("figure: intent confirmed to its author, {label}, p50 | {c50:.2} ms | —");
+    println!("figure: intent confirmed to its author, {label}, p99 | {c99:.2} ms | —");
 }
 
 /// A guest joins a 10,000-track session through the relay. `text` pads each track's title

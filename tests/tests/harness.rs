@@ -235,10 +235,16 @@ impl Headless {
 
     /// Sends a command and returns its whole reply.
     pub fn call(&mut self, cmd: &str, args: Value) -> Value {
+        let id = self.send(cmd, args);
+        self.reply_to(&id)
+    }
+
+    /// Sends a command without waiting; its reply comes to `reply_to(&id)`.
+    pub fn send(&mut self, cmd: &str, args: Value) -> Value {
         self.next_id += 1;
         let id = json!(self.next_id);
         self.send_line(&json!({"id": id, "cmd": cmd, "args": args}).to_string());
-        self.reply_to(&id)
+        id
     }
 
     /// Polls `session.invite` until its link goes through a relay (and, with `code`, the

@@ -202,6 +202,7 @@ impl Whatnext {
                 term: 0,
                 snapshot: Snapshot::default(),
                 rejoin: None,
+                proof: Some(whatnext_core::invite::welcome_proof("bench", &peer)),
             };
             pending.push((u64::MAX - i as u64, peer, welcome));
             members.push((net, app));
@@ -402,6 +403,8 @@ fn replicon_app() -> App {
     .replicate::<Track>()
     .replicate::<QueuePosition>();
     app.finish();
+    // The same executor as whatnext's apps here, so the figures compare the libraries.
+    whatnext_test_support::single_threaded(&mut app);
     app
 }
 

@@ -26,10 +26,17 @@ fn refused_json(refused: &IntentRefused) -> Value {
     data
 }
 
+/// Event lines held until the frame's write to disk: those of a session this device hosts.
+#[derive(Resource, Default)]
+pub(super) struct HeldEvents(Vec<Value>);
+
 /// Pushes session events, relay status changes, knocks and refused outbox intents as
-/// `{"event", "data"}` lines.
+/// `{"event", "data"}` lines. It runs before the frame's write to disk: a member's copy of
+/// the session is the host's, which published it before its own write, so its events go out
+/// at once; a host's wait in [`HeldEvents`] until its write is done (`flush_held_events`).
 pub(super) fn push_events(
     channels: Res<Channels>,
+    mut held: ResMut<HeldEvents>,
     mut events: MessageReader<SessionEvent>,
     mut refusals: MessageReader<IntentRefused>,
     reader: SessionReader,
@@ -38,13 +45,18 @@ pub(super) fn push_events(
     mut last_relays: Local<Vec<RelayEntry>>,
     mut announced_knocks: Local<Vec<PeerId>>,
 ) {
+    let hosted_elsewhere = reader.my_role().is_some_and(|role| role != Role::Host);
+    let mut emit = |line: Value| {
+        if hosted_elsewhere {
+            send_line(&channels, line);
+        } else {
+            held.0.push(line);
+        }
+    };
     if relays.is_changed() {
         for relay in &relays.0 {
             if !last_relays.contains(relay) {
-                send_line(
-                    &channels,
-                    json!({"event": "relay.status", "data": relay_json(relay)}),
-                );
+                emit(json!({"event": "relay.status", "data": relay_json(relay)}));
             }
         }
         *last_relays = relays.0.clone();
@@ -54,7 +66,7 @@ pub(super) fn push_events(
             announced_knocks.push(knock.peer.clone());
             let data = json!({"peer_id": knock.peer, "display_name": knock.display_name,
                 "fingerprint": knock.peer.fingerprint()});
-            send_line(&channels, json!({"event": "knock", "data": data}));
+            emit(json!({"event": "knock", "data": data}));
         }
     }
     announced_knocks.retain(|p| {
@@ -64,10 +76,7 @@ pub(super) fn push_events(
             .any(|k| k.peer == *p && k.decision.is_none())
     });
     for refused in refusals.read() {
-        send_line(
-            &channels,
-            json!({"event": "intent.refused", "data": refused_json(refused)}),
-        );
+        emit(json!({"event": "intent.refused", "data": refused_json(refused)}));
     }
     for event in events.read() {
         let (name, data) = match event {
@@ -129,7 +138,14 @@ pub(super) fn push_events(
                     "track_id": track_id.map(|t| t.to_string())}),
             ),
         };
-        send_line(&channels, json!({"event": name, "data": data}));
+        emit(json!({"event": name, "data": data}));
+    }
+}
+
+/// Sends the event lines [`push_events`] held back, after the frame's write to disk.
+pub(super) fn flush_held_events(channels: Res<Channels>, mut held: ResMut<HeldEvents>) {
+    for line in held.0.drain(..) {
+        send_line(&channels, line);
     }
 }
 
@@ -166,5 +182,100 @@ pub(super) fn push_media_events(
                 "progress": now.progress()});
             send_line(&channels, json!({"event": "media.changed", "data": data}));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bevy::prelude::*;
+    use crossbeam_channel::Receiver;
+    use whatnext_core::prelude::*;
+    use whatnext_test_support::{Author, session_app};
+
+    use crate::{ControlIo, ControlPlugin};
+
+    /// The control output as the frame's write to disk sees it: lines sent earlier in the
+    /// frame, and lines sent before the frame began.
+    #[derive(Resource)]
+    struct Output {
+        lines: Receiver<String>,
+        before_frame: Vec<String>,
+        before_write: Vec<String>,
+    }
+
+    /// `peer`'s app with a session it hosts, or, with `host_elsewhere`, a copy of one hosted
+    /// by another device; a track added this frame is reported as a `track.added` event.
+    fn app_with_an_added_track(host_elsewhere: bool) -> App {
+        let mut app = session_app("me");
+        let (io, _input, lines) = ControlIo::channels();
+        app.add_plugins(ControlPlugin::new(io))
+            .insert_resource(Output {
+                lines,
+                before_frame: Vec::new(),
+                before_write: Vec::new(),
+            })
+            .add_systems(First, |mut out: ResMut<Output>| {
+                let lines: Vec<String> = out.lines.try_iter().collect();
+                out.before_frame.extend(lines);
+            })
+            .add_systems(
+                Last,
+                (|mut out: ResMut<Output>| {
+                    let lines: Vec<String> = out.lines.try_iter().collect();
+                    out.before_write.extend(lines);
+                })
+                .in_set(PersistSet),
+            );
+        Author::new("me")
+            .act(
+                &mut app,
+                Action::Local(LocalAction::CreateSession {
+                    session_id: SessionId("S".into()),
+                    name: "Party".into(),
+                }),
+            )
+            .expect("create");
+        if host_elsewhere {
+            let mut hosts = app.world_mut().query::<&mut Host>();
+            for mut host in hosts.iter_mut(app.world_mut()) {
+                host.0 = PeerId::new("the-host");
+            }
+        }
+        app.update();
+        app.world_mut()
+            .resource_mut::<Output>()
+            .before_write
+            .clear();
+        app.world_mut().write_message(SessionEvent::TrackAdded {
+            track_id: TrackId(7),
+        });
+        app.update();
+        app
+    }
+
+    fn added(lines: &[String]) -> bool {
+        lines.iter().any(|l| l.contains("\"track.added\""))
+    }
+
+    #[test]
+    fn a_members_events_go_out_before_its_write_to_disk() {
+        let app = app_with_an_added_track(true);
+        let out = app.world().resource::<Output>();
+        assert!(added(&out.before_write), "{:?}", out.before_write);
+    }
+
+    #[test]
+    fn a_hosts_events_wait_for_its_write_to_disk() {
+        let mut app = app_with_an_added_track(false);
+        let out = app.world().resource::<Output>();
+        assert!(!added(&out.before_write), "{:?}", out.before_write);
+        let after: Vec<String> = out.lines.try_iter().collect();
+        assert!(
+            added(&after),
+            "the event went out after the write: {after:?}"
+        );
+        app.update();
+        let out = app.world().resource::<Output>();
+        assert!(!added(&out.before_write), "{:?}", out.before_write);
     }
 }

@@ -19,7 +19,8 @@ use protocol::{Command, Request, parse_line};
 /// Serves the control protocol over a [`ControlIo`]. Adds the private `Channels` and
 /// `ControlState` resources; in `Update`, before `SessionSet::Apply`, a system reads request
 /// lines, sends their intents and answers queries; in `Last`, after `PersistSet`, systems
-/// reply to applied intents (so a reply means it is on disk) and push events.
+/// reply to applied intents (so a reply means it is on disk) and push events (a member's
+/// session events go before `PersistSet`: its copy is the host's, see `events.rs`).
 pub struct ControlPlugin {
     io: Mutex<Option<ControlIo>>,
 }
@@ -64,13 +65,15 @@ impl Plugin for ControlPlugin {
             output: io.output,
         })
         .init_resource::<ControlState>()
+        .init_resource::<events::HeldEvents>()
         .add_systems(Update, read_requests.before(SessionSet::Apply))
+        .add_systems(Last, events::push_events.before(PersistSet))
         .add_systems(
             Last,
             (
                 answer_outcomes,
                 answer_invites,
-                events::push_events,
+                events::flush_held_events,
                 events::push_media_events,
             )
                 .chain()

@@ -357,15 +357,19 @@ pub(crate) fn forward_guest_intents(
         outbox_retry_at,
     } = &mut *guest;
     let pacer = pacer.get_or_insert_with(|| RateBucket::scaled(now, GUEST_PACE));
-    let mut send = |intent: &Intent, in_flight: &mut HashMap<u64, Intent>| {
+    // A live intent leaves before this frame's write to disk (`publish`): sending it tells
+    // nobody anything, its answer does, in a later frame. An outbox entry leaves after the
+    // write (`send`): it may have been put there this frame, with a `pending` answer that a
+    // failed write turns into "nothing changed", which must stay true.
+    let mut send = |intent: &Intent, in_flight: &mut HashMap<u64, Intent>, live: bool| {
         let token = tokens.fresh();
         in_flight.insert(token, intent.clone());
-        protocol::send(
-            &mut net,
-            token,
-            &host,
-            &SessionRequest::Intent(intent.clone()),
-        );
+        let request = SessionRequest::Intent(intent.clone());
+        if live {
+            protocol::publish(&mut net, token, &host, &request);
+        } else {
+            protocol::send(&mut net, token, &host, &request);
+        }
         token
     };
     // The outbox first, when nothing from it is in flight, so intents keep their order.
@@ -375,7 +379,7 @@ pub(crate) fn forward_guest_intents(
             if in_flight.len() >= MAX_INTENTS_IN_FLIGHT || !pacer.take(now) {
                 break;
             }
-            let token = send(intent, in_flight);
+            let token = send(intent, in_flight, false);
             delivering.insert(token);
         }
     }
@@ -385,7 +389,7 @@ pub(crate) fn forward_guest_intents(
             && pacer.take(now)
             && let Some(intent) = queued.pop_front()
         {
-            send(&intent, in_flight);
+            send(&intent, in_flight, true);
         }
     }
 }

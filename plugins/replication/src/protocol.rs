@@ -301,8 +301,9 @@ pub fn send(
     }
 }
 
-/// Sends a session request that confirms nothing (an update): it leaves before the frame's
-/// write to disk ([`NetCommand::Publish`]).
+/// Sends a session request that confirms nothing by being sent (an update; a member's
+/// intent, which its answer confirms): it leaves before the frame's write to disk
+/// ([`NetCommand::Publish`]).
 pub fn publish(
     net: &mut MessageWriter<NetCommand>,
     token: u64,
