@@ -84,4 +84,14 @@ fn the_party_screen_renders_its_visualizer_and_join_code() {
     assert!(colours > 200, "too few colours for a visualizer: {colours}");
     let white = pixels.chunks(3).filter(|p| *p == [255, 255, 255]).count();
     assert!(white > 100 * 100 / 4, "no QR code: {white} white pixels");
+    // The bars stand on the bottom edge, each 70% of its slot wide, in bright colours.
+    let bottom_row = &pixels[(720 - 1) * 1280 * 3..];
+    let bright = bottom_row
+        .chunks(3)
+        .filter(|p| p.iter().any(|c| *c > 100))
+        .count();
+    assert!(
+        bright > 1280 / 2,
+        "no bars along the bottom: {bright} bright pixels"
+    );
 }

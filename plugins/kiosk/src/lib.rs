@@ -4,7 +4,9 @@
 //! code with its QR code. It hosts a party of its own unless it was given one to join, which
 //! it joins as the read-only `display` role.
 
+pub mod flat_color;
 pub mod reactions;
+pub mod straight_to_screen;
 pub mod view;
 pub mod visualizer;
 
@@ -13,6 +15,7 @@ use bevy::window::PrimaryWindow;
 use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
 use whatnext_core::prelude::*;
 
+use crate::flat_color::FlatColor;
 use crate::visualizer::{BARS, Drive, FlashLimiter, beat_index, levels};
 
 /// The party screen. Adds `EguiPlugin`, the [`KioskSettings`] and [`VisualizerFrame`]
@@ -46,29 +49,33 @@ pub struct VisualizerFrame {
 
 impl Plugin for KioskPlugin {
     fn build(&self, app: &mut App) {
-        app.add_plugins(EguiPlugin::default())
-            .insert_resource(KioskSettings {
-                reduce_motion: self.reduce_motion,
-            })
-            .insert_resource(ClearColor(Color::srgb(0.02, 0.02, 0.05)))
-            .init_resource::<VisualizerFrame>()
-            .init_resource::<Analyses>()
-            .init_resource::<reactions::Floating>()
-            .add_systems(Startup, spawn_visualizer)
-            .add_systems(
-                Update,
-                (host_or_join, analyse_current_track, animate, report_screen)
-                    .chain()
-                    .after(SessionSet::Apply),
-            )
-            .add_systems(
-                Update,
-                (reactions::follow_reactions, report_phone_link).after(SessionSet::Apply),
-            )
-            .add_systems(
-                EguiPrimaryContextPass,
-                (view::draw_overlay, reactions::draw_reactions).chain(),
-            );
+        app.add_plugins((
+            EguiPlugin::default(),
+            straight_to_screen::StraightToScreenPlugin,
+            flat_color::FlatColorPlugin,
+        ))
+        .insert_resource(KioskSettings {
+            reduce_motion: self.reduce_motion,
+        })
+        .insert_resource(ClearColor(Color::srgb(0.02, 0.02, 0.05)))
+        .init_resource::<VisualizerFrame>()
+        .init_resource::<Analyses>()
+        .init_resource::<reactions::Floating>()
+        .add_systems(Startup, spawn_visualizer)
+        .add_systems(
+            Update,
+            (host_or_join, analyse_current_track, animate, report_screen)
+                .chain()
+                .after(SessionSet::Apply),
+        )
+        .add_systems(
+            Update,
+            (reactions::follow_reactions, report_phone_link).after(SessionSet::Apply),
+        )
+        .add_systems(
+            EguiPrimaryContextPass,
+            (view::draw_overlay, reactions::draw_reactions).chain(),
+        );
     }
 }
 
@@ -81,15 +88,21 @@ struct Glow;
 fn spawn_visualizer(
     mut commands: Commands,
     mut meshes: ResMut<Assets<Mesh>>,
-    mut materials: ResMut<Assets<ColorMaterial>>,
+    mut materials: ResMut<Assets<FlatColor>>,
 ) {
     // No multisampling: on a CPU renderer (lavapipe, a Pi) every sample is paid per pixel,
-    // and the bars are axis-aligned rectangles that need none.
-    commands.spawn((Camera2d, Msaa::Off));
+    // and the bars are axis-aligned rectangles that need none. It draws straight into the
+    // window, without Bevy's camera texture and its full-screen copy (`straight_to_screen`).
+    commands.spawn((
+        Camera2d,
+        Msaa::Off,
+        straight_to_screen::StraightToScreen,
+        bevy::render::camera::CameraRenderGraph::new(straight_to_screen::PartyScreenPasses),
+    ));
     commands.spawn((
         Glow,
         Mesh2d(meshes.add(Circle::new(1.0))),
-        MeshMaterial2d(materials.add(Color::srgb(0.06, 0.05, 0.16))),
+        MeshMaterial2d(materials.add(FlatColor::new(Color::srgb(0.06, 0.05, 0.16)))),
         Transform::from_xyz(0.0, 0.0, -1.0),
     ));
     let bar = meshes.add(Rectangle::new(1.0, 1.0));
@@ -97,7 +110,7 @@ fn spawn_visualizer(
         commands.spawn((
             Bar(i),
             Mesh2d(bar.clone()),
-            MeshMaterial2d(materials.add(Color::hsl(230.0, 0.7, 0.6))),
+            MeshMaterial2d(materials.add(FlatColor::new(Color::hsl(230.0, 0.7, 0.6)))),
             Transform::default(),
         ));
     }
@@ -325,9 +338,9 @@ fn animate(
     mut limiter: Local<FlashLimiter>,
     mut last_beat: Local<Option<u64>>,
     mut last_position: Local<u64>,
-    mut bars: Query<(&Bar, &mut Transform, &MeshMaterial2d<ColorMaterial>), Without<Glow>>,
-    mut glow: Query<(&mut Transform, &MeshMaterial2d<ColorMaterial>), With<Glow>>,
-    mut materials: ResMut<Assets<ColorMaterial>>,
+    mut bars: Query<(&Bar, &mut Transform, &MeshMaterial2d<FlatColor>), Without<Glow>>,
+    mut glow: Query<(&mut Transform, &MeshMaterial2d<FlatColor>), With<Glow>>,
+    mut materials: ResMut<Assets<FlatColor>>,
 ) {
     let snapshot = reader.snapshot();
     let drive = snapshot
@@ -381,7 +394,7 @@ fn animate(
         transform.scale = Vec3::new(slot * 0.7, height, 1.0);
         if let Some(mut m) = materials.get_mut(&material.0) {
             let hue = (200.0 + bar.0 as f32 / BARS as f32 * 120.0 + hue_shift) % 360.0;
-            m.color = Color::hsl(hue, 0.75, 0.45 + 0.25 * now[bar.0]);
+            m.color = Color::hsl(hue, 0.75, 0.45 + 0.25 * now[bar.0]).into();
         }
     }
     if let Ok((mut transform, material)) = glow.single_mut() {
@@ -389,7 +402,8 @@ fn animate(
         transform.scale = Vec3::new(radius, radius, 1.0);
         if let Some(mut m) = materials.get_mut(&material.0) {
             // Opaque on the dark background: a flash lifts its brightness.
-            m.color = Color::srgb(0.06 + 0.14 * flash, 0.05 + 0.1 * flash, 0.16 + 0.3 * flash);
+            m.color =
+                Color::srgb(0.06 + 0.14 * flash, 0.05 + 0.1 * flash, 0.16 + 0.3 * flash).into();
         }
     }
 }
