@@ -63,6 +63,13 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
                     ..default()
                 }),
                 ..default()
+            })
+            // A screenshot is of a whole frame: pipelines compiled before the frame that needs
+            // them, not drawn a few frames late (which a busy machine can stretch past the
+            // screenshot's frame).
+            .set(bevy::render::RenderPlugin {
+                synchronous_pipeline_compilation: screenshot.is_some(),
+                ..default()
             }),
     );
     // The network thread wakes the window's event loop, so a message from a peer is drawn at
@@ -97,14 +104,17 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
             unfocused_mode: UpdateMode::reactive_low_power(Duration::from_secs(1)),
         });
     }
-    // WHATNEXT_DIAGNOSTICS=1 logs frame times (the kiosk benchmark reads them) and each render
-    // pass's CPU and GPU time (GPU timestamps where the driver has them, lavapipe included).
-    if std::env::var_os("WHATNEXT_DIAGNOSTICS").is_some() {
+    // WHATNEXT_DIAGNOSTICS=1 logs frame times (the kiosk benchmark reads them);
+    // WHATNEXT_DIAGNOSTICS=passes also each render pass's CPU and GPU time (GPU timestamps where
+    // the driver has them, lavapipe included), which costs a little time of its own.
+    if let Some(diagnostics) = std::env::var_os("WHATNEXT_DIAGNOSTICS") {
         app.add_plugins((
             bevy::diagnostic::FrameTimeDiagnosticsPlugin::default(),
             bevy::diagnostic::LogDiagnosticsPlugin::default(),
-            bevy::render::diagnostic::RenderDiagnosticsPlugin,
         ));
+        if diagnostics == "passes" {
+            app.add_plugins(bevy::render::diagnostic::RenderDiagnosticsPlugin);
+        }
     }
     if let Some(path) = screenshot {
         app.insert_resource(WinitSettings::game())
@@ -119,9 +129,11 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
 /// the window is also sized and placed to the primary monitor itself.
 fn fill_the_screen(
     monitors: Query<&bevy::window::Monitor, With<bevy::window::PrimaryMonitor>>,
-    mut windows: Query<&mut Window, With<bevy::window::PrimaryWindow>>,
+    mut windows: Query<(Entity, &mut Window), With<bevy::window::PrimaryWindow>>,
+    mut filled: Local<bool>,
+    _winit_lives_on_this_thread: bevy::ecs::system::NonSendMarker,
 ) {
-    let (Ok(monitor), Ok(mut window)) = (monitors.single(), windows.single_mut()) else {
+    let (Ok(monitor), Ok((entity, mut window))) = (monitors.single(), windows.single_mut()) else {
         return;
     };
     let size = UVec2::new(monitor.physical_width, monitor.physical_height);
@@ -134,36 +146,92 @@ fn fill_the_screen(
             .set_physical_resolution(monitor.physical_width, monitor.physical_height);
         window.position = WindowPosition::At(monitor.physical_position);
     }
+    if *filled {
+        return;
+    }
+    // Bevy creates a full-screen window with no size, so with no window manager X keeps
+    // winit's default 800×600 while Bevy's `Window` already says the monitor's size (and the
+    // request above asks for nothing): the real window is asked until it has the size.
+    bevy::winit::WINIT_WINDOWS.with_borrow(|winit_windows| {
+        let Some(real) = winit_windows.get_window(entity) else {
+            return;
+        };
+        let inner = real.inner_size();
+        if (inner.width, inner.height) == (size.x, size.y) {
+            *filled = true;
+            return;
+        }
+        let _ = real.request_inner_size(winit::dpi::PhysicalSize::new(size.x, size.y));
+        real.set_outer_position(winit::dpi::PhysicalPosition::new(
+            monitor.physical_position.x,
+            monitor.physical_position.y,
+        ));
+    });
 }
 
 #[derive(Resource)]
 struct ScreenshotTo(PathBuf);
 
-fn take_screenshot(mut commands: Commands, target: Res<ScreenshotTo>, mut frames: Local<u32>) {
+fn take_screenshot(
+    mut commands: Commands,
+    target: Res<ScreenshotTo>,
+    mut frames: Local<u32>,
+    #[cfg(target_os = "linux")] shared_memory: Option<
+        Res<whatnext_kiosk::shared_memory_present::SharedMemoryPresent>,
+    >,
+    #[cfg(target_os = "linux")] mut from_x: Local<
+        Option<crossbeam_channel::Receiver<Result<Image, String>>>,
+    >,
+    mut exit: MessageWriter<AppExit>,
+) {
+    // The party screen on a CPU renderer shows its frames through X shared memory, not the
+    // swapchain: its screenshot is read back from the X server, which is what the screen shows.
+    #[cfg(target_os = "linux")]
+    if let Some(captured) = from_x.as_ref().and_then(|r| r.try_recv().ok()) {
+        let saved = captured.and_then(|image| save_screenshot(&image, &target.0));
+        exit.write(screenshot_saved(&target.0, saved));
+        return;
+    }
     *frames += 1;
     if *frames != SCREENSHOT_AFTER_FRAMES {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(shared_memory) = shared_memory {
+        *from_x = Some(shared_memory.capture_next_frame());
         return;
     }
     let path = target.0.clone();
     commands.spawn(Screenshot::primary_window()).observe(
         move |captured: On<ScreenshotCaptured>, mut exit: MessageWriter<AppExit>| {
-            // Alpha holds HDR brightness in captures; a plain RGB PNG is what people expect.
-            let saved = captured
-                .image
-                .clone()
-                .try_into_dynamic()
-                .map_err(|e| e.to_string())
-                .and_then(|img| img.to_rgb8().save(&path).map_err(|e| e.to_string()));
-            match saved {
-                Ok(()) => {
-                    info!(path = %path.display(), "screenshot saved");
-                    exit.write(AppExit::Success);
-                }
-                Err(error) => {
-                    error!(path = %path.display(), %error, "the screenshot could not be saved");
-                    exit.write(AppExit::error());
-                }
-            }
+            exit.write(screenshot_saved(
+                &path,
+                save_screenshot(&captured.image, &path),
+            ));
         },
     );
+}
+
+/// Saves a frame as a plain RGB PNG.
+fn save_screenshot(image: &Image, path: &std::path::Path) -> Result<(), String> {
+    // Alpha holds HDR brightness in captures; a plain RGB PNG is what people expect.
+    image
+        .clone()
+        .try_into_dynamic()
+        .map_err(|e| e.to_string())
+        .and_then(|img| img.to_rgb8().save(path).map_err(|e| e.to_string()))
+}
+
+/// Logs how saving went, and the exit that follows.
+fn screenshot_saved(path: &std::path::Path, saved: Result<(), String>) -> AppExit {
+    match saved {
+        Ok(()) => {
+            info!(path = %path.display(), "screenshot saved");
+            AppExit::Success
+        }
+        Err(error) => {
+            error!(path = %path.display(), %error, "the screenshot could not be saved");
+            AppExit::error()
+        }
+    }
 }

@@ -10,28 +10,69 @@ use crate::harness::binary;
 /// Needs `xvfb-run` and a Vulkan driver (Mesa's lavapipe); the README's test command
 /// installs both. Without them this fails rather than pretending to pass.
 fn screenshot(dir: &Path, args: &[&str]) -> Vec<u8> {
+    screenshot_with(dir, args, &[], Screen::default()).0
+}
+
+/// The Xvfb screen a test runs on.
+struct Screen {
+    width: u32,
+    height: u32,
+    /// Extra X server options, such as `-extension MIT-SHM` to take an extension away.
+    options: &'static str,
+}
+
+impl Default for Screen {
+    fn default() -> Self {
+        Screen {
+            width: 1280,
+            height: 720,
+            options: "",
+        }
+    }
+}
+
+/// [`screenshot`] with environment variables, on a given screen; also returns the app's log
+/// (the kiosk's at info level).
+fn screenshot_with(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    screen: Screen,
+) -> (Vec<u8>, String) {
     let shot = dir.join("window.png");
-    let status = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1280x720x24"])
+    let server = format!(
+        "-screen 0 {}x{}x24 {}",
+        screen.width, screen.height, screen.options
+    );
+    let output = Command::new("xvfb-run")
+        .args(["-a", "-s", server.as_str()])
         .arg(binary())
         .args(args)
         .arg("--screenshot")
         .arg(&shot)
-        .env("RUST_LOG", "warn")
-        .status()
+        .env("RUST_LOG", "warn,whatnext_kiosk=info")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .output()
         .expect("xvfb-run is needed for this test: apt-get install xvfb xauth mesa-vulkan-drivers");
+    let log = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
-        status.success(),
-        "whatnext --screenshot exited with {status}"
+        output.status.success(),
+        "whatnext --screenshot exited with {}: {log}",
+        output.status
     );
     let file = std::fs::File::open(&shot).expect("screenshot written");
     let decoder = png::Decoder::new(std::io::BufReader::new(file));
     let mut reader = decoder.read_info().expect("a PNG");
     let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
     let info = reader.next_frame(&mut pixels).expect("pixels");
-    assert_eq!((info.width, info.height), (1280, 720));
+    assert_eq!(
+        (info.width, info.height),
+        (screen.width, screen.height),
+        "the window does not fill the screen"
+    );
     pixels.truncate(info.buffer_size());
-    pixels
+    (pixels, log)
 }
 
 fn distinct_colours(pixels: &[u8]) -> usize {
@@ -73,25 +114,77 @@ fn the_demo_party_renders_with_its_qr_code() {
     );
 }
 
-/// `--kiosk --demo --screenshot`: the party screen through the real renderer: the
-/// visualizer's coloured bars, the text, and the join QR code.
-#[test]
-fn the_party_screen_renders_its_visualizer_and_join_code() {
+/// What the party screen must show: the visualizer's coloured bars along the bottom edge, the
+/// text, and the join QR code; and the way its frames went to the X server, as its log says.
+fn assert_party_screen(env: &[(&str, &str)], screen: Screen, path: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pixels = screenshot(dir.path(), &["--kiosk", "--demo"]);
+    let (width, height) = (screen.width as usize, screen.height as usize);
+    let (pixels, log) = screenshot_with(dir.path(), &["--kiosk", "--demo"], env, screen);
+    assert!(
+        log.contains(path),
+        "the party screen's log does not say \"{path}\": {log}"
+    );
     let colours = distinct_colours(&pixels);
     // Bars in dozens of hues, and anti-aliased text: far more than a blank or flat frame.
     assert!(colours > 200, "too few colours for a visualizer: {colours}");
     let white = pixels.chunks(3).filter(|p| *p == [255, 255, 255]).count();
     assert!(white > 100 * 100 / 4, "no QR code: {white} white pixels");
     // The bars stand on the bottom edge, each 70% of its slot wide, in bright colours.
-    let bottom_row = &pixels[(720 - 1) * 1280 * 3..];
+    let bottom_row = &pixels[(height - 1) * width * 3..];
     let bright = bottom_row
         .chunks(3)
         .filter(|p| p.iter().any(|c| *c > 100))
         .count();
     assert!(
-        bright > 1280 / 2,
+        bright > width / 2,
         "no bars along the bottom: {bright} bright pixels"
+    );
+}
+
+/// `--kiosk --demo --screenshot` on lavapipe: the party screen reaches the X server through
+/// shared memory, and the screenshot is read back from the X server, so this checks what the
+/// screen really shows.
+#[test]
+fn the_party_screen_shows_its_visualizer_and_join_code_through_x_shared_memory() {
+    assert_party_screen(&[], Screen::default(), "presents through X shared memory");
+}
+
+/// The same through the Vulkan swapchain, the path of every other renderer (and of
+/// `WHATNEXT_PRESENT=swapchain`).
+#[test]
+fn the_party_screen_renders_its_visualizer_and_join_code_through_the_swapchain() {
+    assert_party_screen(
+        &[("WHATNEXT_PRESENT", "swapchain")],
+        Screen::default(),
+        "presents through the swapchain reason=WHATNEXT_PRESENT=swapchain",
+    );
+}
+
+/// An X server without MIT-SHM (a remote display, some VNC servers): the party screen says
+/// why and draws through the swapchain.
+#[test]
+fn the_party_screen_falls_back_to_the_swapchain_on_an_x_server_without_shared_memory() {
+    assert_party_screen(
+        &[],
+        Screen {
+            options: "-extension MIT-SHM",
+            ..Screen::default()
+        },
+        "presents through the swapchain reason=the X server has no MIT-SHM",
+    );
+}
+
+/// A screen of another size than the window Bevy starts with (1280×720): the window grows or
+/// shrinks to it, and the frames the X server shows follow (read back from the X server).
+#[test]
+fn the_party_screen_fills_a_screen_of_another_size() {
+    assert_party_screen(
+        &[],
+        Screen {
+            width: 1024,
+            height: 768,
+            options: "",
+        },
+        "presents through X shared memory",
     );
 }

@@ -29,8 +29,8 @@ pub const LOW_HZ: f32 = 40.0;
 pub const HIGH_HZ: f32 = 8_000.0;
 /// Onsets closer together than this are one onset.
 pub const MIN_ONSET_GAP_MS: u64 = 100;
-/// A file longer than this is analysed up to here only (memory stays bounded: 10 min of
-/// mono f32 at 48 kHz is 110 MiB before the analysis drops it).
+/// A file longer than this is analysed up to here only. (The analysis streams: it holds a
+/// frame of samples, not the file; `decode` for a whole file holds up to 110 MiB.)
 pub const MAX_SECONDS: u64 = 600;
 /// The most mono samples decoded from one file, whatever its header says: [`MAX_SECONDS`]
 /// at 48 kHz (a higher rate is analysed for fewer seconds).
@@ -127,6 +127,22 @@ pub fn check_playable(path: &Path) -> Result<(), DecodeError> {
 
 /// [`decode`], stopping after `max_samples` mono samples.
 fn decode_up_to(path: &Path, max_samples: usize) -> Result<Decoded, DecodeError> {
+    let mut samples = Vec::new();
+    let sample_rate =
+        decode_in_packets(path, max_samples, |_, mono| samples.extend_from_slice(mono))?;
+    Ok(Decoded {
+        sample_rate,
+        samples,
+    })
+}
+
+/// Decodes the first audio track of a file packet by packet, handing the track's sample rate
+/// and each packet's mono samples to `take` (at most `max_samples` in all); returns the rate.
+fn decode_in_packets(
+    path: &Path,
+    max_samples: usize,
+    mut take: impl FnMut(u32, &[f32]),
+) -> Result<u32, DecodeError> {
     let file = open_regular_file(path).map_err(|source| DecodeError::Open {
         path: path.to_owned(),
         source,
@@ -175,8 +191,9 @@ fn decode_up_to(path: &Path, max_samples: usize) -> Result<Decoded, DecodeError>
     let limit = (sample_rate as usize * MAX_SECONDS as usize)
         .min(MAX_SAMPLES)
         .min(max_samples);
-    let mut samples = Vec::new();
-    while samples.len() < limit {
+    let mut taken = 0;
+    let mut mono = Vec::new();
+    while taken < limit {
         let packet = match format.next_packet() {
             Ok(packet) => packet,
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
@@ -215,18 +232,18 @@ fn decode_up_to(path: &Path, max_samples: usize) -> Result<Decoded, DecodeError>
         }
         let mut buffer = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
         buffer.copy_interleaved_ref(decoded);
-        samples.extend(
+        mono.clear();
+        mono.extend(
             buffer
                 .samples()
                 .chunks(channels)
                 .map(|frame| frame.iter().sum::<f32>() / channels as f32)
-                .take(limit - samples.len()),
+                .take(limit - taken),
         );
+        taken += mono.len();
+        take(sample_rate, &mono);
     }
-    Ok(Decoded {
-        sample_rate,
-        samples,
-    })
+    Ok(sample_rate)
 }
 
 /// What the visualizer draws from a track.
@@ -266,57 +283,103 @@ pub fn band_of(hz: f32) -> Option<usize> {
 
 /// Band energies per frame (Hann window, FFT) and onsets by spectral flux.
 pub fn analyze(decoded: &Decoded) -> Analysis {
-    let rate = decoded.sample_rate as f32;
-    let samples = &decoded.samples;
-    let fft = FftPlanner::<f32>::new().plan_fft_forward(FRAME);
-    let window: Vec<f32> = (0..FRAME)
-        .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / FRAME as f32).cos())
-        .collect();
-    let bin_band: Vec<Option<usize>> = (0..FRAME / 2)
-        .map(|bin| band_of(bin as f32 * rate / FRAME as f32))
-        .collect();
-    let mut bands = Vec::new();
-    let mut flux = Vec::new();
-    let mut previous = vec![0.0f32; FRAME / 2];
-    let mut buffer = vec![Complex::new(0.0, 0.0); FRAME];
-    let mut start = 0;
-    while start + FRAME <= samples.len() {
-        for (i, slot) in buffer.iter_mut().enumerate() {
-            *slot = Complex::new(samples[start + i] * window[i], 0.0);
+    let mut analyzer = Analyzer::new(decoded.sample_rate);
+    analyzer.push(&decoded.samples);
+    analyzer.finish()
+}
+
+/// [`analyze`] as the samples arrive: it keeps one frame of samples, not the track.
+struct Analyzer {
+    rate: f32,
+    fft: std::sync::Arc<dyn rustfft::Fft<f32>>,
+    window: Vec<f32>,
+    bin_band: Vec<Option<usize>>,
+    /// Samples not yet past: the next frame starts at `pending[0]`.
+    pending: Vec<f32>,
+    bands: Vec<[f32; BANDS]>,
+    flux: Vec<f32>,
+    previous: Vec<f32>,
+    buffer: Vec<Complex<f32>>,
+}
+
+impl Analyzer {
+    fn new(sample_rate: u32) -> Self {
+        let rate = sample_rate as f32;
+        Self {
+            rate,
+            fft: FftPlanner::<f32>::new().plan_fft_forward(FRAME),
+            window: (0..FRAME)
+                .map(|i| 0.5 - 0.5 * (std::f32::consts::TAU * i as f32 / FRAME as f32).cos())
+                .collect(),
+            bin_band: (0..FRAME / 2)
+                .map(|bin| band_of(bin as f32 * rate / FRAME as f32))
+                .collect(),
+            pending: Vec::with_capacity(FRAME * 2),
+            bands: Vec::new(),
+            flux: Vec::new(),
+            previous: vec![0.0; FRAME / 2],
+            buffer: vec![Complex::new(0.0, 0.0); FRAME],
         }
-        fft.process(&mut buffer);
+    }
+
+    /// Takes more samples, analysing every whole frame they complete.
+    fn push(&mut self, samples: &[f32]) {
+        let mut samples = samples;
+        loop {
+            // Only what the next frame lacks is copied in, so a whole track pushed at once
+            // is not copied whole.
+            let wanted = FRAME.saturating_sub(self.pending.len()).min(samples.len());
+            self.pending.extend_from_slice(&samples[..wanted]);
+            samples = &samples[wanted..];
+            if self.pending.len() < FRAME {
+                return;
+            }
+            self.frame();
+            self.pending.drain(..HOP);
+        }
+    }
+
+    /// One frame: the first [`FRAME`] pending samples.
+    fn frame(&mut self) {
+        for ((slot, sample), w) in self.buffer.iter_mut().zip(&self.pending).zip(&self.window) {
+            *slot = Complex::new(sample * w, 0.0);
+        }
+        self.fft.process(&mut self.buffer);
         let mut energy = [0.0f32; BANDS];
         let mut rise = 0.0;
-        for (bin, value) in buffer[..FRAME / 2].iter().enumerate() {
+        for (bin, value) in self.buffer[..FRAME / 2].iter().enumerate() {
             let magnitude = value.norm();
-            if let Some(b) = bin_band[bin] {
+            if let Some(b) = self.bin_band[bin] {
                 energy[b] += magnitude * magnitude;
             }
-            rise += (magnitude - previous[bin]).max(0.0);
-            previous[bin] = magnitude;
+            rise += (magnitude - self.previous[bin]).max(0.0);
+            self.previous[bin] = magnitude;
         }
-        bands.push(energy);
-        flux.push(rise);
-        start += HOP;
+        self.bands.push(energy);
+        self.flux.push(rise);
     }
-    let loudest = bands
-        .iter()
-        .flat_map(|b| b.iter())
-        .fold(0.0f32, |a, b| a.max(*b));
-    if loudest > 0.0 {
-        for frame in &mut bands {
-            for e in frame.iter_mut() {
-                *e /= loudest;
+
+    fn finish(self) -> Analysis {
+        let mut bands = self.bands;
+        let loudest = bands
+            .iter()
+            .flat_map(|b| b.iter())
+            .fold(0.0f32, |a, b| a.max(*b));
+        if loudest > 0.0 {
+            for frame in &mut bands {
+                for e in frame.iter_mut() {
+                    *e /= loudest;
+                }
             }
         }
-    }
-    let frame_ms = HOP as f32 * 1000.0 / rate;
-    // A frame's flux belongs to the middle of its window.
-    let centre_ms = FRAME as f32 / 2.0 * 1000.0 / rate;
-    Analysis {
-        frame_ms,
-        onsets_ms: onsets(&flux, frame_ms, centre_ms),
-        bands,
+        let frame_ms = HOP as f32 * 1000.0 / self.rate;
+        // A frame's flux belongs to the middle of its window.
+        let centre_ms = FRAME as f32 / 2.0 * 1000.0 / self.rate;
+        Analysis {
+            frame_ms,
+            onsets_ms: onsets(&self.flux, frame_ms, centre_ms),
+            bands,
+        }
     }
 }
 
@@ -343,7 +406,15 @@ fn onsets(flux: &[f32], frame_ms: f32, centre_ms: f32) -> Vec<u64> {
     out
 }
 
-/// Decodes and analyses a file: what the kiosk runs on its own thread.
+/// Decodes and analyses a file as it decodes, holding a frame of samples rather than the
+/// file (a 3-minute track decoded whole is 31 MB of samples that glibc then keeps resident on
+/// the party screen): what the kiosk runs on its own thread.
 pub fn analyze_file(path: &Path) -> Result<Analysis, DecodeError> {
-    decode(path).map(|d| analyze(&d))
+    let mut analyzer: Option<Analyzer> = None;
+    let rate = decode_in_packets(path, MAX_SAMPLES, |rate, mono| {
+        analyzer
+            .get_or_insert_with(|| Analyzer::new(rate))
+            .push(mono);
+    })?;
+    Ok(analyzer.unwrap_or_else(|| Analyzer::new(rate)).finish())
 }

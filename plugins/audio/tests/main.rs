@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use whatnext_audio::{DecodeError, analyze_file, band_of, decode};
+use whatnext_audio::{DecodeError, analyze, analyze_file, band_of, decode};
 
 const RATE: u32 = 22_050;
 const BEAT_MS: u64 = 500;
@@ -91,6 +91,19 @@ fn tone_bursts_show_in_their_bands_and_as_onsets_on_the_beat() {
             "onset at {found} ms for the beat at {beat} ms"
         );
     }
+}
+
+/// The file's analysis streams (a frame of samples at a time, packets of whatever size the
+/// decoder gives); it must be the analysis of all the samples at once, frame for frame.
+#[test]
+fn the_streamed_analysis_of_a_file_is_the_analysis_of_all_its_samples() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bursts.wav");
+    write_bursts(&path);
+    let whole = analyze(&decode(&path).expect("decoded"));
+    let streamed = analyze_file(&path).expect("analysed");
+    assert!(whole.bands.len() > 100, "{} frames", whole.bands.len());
+    assert_eq!(streamed, whole);
 }
 
 #[test]

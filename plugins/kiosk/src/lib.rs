@@ -6,6 +6,8 @@
 
 pub mod flat_color;
 pub mod reactions;
+#[cfg(target_os = "linux")]
+pub mod shared_memory_present;
 pub mod straight_to_screen;
 pub mod view;
 pub mod visualizer;
@@ -53,8 +55,10 @@ impl Plugin for KioskPlugin {
             EguiPlugin::default(),
             straight_to_screen::StraightToScreenPlugin,
             flat_color::FlatColorPlugin,
-        ))
-        .insert_resource(KioskSettings {
+        ));
+        #[cfg(target_os = "linux")]
+        app.add_plugins(shared_memory_present::SharedMemoryPresentPlugin);
+        app.insert_resource(KioskSettings {
             reduce_motion: self.reduce_motion,
         })
         .insert_resource(ClearColor(Color::srgb(0.02, 0.02, 0.05)))

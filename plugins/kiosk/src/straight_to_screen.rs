@@ -101,7 +101,7 @@ struct OverlayDraw {
 
 /// The egui overlay of this frame, uploaded for [`draw_party_screen`].
 #[derive(Resource, Default)]
-struct Overlay {
+pub(crate) struct Overlay {
     vertices: Option<Buffer>,
     indices: Option<Buffer>,
     draws: Vec<OverlayDraw>,
@@ -240,7 +240,7 @@ fn prepare_overlay(
 /// The kiosk camera's whole frame: the 2D scene over the clear colour, then the overlay,
 /// both straight into the window.
 #[allow(clippy::too_many_arguments)]
-fn draw_party_screen(
+pub(crate) fn draw_party_screen(
     world: &World,
     view: ViewQuery<(
         &ExtractedCamera,
