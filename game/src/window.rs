@@ -124,13 +124,16 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
     app.run()
 }
 
+/// How many frames the party screen asks its real window for the monitor's size.
+const ASK_THE_REAL_WINDOW: u32 = 120;
+
 /// The party screen covers its monitor. Borderless full screen asks the window manager for
 /// that, and a kiosk box often runs none (X with no WM keeps the window at its first size), so
 /// the window is also sized and placed to the primary monitor itself.
 fn fill_the_screen(
     monitors: Query<&bevy::window::Monitor, With<bevy::window::PrimaryMonitor>>,
     mut windows: Query<(Entity, &mut Window), With<bevy::window::PrimaryWindow>>,
-    mut filled: Local<bool>,
+    mut asked: Local<u32>,
     _winit_lives_on_this_thread: bevy::ecs::system::NonSendMarker,
 ) {
     let (Ok(monitor), Ok((entity, mut window))) = (monitors.single(), windows.single_mut()) else {
@@ -146,7 +149,9 @@ fn fill_the_screen(
             .set_physical_resolution(monitor.physical_width, monitor.physical_height);
         window.position = WindowPosition::At(monitor.physical_position);
     }
-    if *filled {
+    // Asked a few times at most: a window manager may keep the window smaller (a panel), and
+    // each look at the real size is a round trip to the X server.
+    if *asked >= ASK_THE_REAL_WINDOW {
         return;
     }
     // Bevy creates a full-screen window with no size, so with no window manager X keeps
@@ -158,8 +163,16 @@ fn fill_the_screen(
         };
         let inner = real.inner_size();
         if (inner.width, inner.height) == (size.x, size.y) {
-            *filled = true;
+            *asked = ASK_THE_REAL_WINDOW;
             return;
+        }
+        *asked += 1;
+        if *asked == ASK_THE_REAL_WINDOW {
+            warn!(
+                width = inner.width,
+                height = inner.height,
+                "the party screen's window stays smaller than its screen"
+            );
         }
         let _ = real.request_inner_size(winit::dpi::PhysicalSize::new(size.x, size.y));
         real.set_outer_position(winit::dpi::PhysicalPosition::new(
