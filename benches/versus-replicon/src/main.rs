@@ -45,6 +45,24 @@ struct Figures {
     idle_receive: Duration,
 }
 
+/// What one tick of one library took.
+struct Tick {
+    send: Duration,
+    /// Each receiver's update.
+    receive: Vec<Duration>,
+    /// What the server sent the first receiver.
+    bytes: usize,
+}
+
+/// One library's server and receivers, stepped a tick at a time.
+trait Side {
+    /// One tick: the server moves this tick's tracks (none when `tick` is `None`), updates,
+    /// and each receiver takes what it sent.
+    fn tick(&mut self, tick: Option<usize>) -> Tick;
+    /// Asserts every receiver holds the server's queue.
+    fn check(&mut self);
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -341,49 +359,38 @@ impl Whatnext {
         }
         to_first
     }
+}
 
-    fn run(mut self) -> Figures {
-        let (mut idle, mut idle_receive) = (Vec::new(), Vec::new());
-        for _ in 0..20 {
-            let t = Instant::now();
-            self.host.update();
-            idle.push(t.elapsed());
-            self.route_from(End::Host);
-            for i in 0..self.members.len() {
-                let t = Instant::now();
-                self.members[i].1.update();
-                idle_receive.push(t.elapsed());
-                self.route_from(End::Member(i));
-            }
-        }
-        let (mut send, mut receive, mut bytes) = (Vec::new(), Vec::new(), 0);
-        for tick in 0..TICKS {
+impl Side for Whatnext {
+    fn tick(&mut self, tick: Option<usize>) -> Tick {
+        if let Some(tick) = tick {
             move_some(self.host.world_mut(), &self.tracks.clone(), tick);
-            let t = Instant::now();
-            self.host.update();
-            send.push(t.elapsed());
-            bytes += self.route_from(End::Host);
-            for i in 0..self.members.len() {
-                let t = Instant::now();
-                self.members[i].1.update();
-                receive.push(t.elapsed());
-                self.route_from(End::Member(i));
-            }
         }
-        // The members really hold the host's queue.
+        let t = Instant::now();
+        self.host.update();
+        let send = t.elapsed();
+        let bytes = self.route_from(End::Host);
+        let mut receive = Vec::new();
+        for i in 0..self.members.len() {
+            let t = Instant::now();
+            self.members[i].1.update();
+            receive.push(t.elapsed());
+            self.route_from(End::Member(i));
+        }
+        Tick {
+            send,
+            receive,
+            bytes,
+        }
+    }
+
+    fn check(&mut self) {
         let expected = queue(&mut self.host);
         for (_, app) in &mut self.members {
             assert!(
                 queue(app) == expected,
                 "a member's queue matches the host's"
             );
-        }
-        Figures {
-            send: median(send),
-            receive: median(receive),
-            bytes_per_change: bytes as f64 / (TICKS as u64 * CHANGING) as f64,
-            idle_send: median(idle),
-            idle_receive: median(idle_receive),
         }
     }
 }
@@ -429,85 +436,119 @@ fn exchange(server: &mut App, client: &mut App) -> usize {
     bytes
 }
 
-fn replicon(receivers: usize) -> Figures {
-    let mut server = replicon_app();
-    let mut clients: Vec<App> = (0..receivers).map(|_| replicon_app()).collect();
-    for client in &mut clients {
-        server.connect_client(client);
-    }
-    let mut tracks = Vec::new();
-    let mut key = None;
-    for i in 0..ENTITIES {
-        let next = QueueKey::between(key.as_ref(), None);
-        key = Some(next.clone());
-        tracks.push(
-            server
-                .world_mut()
-                .spawn((RepliconReplicated, track(i), QueuePosition(next)))
-                .id(),
-        );
-    }
-    let tick_all = |server: &mut App, clients: &mut Vec<App>| {
-        server.update();
-        for client in clients.iter_mut() {
-            exchange(server, client);
-            client.update();
+/// The replicon side: a server with the same 10,000 tracks and `receivers` clients.
+struct Replicon {
+    server: App,
+    clients: Vec<App>,
+    tracks: Vec<Entity>,
+}
+
+impl Replicon {
+    fn new(receivers: usize) -> Self {
+        let mut server = replicon_app();
+        let mut clients: Vec<App> = (0..receivers).map(|_| replicon_app()).collect();
+        for client in &mut clients {
+            server.connect_client(client);
         }
-    };
-    for _ in 0..3 {
-        tick_all(&mut server, &mut clients);
-    }
-    for client in &mut clients {
-        assert_eq!(
-            queue(client).len() as u64,
-            ENTITIES,
-            "a client got every entity"
-        );
-    }
-    let (mut idle, mut idle_receive) = (Vec::new(), Vec::new());
-    for _ in 0..20 {
-        let t = Instant::now();
-        server.update();
-        idle.push(t.elapsed());
-        for client in clients.iter_mut() {
-            exchange(&mut server, client);
-            let t = Instant::now();
-            client.update();
-            idle_receive.push(t.elapsed());
+        let mut tracks = Vec::new();
+        let mut key = None;
+        for i in 0..ENTITIES {
+            let next = QueueKey::between(key.as_ref(), None);
+            key = Some(next.clone());
+            tracks.push(
+                server
+                    .world_mut()
+                    .spawn((RepliconReplicated, track(i), QueuePosition(next)))
+                    .id(),
+            );
         }
+        let mut side = Self {
+            server,
+            clients,
+            tracks,
+        };
+        for _ in 0..3 {
+            side.tick(None);
+        }
+        for client in &mut side.clients {
+            assert_eq!(
+                queue(client).len() as u64,
+                ENTITIES,
+                "a client got every entity"
+            );
+        }
+        side
     }
-    let (mut send, mut receive, mut bytes) = (Vec::new(), Vec::new(), 0);
-    for tick in 0..TICKS {
-        move_some(server.world_mut(), &tracks, tick);
+}
+
+impl Side for Replicon {
+    fn tick(&mut self, tick: Option<usize>) -> Tick {
+        if let Some(tick) = tick {
+            move_some(self.server.world_mut(), &self.tracks, tick);
+        }
         let t = Instant::now();
-        server.update();
-        send.push(t.elapsed());
-        for (i, client) in clients.iter_mut().enumerate() {
-            let sent = exchange(&mut server, client);
+        self.server.update();
+        let send = t.elapsed();
+        let (mut receive, mut bytes) = (Vec::new(), 0);
+        for (i, client) in self.clients.iter_mut().enumerate() {
+            let sent = exchange(&mut self.server, client);
             if i == 0 {
-                bytes += sent;
+                bytes = sent;
             }
             let t = Instant::now();
             client.update();
             receive.push(t.elapsed());
         }
+        Tick {
+            send,
+            receive,
+            bytes,
+        }
     }
-    // One more round so the last mutations (sent unreliably, acknowledged) land.
-    tick_all(&mut server, &mut clients);
-    let expected = queue(&mut server);
-    for client in &mut clients {
-        assert!(
-            queue(client) == expected,
-            "a client's queue matches the server's"
-        );
+
+    fn check(&mut self) {
+        // One more round so the last mutations (sent unreliably, acknowledged) land.
+        self.tick(None);
+        let expected = queue(&mut self.server);
+        for client in &mut self.clients {
+            assert!(
+                queue(client) == expected,
+                "a client's queue matches the server's"
+            );
+        }
     }
-    Figures {
-        send: median(send),
-        receive: median(receive),
-        bytes_per_change: bytes as f64 / (TICKS as u64 * CHANGING) as f64,
-        idle_send: median(idle),
-        idle_receive: median(idle_receive),
+}
+
+/// Runs both libraries' ticks in turns (idle ticks, then busy ones) and returns each one's
+/// figures. Turns, not one library after the other: this machine's speed drifts by tens of
+/// percent over seconds (the hypervisor), and taking turns gives both sides the same drift.
+fn measure(sides: &mut [&mut dyn Side]) -> Vec<Figures> {
+    let mut idle: Vec<Vec<Tick>> = sides.iter().map(|_| Vec::new()).collect();
+    let mut busy: Vec<Vec<Tick>> = sides.iter().map(|_| Vec::new()).collect();
+    for _ in 0..20 {
+        for (side, ticks) in sides.iter_mut().zip(&mut idle) {
+            ticks.push(side.tick(None));
+        }
     }
+    for tick in 0..TICKS {
+        for (side, ticks) in sides.iter_mut().zip(&mut busy) {
+            ticks.push(side.tick(Some(tick)));
+        }
+    }
+    for side in sides.iter_mut() {
+        side.check();
+    }
+    idle.into_iter()
+        .zip(busy)
+        .map(|(idle, busy)| Figures {
+            send: median(busy.iter().map(|t| t.send).collect()),
+            receive: median(busy.iter().flat_map(|t| t.receive.clone()).collect()),
+            bytes_per_change: busy.iter().map(|t| t.bytes).sum::<usize>() as f64
+                / (TICKS as u64 * CHANGING) as f64,
+            idle_send: median(idle.iter().map(|t| t.send).collect()),
+            idle_receive: median(idle.iter().flat_map(|t| t.receive.clone()).collect()),
+        })
+        .collect()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -523,10 +564,9 @@ fn main() {
         "", "receivers", "send ms", "receive ms", "bytes/change", "idle send ms", "idle recv ms"
     );
     for receivers in [1, 20] {
-        for (name, figures) in [
-            ("whatnext", Whatnext::new(receivers).run()),
-            ("replicon", replicon(receivers)),
-        ] {
+        let (mut whatnext, mut replicon) = (Whatnext::new(receivers), Replicon::new(receivers));
+        let figures = measure(&mut [&mut whatnext, &mut replicon]);
+        for (name, figures) in ["whatnext", "replicon"].into_iter().zip(figures) {
             // Ours is held to replicon's figure; replicon's rows are the reference.
             let target = if name == "whatnext" {
                 "at or below replicon"

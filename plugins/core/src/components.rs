@@ -151,7 +151,7 @@ pub struct Track {
 
 /// On a track entity: its place in the queue.
 #[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[component(on_insert = queue_index::index_position, on_discard = queue_index::unindex_position)]
+#[component(on_insert = queue_index::index_position, on_remove = queue_index::unindex_position)]
 pub struct QueuePosition(pub QueueKey);
 
 /// On a track entity: a guest's own addition that the authority has not confirmed yet.

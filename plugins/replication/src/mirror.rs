@@ -1,7 +1,9 @@
 //! The member's side: apply the host's welcome snapshot and updates, strictly in order, to
 //! mirrored entities found by `NetId`; buffer updates behind a gap and ask for a resync.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
+
+use bevy::platform::collections::HashMap;
 
 use bevy::ecs::system::SystemState;
 use bevy::prelude::*;

@@ -199,7 +199,7 @@ pub(crate) fn forward_guest_intents(
         .as_ref()
         .is_some_and(|h| admitted.0.as_ref() == Some(h) && links.0.contains_key(h));
     // Pending additions of this frame go after each other, not on one key.
-    let mut tail = index.last_key().cloned();
+    let mut tail = index.last_key();
     // An outbox restored from disk shows in the queue too, marked pending, as before the
     // restart (once a run: later entries were shown when they were made).
     if host.is_some() && !*restored_shown {

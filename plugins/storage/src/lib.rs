@@ -499,7 +499,7 @@ pub(crate) fn spawn_track(world: &mut World, id: TrackId, t: TrackRecord) {
             Err(e) => {
                 // Keep the track, at the end, rather than lose it.
                 tracing::warn!(track = %id, error = %e, "a stored track had a bad queue key; it goes last");
-                QueueKey::between(world.resource::<QueueIndex>().last_key(), None)
+                QueueKey::between(world.resource::<QueueIndex>().last_key().as_ref(), None)
             }
         };
         world.spawn((

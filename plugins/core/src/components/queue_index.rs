@@ -1,23 +1,91 @@
 //! The queue's index: tracks by id and in play order, kept by the `Track` and
 //! `QueuePosition` component hooks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use bevy::ecs::entity::EntityHashMap;
 use bevy::ecs::lifecycle::HookContext;
 use bevy::ecs::world::DeferredWorld;
+use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 
 use super::*;
+
+/// A track's place in play order: its key, then its id for equal keys.
+///
+/// `head` holds the key's first 16 bytes as a number, so nearly every comparison in the
+/// ordered map is one integer comparison, and a key of up to 16 bytes (`QueueKey::between`
+/// makes 8 digits; more only after many insertions between the same two neighbours) needs no
+/// allocation: a member moves tracks in this map on every update it applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Slot {
+    head: u128,
+    len: usize,
+    /// The whole key, when it is longer than the head.
+    long: Option<Arc<str>>,
+    id: TrackId,
+}
+
+impl Slot {
+    fn new(key: &QueueKey, id: TrackId) -> Self {
+        // Big-endian and zero-padded, so the number orders as the text does (a shorter text
+        // sorts first either way).
+        let text = key.as_str();
+        let mut head = [0u8; 16];
+        let n = text.len().min(16);
+        head[..n].copy_from_slice(&text.as_bytes()[..n]);
+        Self {
+            head: u128::from_be_bytes(head),
+            len: text.len(),
+            long: (text.len() > 16).then(|| Arc::from(text)),
+            id,
+        }
+    }
+
+    /// The key this slot was made from.
+    fn key(&self) -> QueueKey {
+        match &self.long {
+            Some(text) => QueueKey::unchecked(text),
+            None => {
+                let head = self.head.to_be_bytes();
+                // Whole characters: the key ended within the head.
+                QueueKey::unchecked(&String::from_utf8_lossy(&head[..self.len.min(16)]))
+            }
+        }
+    }
+}
+
+impl Ord for Slot {
+    /// The order of `(key, id)`, with the key's text compared only when its head cannot tell.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.head
+            .cmp(&other.head)
+            .then_with(|| match (&self.long, &other.long) {
+                (Some(a), Some(b)) => a.cmp(b),
+                // Equal heads and a key within them: the shorter is a prefix of the longer
+                // (the rest of the head is zeros on both sides), or they are the same.
+                _ => self.len.cmp(&other.len),
+            })
+            .then(self.id.cmp(&other.id))
+    }
+}
+
+impl PartialOrd for Slot {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// Finds tracks by id and in play order without scanning. Kept up to date by component
 /// hooks, so it holds for every track entity however it was spawned (intent, storage, mirror).
 #[derive(Resource, Default, Debug)]
 pub struct QueueIndex {
     by_id: HashMap<TrackId, Entity>,
-    order: BTreeMap<(QueueKey, TrackId), Entity>,
-    keys: HashMap<Entity, (QueueKey, TrackId)>,
+    order: BTreeMap<Slot, Entity>,
+    slots: EntityHashMap<Slot>,
     /// Each track entity's adder and wire size, for the caps in `limits`.
-    footprints: HashMap<Entity, (PeerId, usize)>,
+    footprints: EntityHashMap<(PeerId, usize)>,
     /// The sum of the footprints' sizes.
     bytes: usize,
     /// How many track entities each peer added.
@@ -42,7 +110,7 @@ impl QueueIndex {
 
     /// Track entities in play order.
     pub fn in_order(&self) -> impl DoubleEndedIterator<Item = (TrackId, Entity)> + '_ {
-        self.order.iter().map(|((_, id), e)| (*id, *e))
+        self.order.iter().map(|(slot, e)| (slot.id, *e))
     }
 
     /// Track entities in play order from track `id` on (itself first), or from the start
@@ -54,35 +122,32 @@ impl QueueIndex {
         use std::ops::Bound;
         let start = id
             .and_then(|id| self.by_id.get(&id))
-            .and_then(|e| self.keys.get(e))
+            .and_then(|e| self.slots.get(e))
             .cloned();
         let lower = start.map_or(Bound::Unbounded, Bound::Included);
         self.order
             .range((lower, Bound::Unbounded))
-            .map(|((_, id), e)| (*id, *e))
+            .map(|(slot, e)| (slot.id, *e))
     }
 
     /// The key of a track's position.
-    pub fn key_of(&self, id: TrackId) -> Option<&QueueKey> {
+    pub fn key_of(&self, id: TrackId) -> Option<QueueKey> {
         let entity = self.by_id.get(&id)?;
-        self.keys.get(entity).map(|(k, _)| k)
+        self.slots.get(entity).map(Slot::key)
     }
 
     /// The track right after `id` in play order.
     pub fn next_after(&self, id: TrackId) -> Option<TrackId> {
-        let key = self.key_of(id)?.clone();
+        let slot = self.slots.get(self.by_id.get(&id)?)?;
         self.order
-            .range((
-                std::ops::Bound::Excluded((key, id)),
-                std::ops::Bound::Unbounded,
-            ))
+            .range((std::ops::Bound::Excluded(slot), std::ops::Bound::Unbounded))
             .next()
-            .map(|((_, next), _)| *next)
+            .map(|(next, _)| next.id)
     }
 
     /// The first track in play order.
     pub fn first(&self) -> Option<TrackId> {
-        self.order.keys().next().map(|(_, id)| *id)
+        self.order.keys().next().map(|slot| slot.id)
     }
 
     /// About how many bytes the queue's tracks take on the wire (see `limits`).
@@ -112,9 +177,27 @@ impl QueueIndex {
         }
     }
 
+    /// Puts `entity` at `slot` in play order, moving it from where it was.
+    fn place(&mut self, entity: Entity, slot: Slot) {
+        if let Some(old) = self.slots.insert(entity, slot.clone()) {
+            self.unplace(entity, old);
+        }
+        self.order.insert(slot, entity);
+    }
+
+    fn unplace(&mut self, entity: Entity, slot: Slot) {
+        // A pending copy can share its slot with the confirmed track that replaced it: one
+        // search removes the slot, and the rare other owner is put back.
+        if let Some(owner) = self.order.remove(&slot)
+            && owner != entity
+        {
+            self.order.insert(slot, owner);
+        }
+    }
+
     /// The last key in the queue, for appends.
-    pub fn last_key(&self) -> Option<&QueueKey> {
-        self.order.keys().next_back().map(|(k, _)| k)
+    pub fn last_key(&self) -> Option<QueueKey> {
+        self.order.keys().next_back().map(Slot::key)
     }
 }
 
@@ -128,7 +211,9 @@ pub(super) fn index_track(mut world: DeferredWorld, ctx: HookContext) {
     world
         .resource_mut::<QueueIndex>()
         .count(ctx.entity, Some(footprint));
-    let key = world.get::<QueuePosition>(ctx.entity).map(|p| p.0.clone());
+    let slot = world
+        .get::<QueuePosition>(ctx.entity)
+        .map(|p| Slot::new(&p.0, id));
     let confirmed = world.get::<Pending>(ctx.entity).is_none();
     let mut index = world.resource_mut::<QueueIndex>();
     let before = index.by_id.insert(id, ctx.entity);
@@ -142,11 +227,10 @@ pub(super) fn index_track(mut world: DeferredWorld, ctx: HookContext) {
     let mut index = world.resource_mut::<QueueIndex>();
     // Components may arrive in any order (a snapshot applies them one by one): whichever
     // of Track and QueuePosition comes second puts the track in the play order.
-    if let Some(key) = key
-        && !index.keys.contains_key(&ctx.entity)
+    if let Some(slot) = slot
+        && !index.slots.contains_key(&ctx.entity)
     {
-        index.order.insert((key.clone(), id), ctx.entity);
-        index.keys.insert(ctx.entity, (key, id));
+        index.place(ctx.entity, slot);
     }
 }
 
@@ -163,24 +247,56 @@ pub(super) fn unindex_track(mut world: DeferredWorld, ctx: HookContext) {
     }
 }
 
+/// A position inserted or replaced (`on_insert` runs for both): the track moves in play
+/// order, in one hook rather than a removal hook and an insertion hook.
 pub(super) fn index_position(mut world: DeferredWorld, ctx: HookContext) {
-    let Some(key) = world.get::<QueuePosition>(ctx.entity).map(|p| p.0.clone()) else {
-        return;
-    };
     let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
         return; // the Track hook indexes it when the Track arrives
     };
-    let mut index = world.resource_mut::<QueueIndex>();
-    index.order.insert((key.clone(), id), ctx.entity);
-    index.keys.insert(ctx.entity, (key, id));
+    let Some(slot) = world
+        .get::<QueuePosition>(ctx.entity)
+        .map(|p| Slot::new(&p.0, id))
+    else {
+        return;
+    };
+    world.resource_mut::<QueueIndex>().place(ctx.entity, slot);
 }
 
+/// A position removed, or its entity despawned (`on_remove`; a replaced position is moved by
+/// `index_position`).
 pub(super) fn unindex_position(mut world: DeferredWorld, ctx: HookContext) {
     let mut index = world.resource_mut::<QueueIndex>();
-    // A pending copy can share its slot with the confirmed track that replaced it.
-    if let Some(slot) = index.keys.remove(&ctx.entity)
-        && index.order.get(&slot) == Some(&ctx.entity)
-    {
-        index.order.remove(&slot);
+    if let Some(slot) = index.slots.remove(&ctx.entity) {
+        index.unplace(ctx.entity, slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Keys near the 16-byte head's edge, sharing prefixes, with zero bytes and non-ASCII
+    /// text: what a peer can send, not only what `QueueKey::between` makes.
+    fn key_text() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec![0, 1, 14, 15, 16, 17]),
+            "[ab\\x00é]{0,4}",
+        )
+            .prop_map(|(shared, tail)| format!("{}{tail}", "V".repeat(shared)))
+    }
+
+    proptest! {
+        #[test]
+        fn slots_order_as_their_key_text_then_id(
+            a in key_text(), b in key_text(), ia in 0..3u64, ib in 0..3u64,
+        ) {
+            let sa = Slot::new(&QueueKey::unchecked(&a), TrackId(ia));
+            let sb = Slot::new(&QueueKey::unchecked(&b), TrackId(ib));
+            prop_assert_eq!(sa.cmp(&sb), (a.as_str(), ia).cmp(&(b.as_str(), ib)));
+            prop_assert_eq!(sa == sb, (&a, ia) == (&b, ib));
+            prop_assert_eq!(sa.key(), QueueKey::unchecked(&a));
+        }
     }
 }

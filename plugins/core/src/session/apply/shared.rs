@@ -181,7 +181,7 @@ pub(super) fn apply_session(
                 added_by: author.clone(),
             };
             check_room(index, &track, *author != session.host.0)?;
-            let key = QueueKey::between(index.last_key(), None);
+            let key = QueueKey::between(index.last_key().as_ref(), None);
             // The authority picks the replication id: never the author's track id.
             world.spawn((track, QueuePosition(key), NetId::fresh(), Replicated));
             Ok(Applied::TrackAdded(*track_id))
@@ -206,7 +206,7 @@ pub(super) fn apply_session(
                 track(world, *after)?;
             }
             let index = world.resource::<QueueIndex>();
-            let before_key = after.and_then(|a| index.key_of(a).cloned());
+            let before_key = after.and_then(|a| index.key_of(a));
             // The neighbour that will follow the moved track, skipping the track itself.
             let mut following = match after {
                 Some(a) => index.next_after(*a),
@@ -215,7 +215,7 @@ pub(super) fn apply_session(
             if following == Some(*track_id) {
                 following = index.next_after(*track_id);
             }
-            let after_key = following.and_then(|f| index.key_of(f).cloned());
+            let after_key = following.and_then(|f| index.key_of(f));
             let key = QueueKey::between(before_key.as_ref(), after_key.as_ref());
             if key.as_str().len() > limits::MAX_QUEUE_KEY_CHARS {
                 return Err(limits::too_large(format!(
