@@ -1,25 +1,30 @@
-//! The party screen draws straight into the window's swapchain texture, in two passes: the
-//! Bevy 2D scene (the bars, the glow, an extension's layers), then the egui overlay.
+//! The party screen draws straight into the window's swapchain texture, in one render pass:
+//! the Bevy 2D scene (the bars, the glow, an extension's layers), then the egui overlay.
 //!
 //! Why: a Bevy camera draws into a texture of its own and then *blits* it into the window
 //! (`upscaling`). On a CPU renderer that blit is a full-screen pass of 2 MPixels at 1080p,
 //! 13–15 ms under lavapipe here, before anything is drawn (`docs/decisions/party-screen-speed.md`).
 //! The kiosk camera therefore runs a camera schedule of its own, [`PartyScreenPasses`]: the
 //! same 2D render phases Bevy queues for it, and egui's paint jobs, drawn with pipelines
-//! specialized for the window's format instead of the camera texture's.
+//! specialized for the window's format instead of the camera texture's. One pass, not one
+//! for the scene and one for the overlay: a CPU renderer loads and stores the whole 8 MB frame
+//! for each pass (2.6 ms of lavapipe's time for an overlay that covers a tenth of the screen).
 
 use bevy::camera::NormalizedRenderTarget;
-use bevy::core_pipeline::core_2d::{AlphaMask2d, Opaque2d, Transparent2d};
+use bevy::core_pipeline::core_2d::{AlphaMask2d, CORE_2D_DEPTH_FORMAT, Opaque2d, Transparent2d};
 use bevy::ecs::schedule::{ScheduleBuildSettings, ScheduleLabel};
 use bevy::math::{URect, UVec2};
 use bevy::prelude::*;
 use bevy::render::camera::ExtractedCamera;
 use bevy::render::diagnostic::RecordDiagnostics;
 use bevy::render::extract_component::{ExtractComponent, ExtractComponentPlugin};
-use bevy::render::render_phase::{ViewBinnedRenderPhases, ViewSortedRenderPhases};
+use bevy::render::render_phase::{
+    TrackedRenderPass, ViewBinnedRenderPhases, ViewSortedRenderPhases,
+};
 use bevy::render::render_resource::{
-    Buffer, BufferDescriptor, BufferUsages, CachedRenderPipelineId, IndexFormat, PipelineCache,
-    RenderPassDescriptor, SpecializedRenderPipelines, StoreOp,
+    Buffer, BufferDescriptor, BufferUsages, CachedRenderPipelineId, CompareFunction,
+    DepthStencilState, IndexFormat, PipelineCache, RenderPassDescriptor, SpecializedRenderPipeline,
+    StoreOp, TextureFormat,
 };
 use bevy::render::renderer::{RenderContext, RenderDevice, RenderQueue, ViewQuery};
 use bevy::render::sync_world::MainEntity;
@@ -105,7 +110,8 @@ pub(crate) struct Overlay {
     vertices: Option<Buffer>,
     indices: Option<Buffer>,
     draws: Vec<OverlayDraw>,
-    pipeline: Option<CachedRenderPipelineId>,
+    /// egui's pipeline, and the format it was made for.
+    pipeline: Option<(TextureFormat, CachedRenderPipelineId)>,
     /// The camera's main-world entity: egui's transforms and textures are keyed by it.
     camera: Option<MainEntity>,
     vertex_bytes: Vec<u8>,
@@ -150,7 +156,6 @@ fn prepare_overlay(
     device: Res<RenderDevice>,
     queue: Res<RenderQueue>,
     egui_pipeline: Res<EguiPipeline>,
-    mut pipelines: ResMut<SpecializedRenderPipelines<EguiPipeline>>,
     cache: Res<PipelineCache>,
     mut overlay: ResMut<Overlay>,
 ) {
@@ -166,13 +171,26 @@ fn prepare_overlay(
     };
     let camera = ui_view.retained_view_entity.main_entity;
     overlay.camera = Some(camera);
-    overlay.pipeline = Some(pipelines.specialize(
-        &cache,
-        &egui_pipeline,
-        EguiPipelineKey {
-            target_format: camera_view.target_format,
-        },
-    ));
+    let format = camera_view.target_format;
+    if overlay
+        .pipeline
+        .is_none_or(|(made_for, _)| made_for != format)
+    {
+        // egui's pipeline, made to fit the scene's render pass: it has the scene's depth
+        // buffer, which the overlay neither tests nor writes.
+        let mut descriptor = egui_pipeline.specialize(EguiPipelineKey {
+            target_format: format,
+        });
+        descriptor.label = Some("party_screen_overlay".into());
+        descriptor.depth_stencil = Some(DepthStencilState {
+            format: CORE_2D_DEPTH_FORMAT,
+            depth_write_enabled: Some(false),
+            depth_compare: Some(CompareFunction::Always),
+            stencil: default(),
+            bias: default(),
+        });
+        overlay.pipeline = Some((format, cache.queue_render_pipeline(descriptor)));
+    }
     let to_px = |p: egui::Pos2| {
         UVec2::new(
             (p.x * scale.pixels_per_point).round().max(0.0) as u32,
@@ -237,8 +255,8 @@ fn prepare_overlay(
     }
 }
 
-/// The kiosk camera's whole frame: the 2D scene over the clear colour, then the overlay,
-/// both straight into the window.
+/// The kiosk camera's whole frame in one render pass: the 2D scene over the clear colour,
+/// then the overlay, straight into the window.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn draw_party_screen(
     world: &World,
@@ -268,46 +286,59 @@ pub(crate) fn draw_party_screen(
     let same_format = target.out_texture_view_format() == Some(extracted.target_format);
     let diagnostics = ctx.diagnostic_recorder();
     let diagnostics = diagnostics.as_deref();
-    {
-        let mut pass = ctx.begin_tracked_render_pass(RenderPassDescriptor {
-            label: Some("party_screen_scene"),
-            color_attachments: &[Some(color)],
-            depth_stencil_attachment: Some(depth.get_attachment(StoreOp::Discard)),
-            timestamp_writes: None,
-            occlusion_query_set: None,
-            multiview_mask: None,
-        });
-        let span = diagnostics.pass_span(&mut pass, "party_screen_scene");
-        if same_format {
-            if let Some(viewport) = camera.viewport.as_ref() {
-                pass.set_camera_viewport(viewport);
-            }
-            let key = &extracted.retained_view_entity;
-            if let Some(phase) = opaque.get(key)
-                && let Err(error) = phase.render(&mut pass, world, view_entity)
-            {
-                error!(?error, "the party screen's opaque phase failed");
-            }
-            if let Some(phase) = alpha_mask.get(key)
-                && let Err(error) = phase.render(&mut pass, world, view_entity)
-            {
-                error!(?error, "the party screen's alpha-mask phase failed");
-            }
-            if let Some(phase) = transparent.get(key)
-                && let Err(error) = phase.render(&mut pass, world, view_entity)
-            {
-                error!(?error, "the party screen's transparent phase failed");
-            }
+    let mut pass = ctx.begin_tracked_render_pass(RenderPassDescriptor {
+        label: Some("party_screen"),
+        color_attachments: &[Some(color)],
+        depth_stencil_attachment: Some(depth.get_attachment(StoreOp::Discard)),
+        timestamp_writes: None,
+        occlusion_query_set: None,
+        multiview_mask: None,
+    });
+    let span = diagnostics.pass_span(&mut pass, "party_screen");
+    if same_format {
+        if let Some(viewport) = camera.viewport.as_ref() {
+            pass.set_camera_viewport(viewport);
         }
-        span.end(&mut pass);
+        let key = &extracted.retained_view_entity;
+        if let Some(phase) = opaque.get(key)
+            && let Err(error) = phase.render(&mut pass, world, view_entity)
+        {
+            error!(?error, "the party screen's opaque phase failed");
+        }
+        if let Some(phase) = alpha_mask.get(key)
+            && let Err(error) = phase.render(&mut pass, world, view_entity)
+        {
+            error!(?error, "the party screen's alpha-mask phase failed");
+        }
+        if let Some(phase) = transparent.get(key)
+            && let Err(error) = phase.render(&mut pass, world, view_entity)
+        {
+            error!(?error, "the party screen's transparent phase failed");
+        }
+        if let Some(size) = camera.physical_target_size {
+            draw_overlay(&mut pass, &overlay, &cache, &transforms, &textures, size);
+        }
     }
-    if !same_format || overlay.draws.is_empty() {
+    span.end(&mut pass);
+}
+
+/// egui's meshes of this frame, over the scene. Skipped while anything it needs is not ready
+/// (the pipeline compiling, the camera's transform not prepared yet).
+fn draw_overlay<'a>(
+    pass: &mut TrackedRenderPass<'a>,
+    overlay: &'a Overlay,
+    cache: &'a PipelineCache,
+    transforms: &'a EguiTransforms,
+    textures: &'a EguiTextureBindGroups,
+    size: UVec2,
+) {
+    if overlay.draws.is_empty() {
         return;
     }
     let (Some(pipeline), Some(camera_entity), Some(vertices), Some(indices)) = (
         overlay
             .pipeline
-            .and_then(|id| cache.get_render_pipeline(id)),
+            .and_then(|(_, id)| cache.get_render_pipeline(id)),
         overlay.camera,
         overlay.vertices.as_ref(),
         overlay.indices.as_ref(),
@@ -320,22 +351,7 @@ pub(crate) fn draw_party_screen(
     ) else {
         return;
     };
-    let Some(color) = target.out_texture_color_attachment(None) else {
-        return;
-    };
-    let Some(size) = camera.physical_target_size else {
-        return;
-    };
     let screen = URect::from_corners(UVec2::ZERO, size);
-    let mut pass = ctx.begin_tracked_render_pass(RenderPassDescriptor {
-        label: Some("party_screen_overlay"),
-        color_attachments: &[Some(color)],
-        depth_stencil_attachment: None,
-        timestamp_writes: None,
-        occlusion_query_set: None,
-        multiview_mask: None,
-    });
-    let span = diagnostics.pass_span(&mut pass, "party_screen_overlay");
     pass.set_render_pipeline(pipeline);
     pass.set_bind_group(0, transform, &[*offset]);
     pass.set_vertex_buffer(0, vertices.slice(..));
@@ -359,5 +375,4 @@ pub(crate) fn draw_party_screen(
         }
         pass.draw_indexed(draw.indices.clone(), 0, 0..1);
     }
-    span.end(&mut pass);
 }
