@@ -63,7 +63,8 @@ impl Frames for DecodedFile {
 /// output (which pulls frames from it).
 pub type NowPlaying = Arc<Mutex<Option<Aligner<DecodedFile>>>>;
 
-/// The last block's error against the clock before correction, in µs, for `audio.status`.
+/// The last block's error against the clock (after a jump, before slewing), in µs, for
+/// `audio.status`.
 pub type LastOffset = Arc<AtomicI64>;
 
 /// Keeps a block's error, in µs.

@@ -64,7 +64,8 @@ pub struct Aligner<F: Frames> {
 pub struct Placed {
     /// The track frame at the block's first sample (`None`: silence).
     pub first_frame: Option<u64>,
-    /// The error before correcting, in frames (positive: ahead of the clock).
+    /// The error of the block that leaves, in frames (positive: ahead of the clock): after a
+    /// jump to the clock's frame, before the slow correction of dropped or repeated frames.
     pub error: i64,
 }
 
@@ -105,7 +106,6 @@ impl<F: Frames> Aligner<F> {
         }
         let desired = self.target.frame_at(leave_us, rate);
         let mut error = self.frame as i64 - desired;
-        let first_error = error;
         if error.abs() > SEEK_BEYOND_MS * rate as i64 / 1000 {
             self.jump(desired.max(0) as u64);
             error = self.frame as i64 - desired;
@@ -115,7 +115,7 @@ impl<F: Frames> Aligner<F> {
             out.fill(0.0);
             return Placed {
                 first_frame: None,
-                error: first_error,
+                error,
             };
         }
         let first_frame = self.frame;
@@ -150,7 +150,7 @@ impl<F: Frames> Aligner<F> {
         }
         Placed {
             first_frame: Some(first_frame),
-            error: first_error,
+            error,
         }
     }
 
@@ -253,6 +253,17 @@ mod tests {
                 placed.first_frame.map_or(i64::MAX, |f| f as i64 - want)
             })
             .collect()
+    }
+
+    /// `audio.status` shows a block's error: after a jump, the jump is done, and what leaves is
+    /// on the clock. (It used to show the error before the jump, -42.5 s here, for one block.)
+    #[test]
+    fn a_late_starts_first_block_reports_the_error_of_what_leaves() {
+        let mut aligner = counting(true, playing_from(1_000_000));
+        let mut out = vec![0.0; RATE as usize / 100];
+        let placed = aligner.fill(&mut out, 1_042_500_000);
+        assert!(placed.first_frame.is_some());
+        assert!(placed.error.abs() <= 1, "error {} frames", placed.error);
     }
 
     #[test]
