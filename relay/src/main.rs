@@ -153,7 +153,12 @@ async fn run(cli: Cli) -> Result<(), StartError> {
             codes: codes::behaviour(),
         })
         .map_err(|e| StartError::Behaviour(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(60))
+                // Its circuit requests to the peer behind it leave with their protocol's name,
+                // as the apps' do (`docs/decisions/lazy-stream-negotiation.md`).
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+        })
         .build();
     for addr in &cli.listen {
         swarm

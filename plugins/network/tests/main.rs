@@ -1,5 +1,6 @@
-//! The network thread against a peer that sends malformed frames on `/whatnext/session/2`:
-//! one bad frame is refused and the connection goes on; a peer that keeps at it is cut off.
+//! The network thread against peers that are not whatnext: one that sends malformed frames on
+//! `/whatnext/session/2` (one bad frame is refused and the connection goes on; a peer that
+//! keeps at it is cut off), and one that reads what a session request puts on the wire.
 //! A real swarm on loopback, driven through `whatnext_network::swarm::run` as the app does.
 
 mod fuzz;
@@ -7,9 +8,14 @@ mod fuzz;
 mod mutate;
 
 use std::io;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, StreamExt};
+use libp2p::core::muxing::{StreamMuxerBox, StreamMuxerExt, SubstreamBox};
+use libp2p::core::transport::{DialOpts, PortUse, Transport};
+use libp2p::core::{Endpoint, upgrade};
 use libp2p::request_response::{self, Event as RrEvent, Message, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm, identity, noise, tcp, yamux};
@@ -130,34 +136,75 @@ fn is_refused_as_malformed(outcome: &Outcome) -> bool {
     matches!(outcome, Outcome::Answered(Response::Refused { reason }) if reason.starts_with("malformed message"))
 }
 
+/// whatnext's own network thread on a thread of its own, listening on loopback only.
+struct Host {
+    peer: PeerId,
+    addr: Multiaddr,
+    commands: tokio::sync::mpsc::UnboundedSender<NetCommand>,
+    events: crossbeam_channel::Receiver<NetEvent>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Host {
+    fn start() -> Self {
+        let keypair = identity::Keypair::generate_ed25519();
+        let peer = keypair.public().to_peer_id();
+        let mut config = NetConfig::new(keypair);
+        config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
+        config.mdns = false;
+        config.hole_punch = false;
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel::<NetCommand>();
+        let (event_tx, events) = crossbeam_channel::unbounded::<NetEvent>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(run(
+                config,
+                command_rx,
+                event_tx,
+                Box::new(|| {}),
+                whatnext_network::StreamControl::default(),
+            ));
+        });
+        let addr: Multiaddr = loop {
+            match events.recv_timeout(Duration::from_secs(30)) {
+                Ok(NetEvent::Listening(addr)) => break addr.parse().expect("listen addr"),
+                Ok(_) => {}
+                Err(e) => panic!("the host never listened: {e}"),
+            }
+        };
+        Host {
+            peer,
+            addr,
+            commands,
+            events,
+            thread,
+        }
+    }
+
+    /// Waits until the network thread counts `peer` as connected.
+    fn wait_linked(&self, peer: PeerId) {
+        loop {
+            match self.events.recv_timeout(Duration::from_secs(30)) {
+                Ok(NetEvent::PeerLink {
+                    peer: p,
+                    kind: Some(_),
+                }) if p == peer => return,
+                Ok(_) => {}
+                Err(e) => panic!("the host never counted the peer as connected: {e}"),
+            }
+        }
+    }
+
+    fn stop(self) {
+        let _ = self.commands.send(NetCommand::Shutdown);
+        self.thread.join().expect("host thread");
+    }
+}
+
 #[test]
 fn one_malformed_frame_is_refused_and_a_peer_that_keeps_sending_them_is_cut_off() {
-    // The host: whatnext's own network thread, listening on loopback only.
-    let keypair = identity::Keypair::generate_ed25519();
-    let host = keypair.public().to_peer_id();
-    let mut config = NetConfig::new(keypair);
-    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("addr")];
-    config.mdns = false;
-    config.hole_punch = false;
-    let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel::<NetCommand>();
-    let (event_tx, events) = crossbeam_channel::unbounded::<NetEvent>();
-    let host_thread = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        runtime.block_on(run(
-            config,
-            command_rx,
-            event_tx,
-            Box::new(|| {}),
-            whatnext_network::StreamControl::default(),
-        ));
-    });
-    let addr: Multiaddr = loop {
-        match events.recv_timeout(Duration::from_secs(30)) {
-            Ok(NetEvent::Listening(addr)) => break addr.parse().expect("listen addr"),
-            Ok(_) => {}
-            Err(e) => panic!("the host never listened: {e}"),
-        }
-    };
+    let server = Host::start();
+    let (host, addr) = (server.peer, server.addr.clone());
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
@@ -199,6 +246,92 @@ fn one_malformed_frame_is_refused_and_a_peer_that_keeps_sending_them_is_cut_off(
         );
         assert!(!peer.is_connected(&host), "still connected");
     });
-    let _ = commands.send(NetCommand::Shutdown);
-    host_thread.join().expect("host thread");
+    server.stop();
+}
+
+/// Dials `addr` as a bare libp2p connection: noise and yamux, and nothing that answers the
+/// streams the other side opens.
+async fn bare_connection(addr: Multiaddr) -> (PeerId, StreamMuxerBox) {
+    let keypair = identity::Keypair::generate_ed25519();
+    let mut transport = tcp::tokio::Transport::new(tcp::Config::default())
+        .upgrade(upgrade::Version::V1)
+        .authenticate(noise::Config::new(&keypair).expect("noise"))
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+        .boxed();
+    let dial = transport
+        .dial(
+            addr,
+            DialOpts {
+                role: Endpoint::Dialer,
+                port_use: PortUse::New,
+            },
+        )
+        .expect("dial");
+    let (_, muxer) = dial.await.expect("connected");
+    (keypair.public().to_peer_id(), muxer)
+}
+
+/// Reads every stream the other side opens, answering nothing, until one holds `wanted`; or
+/// says what they held when the connection ended.
+async fn read_streams_until(muxer: &mut StreamMuxerBox, wanted: &[u8]) -> Result<(), String> {
+    let mut streams: Vec<(SubstreamBox, Vec<u8>)> = Vec::new();
+    futures::future::poll_fn(|cx| {
+        while let Poll::Ready(event) = muxer.poll_unpin(cx) {
+            if let Err(error) = event {
+                let read: Vec<_> = streams
+                    .iter()
+                    .map(|(_, read)| String::from_utf8_lossy(read).into_owned())
+                    .collect();
+                return Poll::Ready(Err(format!("{error}; the streams held {read:?}")));
+            }
+        }
+        while let Poll::Ready(stream) = muxer.poll_inbound_unpin(cx) {
+            streams.push((stream.expect("an inbound stream"), Vec::new()));
+        }
+        let mut chunk = [0u8; 1024];
+        for (stream, read) in &mut streams {
+            while let Poll::Ready(Ok(n @ 1..)) = Pin::new(&mut *stream).poll_read(cx, &mut chunk) {
+                read.extend_from_slice(&chunk[..n]);
+            }
+            if read.windows(wanted.len()).any(|w| w == wanted) {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+#[test]
+fn a_session_request_leaves_with_its_protocol_name_without_waiting_for_a_reply() {
+    let host = Host::start();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let (peer, mut muxer) = bare_connection(host.addr.clone()).await;
+        host.wait_linked(peer);
+        let request = Request::Ping(0x5EED_5EED);
+        host.commands
+            .send(NetCommand::Send {
+                token: 1,
+                peer,
+                request: request.clone(),
+            })
+            .expect("the network thread takes commands");
+        // The bare peer never confirms the protocol: the request's bytes reach it only if the
+        // sender did not wait for that confirmation (a round trip, through a relay two).
+        let mut wanted = SESSION_PROTOCOL.as_ref().as_bytes().to_vec();
+        wanted.push(b'\n');
+        wanted.extend(encode_frame(&request).expect("frame"));
+        let read = tokio::time::timeout(
+            Duration::from_secs(30),
+            read_streams_until(&mut muxer, &wanted),
+        )
+        .await
+        .expect("the request's bytes right after its protocol's name, unconfirmed, within 30 s");
+        if let Err(ended) = read {
+            panic!("the connection ended before the request's bytes came: {ended}");
+        }
+    });
+    host.stop();
 }

@@ -144,7 +144,13 @@ pub fn build_swarm(config: &NetConfig) -> Result<Swarm<Behaviour>, BuildError> {
             }
         })
         .map_err(|e| BuildError::Behaviour(e.to_string()))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .with_swarm_config(|c| {
+            c.with_idle_connection_timeout(Duration::from_secs(120))
+                // A new stream's request leaves with its protocol's name instead of a round
+                // trip after it: through a relay that trip was a third of an intent's way
+                // (`docs/decisions/lazy-stream-negotiation.md`).
+                .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
+        })
         .build();
     Ok(swarm)
 }
