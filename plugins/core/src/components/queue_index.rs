@@ -225,12 +225,26 @@ pub(super) fn index_track(mut world: DeferredWorld, ctx: HookContext) {
         world.commands().entity(before).try_despawn();
     }
     let mut index = world.resource_mut::<QueueIndex>();
-    // Components may arrive in any order (a snapshot applies them one by one): whichever
-    // of Track and QueuePosition comes second puts the track in the play order.
-    if let Some(slot) = slot
-        && !index.slots.contains_key(&ctx.entity)
-    {
-        index.place(ctx.entity, slot);
+    match index.slots.get(&ctx.entity).map(|placed| placed.id) {
+        // Components may arrive in any order (a snapshot applies them one by one): whichever
+        // of Track and QueuePosition comes second puts the track in the play order.
+        None => {
+            if let Some(slot) = slot {
+                index.place(ctx.entity, slot);
+            }
+        }
+        // The same place under another id (`index_position` takes a placed track's id from
+        // its slot): the old id leaves the queue.
+        Some(old) if old != id => {
+            if index.by_id.get(&old) == Some(&ctx.entity) {
+                index.by_id.remove(&old);
+                world.write_message(TrackRemoved { track_id: old });
+            }
+            if let Some(slot) = slot {
+                world.resource_mut::<QueueIndex>().place(ctx.entity, slot);
+            }
+        }
+        Some(_) => {}
     }
 }
 
@@ -250,7 +264,14 @@ pub(super) fn unindex_track(mut world: DeferredWorld, ctx: HookContext) {
 /// A position inserted or replaced (`on_insert` runs for both): the track moves in play
 /// order, in one hook rather than a removal hook and an insertion hook.
 pub(super) fn index_position(mut world: DeferredWorld, ctx: HookContext) {
-    let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
+    // A placed track's id is in its slot: reading its `Track` would cost a member a cache
+    // miss per moved track (`index_track` keeps the slot's id right).
+    let placed = world
+        .resource::<QueueIndex>()
+        .slots
+        .get(&ctx.entity)
+        .map(|s| s.id);
+    let Some(id) = placed.or_else(|| world.get::<Track>(ctx.entity).map(|t| t.id)) else {
         return; // the Track hook indexes it when the Track arrives
     };
     let Some(slot) = world
@@ -298,5 +319,53 @@ mod tests {
             prop_assert_eq!(sa == sb, (&a, ia) == (&b, ib));
             prop_assert_eq!(sa.key(), QueueKey::unchecked(&a));
         }
+    }
+
+    fn track(id: u64) -> Track {
+        Track {
+            id: TrackId(id),
+            title: "Title".into(),
+            artist: "Artist".into(),
+            duration_ms: 1_000,
+            media: None,
+            added_by: PeerId::new("someone"),
+        }
+    }
+
+    #[test]
+    fn a_queued_track_given_a_new_id_keeps_its_place_under_that_id_only() {
+        let mut world = World::new();
+        world.init_resource::<QueueIndex>();
+        world.init_resource::<Messages<TrackRemoved>>();
+        let before = world
+            .spawn((track(1), QueuePosition(QueueKey::unchecked("a"))))
+            .id();
+        let moved = world
+            .spawn((track(2), QueuePosition(QueueKey::unchecked("m"))))
+            .id();
+        // What a host's update can do: the same entity's Track, replaced with another id, and
+        // then the track moved.
+        world.entity_mut(moved).insert(track(3));
+        let index = world.resource::<QueueIndex>();
+        assert_eq!(
+            index.in_order().collect::<Vec<_>>(),
+            vec![(TrackId(1), before), (TrackId(3), moved)]
+        );
+        assert_eq!(index.key_of(TrackId(2)), None);
+        assert_eq!(index.key_of(TrackId(3)), Some(QueueKey::unchecked("m")));
+        world
+            .entity_mut(moved)
+            .insert(QueuePosition(QueueKey::unchecked("0")));
+        let index = world.resource::<QueueIndex>();
+        assert_eq!(
+            index.in_order().collect::<Vec<_>>(),
+            vec![(TrackId(3), moved), (TrackId(1), before)]
+        );
+        let removed: Vec<_> = world
+            .resource_mut::<Messages<TrackRemoved>>()
+            .drain()
+            .map(|m| m.track_id)
+            .collect();
+        assert_eq!(removed, vec![TrackId(2)], "the old id left the queue");
     }
 }
