@@ -92,6 +92,62 @@ fn piped_requests_are_answered_in_order_and_see_each_others_effects() {
     assert_eq!(titles(&replies[5]["result"]), ["A", "B", "C"]);
 }
 
+/// Replies are written straight from the app's loop while stdout has room and by a writer
+/// thread once it is full; a script that reads slowly must still get every reply, in order.
+#[test]
+fn replies_stay_in_order_when_the_reader_falls_behind() {
+    const REQUESTS: u64 = 4_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(binary())
+        .args(["--headless", "--offline", "--data-dir"])
+        .arg(dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Requests keep coming while the replies (about 600 KB, ten pipes' worth) back up.
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        for batch in 0..REQUESTS / 100 {
+            let lines: String = (batch * 100 + 1..=batch * 100 + 100)
+                .map(|id| format!("{{\"id\": {id}, \"cmd\": \"identity\"}}\n"))
+                .collect();
+            stdin.write_all(lines.as_bytes()).expect("write requests");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Dropping stdin closes it: the app answers everything, then exits.
+    });
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = std::io::BufReader::with_capacity(1024, stdout);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut ids = Vec::new();
+    let mut line = String::new();
+    loop {
+        use std::io::BufRead;
+        line.clear();
+        if reader.read_line(&mut line).expect("read") == 0 {
+            break;
+        }
+        let reply: Value = serde_json::from_str(&line).expect("JSON line");
+        assert_eq!(reply["ok"], json!(true), "{reply}");
+        ids.push(reply["id"].as_u64().expect("id"));
+        // Slow down now and then, so the pipe fills up and drains again many times.
+        if ids.len() % 50 == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    writer.join().expect("writer");
+    assert!(wait_for_exit(&mut child, "the app").success());
+    let expected: Vec<u64> = (1..=REQUESTS).collect();
+    let first_wrong = ids.iter().zip(&expected).position(|(a, b)| a != b);
+    assert!(
+        ids == expected,
+        "{} replies, first out of place at {first_wrong:?}",
+        ids.len()
+    );
+}
+
 #[test]
 fn queue_moves_playback_and_cohost_rules_work_through_the_protocol() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -9,11 +9,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 use bevy::prelude::*;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use serde_json::{Value, json};
 use whatnext_core::prelude::*;
 
-pub use io::{ControlInput, ControlIo, StdioThreads};
+#[cfg(target_os = "linux")]
+pub use io::StdinReader;
+pub use io::{ControlInput, ControlIo, ControlOutput, OutputClosed, StdioThreads};
 use protocol::{Command, Request, parse_line};
 
 /// Serves the control protocol over a [`ControlIo`]. Adds the private `Channels` and
@@ -37,7 +39,7 @@ impl ControlPlugin {
 #[derive(Resource)]
 struct Channels {
     input: Receiver<ControlInput>,
-    output: Sender<String>,
+    output: ControlOutput,
 }
 
 /// How long `session.invite` waits for the relay to confirm the short code.
@@ -83,7 +85,7 @@ impl Plugin for ControlPlugin {
 }
 
 fn send_line(channels: &Channels, value: Value) {
-    // The writer thread is gone only when stdout closed; nobody is left to read replies.
+    // The output closes only when stdout did; nobody is left to read replies.
     let _ = channels.output.send(value.to_string());
 }
 
