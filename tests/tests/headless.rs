@@ -220,6 +220,20 @@ fn bad_input_gets_clear_errors_and_the_app_keeps_running() {
             .expect("msg")
             .contains("not JSON")
     );
+    // A line far over any request (an endless one, say) is skipped with a clear error.
+    app.send_line(&format!(
+        r#"{{"id": "big", "cmd": "identity", "args": "{}"}}"#,
+        "x".repeat(2 << 20)
+    ));
+    let reply = app.reply_to(&Value::Null);
+    assert_eq!(reply["error"]["code"], json!("too_large"), "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("over 1 MiB"),
+        "{reply}"
+    );
     app.send_line(r#"{"id": "x"}"#);
     assert!(
         app.reply_to(&json!("x"))["error"]["message"]

@@ -14,9 +14,15 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 pub enum ControlInput {
     /// One request line, without its line ending.
     Line(String),
+    /// A line over [`MAX_LINE_BYTES`], skipped unread: it gets a `too_large` error.
+    TooLong,
     /// The input closed: shut down as `quit` does.
     Closed,
 }
+
+/// The longest request line read, in bytes: far above any real request (text fields are
+/// capped at 200 characters), and low enough that an endless line cannot fill the memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
 
 /// The app's ends of the control channels.
 pub struct ControlIo {
@@ -202,16 +208,30 @@ impl std::os::fd::AsFd for StdinReader {
 
 /// Cuts bytes read in any pieces into lines as `BufRead::lines` does (without their `\n` or
 /// `\r\n`) and hands each on as input.
+/// A line over [`MAX_LINE_BYTES`] is skipped to its end and handed on as `TooLong`.
 struct LineSplitter {
     input: Sender<ControlInput>,
     /// The start of a line whose end has not arrived yet.
     partial: Vec<u8>,
+    /// The line being read is over the cap: its bytes are dropped until its end.
+    skipping: bool,
 }
 
 impl LineSplitter {
+    fn new(input: Sender<ControlInput>) -> Self {
+        Self {
+            input,
+            partial: Vec::new(),
+            skipping: false,
+        }
+    }
+
     fn push(&mut self, mut bytes: &[u8]) {
         while let Some(end) = bytes.iter().position(|&b| b == b'\n') {
-            if self.partial.is_empty() {
+            if self.skipping {
+                self.skipping = false;
+                let _ = self.input.send(ControlInput::TooLong);
+            } else if self.partial.is_empty() && end <= MAX_LINE_BYTES {
                 self.hand_on(&bytes[..end]);
             } else {
                 self.partial.extend_from_slice(&bytes[..end]);
@@ -220,12 +240,24 @@ impl LineSplitter {
             }
             bytes = &bytes[end + 1..];
         }
-        self.partial.extend_from_slice(bytes);
+        if !self.skipping {
+            self.partial.extend_from_slice(bytes);
+            self.skip_if_too_long();
+        }
+    }
+
+    fn skip_if_too_long(&mut self) {
+        if self.partial.len() > MAX_LINE_BYTES {
+            self.partial = Vec::new();
+            self.skipping = true;
+        }
     }
 
     /// The input ended: a last line without a line ending is still a request.
     fn end(&mut self) {
-        if !self.partial.is_empty() {
+        if self.skipping {
+            let _ = self.input.send(ControlInput::TooLong);
+        } else if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
             self.hand_on(&line);
         }
@@ -233,6 +265,10 @@ impl LineSplitter {
     }
 
     fn hand_on(&self, line: &[u8]) {
+        if line.len() > MAX_LINE_BYTES {
+            let _ = self.input.send(ControlInput::TooLong);
+            return;
+        }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let text = match std::str::from_utf8(line) {
             Ok(text) => text.to_owned(),
@@ -269,10 +305,7 @@ impl ControlIo {
             .name("control-stdin".into())
             .spawn(move || {
                 use std::io::Read;
-                let mut lines = LineSplitter {
-                    input: in_tx,
-                    partial: Vec::new(),
-                };
+                let mut lines = LineSplitter::new(in_tx);
                 let mut buffer = vec![0; 64 * 1024];
                 let mut stdin = std::io::stdin();
                 loop {
@@ -312,10 +345,7 @@ impl ControlIo {
             },
             StdinReader {
                 stdin: std::io::stdin(),
-                lines: LineSplitter {
-                    input: in_tx,
-                    partial: Vec::new(),
-                },
+                lines: LineSplitter::new(in_tx),
                 buffer: vec![0; 64 * 1024],
             },
             threads,
@@ -407,10 +437,7 @@ mod tests {
 
     fn split(pieces: &[&[u8]], end: bool) -> Vec<ControlInput> {
         let (input, lines) = unbounded();
-        let mut splitter = LineSplitter {
-            input,
-            partial: Vec::new(),
-        };
+        let mut splitter = LineSplitter::new(input);
         for piece in pieces {
             splitter.push(piece);
         }
@@ -457,6 +484,29 @@ mod tests {
             [line("{\"id\":1}"), line("{\"id\":2}"), ControlInput::Closed]
         );
         assert_eq!(split(&[b"a\n"], true), [line("a"), ControlInput::Closed]);
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_skipped_as_too_long_and_the_next_line_still_comes() {
+        let long = vec![b'x'; MAX_LINE_BYTES + 1];
+        let at_cap = vec![b'y'; MAX_LINE_BYTES];
+        // Whole in one read, and arriving in pieces that are each under the cap.
+        assert_eq!(
+            split(&[&long, b"\nok\n"], false),
+            [ControlInput::TooLong, line("ok")]
+        );
+        let pieces: Vec<&[u8]> = long.chunks(4096).chain([&b"\nok\n"[..]]).collect();
+        assert_eq!(split(&pieces, false), [ControlInput::TooLong, line("ok")]);
+        // An endless line ending with the input.
+        assert_eq!(
+            split(&[&long, &long], true),
+            [ControlInput::TooLong, ControlInput::Closed]
+        );
+        // A line at the cap is still read.
+        let mut exact = at_cap.clone();
+        exact.push(b'\n');
+        let got = split(&[&exact[..10], &exact[10..]], false);
+        assert_eq!(got, [line(&String::from_utf8_lossy(&at_cap))]);
     }
 
     #[test]

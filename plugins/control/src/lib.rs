@@ -126,6 +126,18 @@ fn read_requests(
         };
         let request = match &input {
             ControlInput::Closed => None,
+            ControlInput::TooLong => {
+                if sent_intents {
+                    state.backlog.push_front(input);
+                    break;
+                }
+                let message = format!(
+                    "a request line is over {} MiB; it was skipped",
+                    io::MAX_LINE_BYTES >> 20
+                );
+                reply_error(&channels, &Value::Null, ErrorCode::TooLarge, &message);
+                continue;
+            }
             ControlInput::Line(line) if line.trim().is_empty() => continue,
             ControlInput::Line(line) => match parse_line(line) {
                 Ok(request) => Some(request),
