@@ -93,6 +93,8 @@ impl ControlOutput {
 }
 
 /// What a write that may not wait did.
+// Elsewhere than on Linux stdout never takes such a write.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 enum DirectWrite {
     Wrote(usize),
     WouldWait,
