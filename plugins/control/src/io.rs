@@ -233,7 +233,7 @@ impl LineSplitter {
             if self.skipping {
                 self.skipping = false;
                 let _ = self.input.send(ControlInput::TooLong);
-            } else if self.partial.is_empty() && end <= MAX_LINE_BYTES {
+            } else if self.partial.is_empty() {
                 self.hand_on(&bytes[..end]);
             } else {
                 self.partial.extend_from_slice(&bytes[..end]);

@@ -124,33 +124,31 @@ fn read_requests(
                 Err(_) => break,
             },
         };
-        let request = match &input {
-            ControlInput::Closed => None,
-            ControlInput::TooLong => {
+        let parsed = match &input {
+            ControlInput::Closed => Ok(None),
+            ControlInput::TooLong => Err((
+                Value::Null,
+                ErrorCode::TooLarge,
+                format!(
+                    "a request line is over {} MiB; it was skipped",
+                    io::MAX_LINE_BYTES >> 20
+                ),
+            )),
+            ControlInput::Line(line) if line.trim().is_empty() => continue,
+            ControlInput::Line(line) => parse_line(line)
+                .map(Some)
+                .map_err(|bad| (bad.id, bad.error.code(), bad.error.to_string())),
+        };
+        let request = match parsed {
+            Ok(request) => request,
+            Err((id, code, message)) => {
                 if sent_intents {
                     state.backlog.push_front(input);
                     break;
                 }
-                let message = format!(
-                    "a request line is over {} MiB; it was skipped",
-                    io::MAX_LINE_BYTES >> 20
-                );
-                reply_error(&channels, &Value::Null, ErrorCode::TooLarge, &message);
+                reply_error(&channels, &id, code, &message);
                 continue;
             }
-            ControlInput::Line(line) if line.trim().is_empty() => continue,
-            ControlInput::Line(line) => match parse_line(line) {
-                Ok(request) => Some(request),
-                Err(bad) => {
-                    if sent_intents {
-                        state.backlog.push_front(input);
-                        break;
-                    }
-                    let message = bad.error.to_string();
-                    reply_error(&channels, &bad.id, bad.error.code(), &message);
-                    continue;
-                }
-            },
         };
         let makes_intent = request.as_ref().and_then(|r| intent_for(&r.command));
         if sent_intents && makes_intent.is_none() {
