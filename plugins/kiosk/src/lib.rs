@@ -99,6 +99,12 @@ fn spawn_visualizer(
     // window, without Bevy's camera texture and its full-screen copy (`straight_to_screen`).
     commands.spawn((
         Camera2d,
+        // Inactive until `choose_presentation` picks its target: a frame drawn into the
+        // window's swapchain first would keep an unused 8 MiB swapchain image resident.
+        Camera {
+            is_active: false,
+            ..default()
+        },
         Msaa::Off,
         straight_to_screen::StraightToScreen,
         bevy::render::camera::CameraRenderGraph::new(straight_to_screen::PartyScreenPasses),

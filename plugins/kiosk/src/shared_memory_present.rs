@@ -7,9 +7,9 @@
 //! to finish: at 1920×1080 the render thread spent 8–10 ms a frame on the X server alone, and
 //! no frame could start meanwhile (`docs/decisions/party-screen-presentation.md`).
 //!
-//! Here the kiosk camera draws into an image; the frame is copied into one of two mappable
-//! buffers, and the presenter thread copies it into the segment and asks the X server to show
-//! it, while the next frame is drawn. `WHATNEXT_PRESENT=swapchain` keeps the swapchain.
+//! Here the kiosk camera draws into an image; the frame is copied into a mappable buffer, and
+//! the presenter thread copies it into the segment and asks the X server to show it, while the
+//! next frame is drawn. `WHATNEXT_PRESENT=swapchain` keeps the swapchain.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +27,7 @@ use bevy::render::render_resource::{
 };
 use bevy::render::renderer::{RenderAdapterInfo, RenderContext, RenderDevice, ViewQuery};
 use bevy::render::texture::GpuImage;
+use bevy::render::view::window::{ExtractedWindows, prepare_windows};
 use bevy::render::{Render, RenderApp, RenderSystems};
 use bevy::window::{PrimaryWindow, RawHandleWrapper};
 use crossbeam_channel::{Receiver, Sender};
@@ -34,8 +35,10 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::straight_to_screen::{PartyScreenPasses, StraightToScreen, draw_party_screen};
 use x11_window::X11Window;
 
-/// Two buffers: one the presenter reads while the render thread copies the next frame.
-const STAGING_BUFFERS: usize = 2;
+/// One buffer: the next frame is drawn while the presenter reads it, and only its copy out
+/// waits. A second let that copy start sooner, for 8 MiB more resident and about 0.4 ms a
+/// frame (`docs/decisions/party-screen-presentation.md`).
+const STAGING_BUFFERS: usize = 1;
 
 /// How long a screenshot waits for the X server to give the window the frame's size.
 const CAPTURE_WAIT_FRAMES: u32 = 300;
@@ -97,7 +100,22 @@ impl Plugin for SharedMemoryPresentPlugin {
         };
         render_app
             .add_systems(PartyScreenPasses, copy_frame_out.after(draw_party_screen))
-            .add_systems(Render, send_submitted_frames.in_set(RenderSystems::Cleanup));
+            .add_systems(Render, send_submitted_frames.in_set(RenderSystems::Cleanup))
+            .add_systems(Render, skip_the_initial_present.before(prepare_windows));
+    }
+}
+
+/// Nothing draws into the window's swapchain on this path. Bevy's one initial present
+/// (Wayland needs it; this path is X11 only) would clear a swapchain image and keep its
+/// 8 MiB resident for nothing.
+fn skip_the_initial_present(
+    present: Option<Res<SharedMemoryPresent>>,
+    mut windows: ResMut<ExtractedWindows>,
+) {
+    if present.is_some() {
+        for window in windows.values_mut() {
+            window.needs_initial_present = false;
+        }
     }
 }
 
@@ -124,7 +142,7 @@ fn choose_presentation(
     adapter: Option<Res<RenderAdapterInfo>>,
     device: Option<Res<RenderDevice>>,
     windows: Query<(&Window, &RawHandleWrapper), With<PrimaryWindow>>,
-    cameras: Query<Entity, With<StraightToScreen>>,
+    mut cameras: Query<(Entity, &mut Camera), With<StraightToScreen>>,
     mut images: ResMut<Assets<Image>>,
     mut commands: Commands,
 ) {
@@ -132,11 +150,14 @@ fn choose_presentation(
         return;
     }
     let (Some(adapter), Some(device), Ok((window, handle)), Ok(camera)) =
-        (adapter, device, windows.single(), cameras.single())
+        (adapter, device, windows.single(), cameras.single_mut())
     else {
         return; // not yet: the renderer, the window or the camera is still to come
     };
     *decided = true;
+    let (camera, mut active) = camera;
+    // Whichever way it presents, the party screen draws from now on.
+    active.is_active = true;
     if let Some(reason) = swapchain_reason(&adapter) {
         info!(%reason, "the party screen presents through the swapchain");
         return;
