@@ -8,7 +8,7 @@ use crate::order::QueueKey;
 use crate::rules::Role;
 
 mod queue_index;
-pub use queue_index::QueueIndex;
+pub use queue_index::{Positions, QueueIndex};
 
 /// Marks an entity whose registered components are sent to session members.
 #[derive(Component, Copy, Clone, Debug, Default)]
@@ -151,7 +151,10 @@ pub struct Track {
 
 /// On a track entity: its place in the queue.
 #[derive(Component, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[component(on_insert = queue_index::index_position, on_remove = queue_index::unindex_position)]
+#[component(
+    on_insert = queue_index::index_position,
+    on_discard = queue_index::unindex_position
+)]
 pub struct QueuePosition(pub QueueKey);
 
 /// On a track entity: a guest's own addition that the authority has not confirmed yet.

@@ -37,7 +37,10 @@ fn the_queue_reads_in_order_from_any_track() {
     app.update();
     let index = app.world().resource::<QueueIndex>();
     let ids = |from: Option<TrackId>| -> Vec<u64> {
-        index.in_order_from(from).map(|(id, _)| id.0).collect()
+        index
+            .in_order_from(from, app.world())
+            .map(|(id, _)| id.0)
+            .collect()
     };
     assert_eq!(ids(Some(TrackId(3))), [3, 4]);
     assert_eq!(ids(None), [1, 2, 3, 4]);

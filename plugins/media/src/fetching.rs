@@ -76,9 +76,10 @@ pub(crate) fn coming_up(
     clock: &PlaybackClock,
     index: &QueueIndex,
     tracks: &Query<&Track>,
+    positions: &Query<&QueuePosition>,
 ) -> Vec<(Media, PeerId)> {
     index
-        .in_order_from(clock.track)
+        .in_order_from(clock.track, positions)
         .take(AHEAD)
         .filter_map(|(_, e)| tracks.get(e).ok())
         .filter_map(|t| t.media.map(|m| (m, t.added_by.clone())))
@@ -98,6 +99,7 @@ pub(crate) fn fetch(
     sessions: Query<(&Host, &CoHosts, &PlaybackOwner, &PlaybackClock)>,
     index: Res<QueueIndex>,
     tracks: Query<&Track>,
+    positions: Query<&QueuePosition>,
     people: Query<(&Participant, Option<&Presence>)>,
     local: Res<LocalPeer>,
     listening: Res<Listening>,
@@ -108,7 +110,7 @@ pub(crate) fn fetch(
     let wanted = sessions
         .iter()
         .next()
-        .map(|(_, _, _, clock)| coming_up(clock, &index, &tracks))
+        .map(|(_, _, _, clock)| coming_up(clock, &index, &tracks, &positions))
         .unwrap_or_default();
     let news: Vec<News> = fetches.news.try_iter().collect();
     for news in news {

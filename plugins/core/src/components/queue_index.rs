@@ -1,5 +1,11 @@
 //! The queue's index: tracks by id and in play order, kept by the `Track` and
 //! `QueuePosition` component hooks.
+//!
+//! It keeps no map from a track to its place: a member moves tracks on nearly every update it
+//! applies, and a lookup in such a map was a cache miss per move. A moved track's old place
+//! comes from its old `QueuePosition` instead, which the discard hook sees in its column, and
+//! readers that need a track's place read it from the world through [`Positions`]
+//! (`docs/decisions/diff-versus-replicon.md`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,6 +49,11 @@ impl Slot {
         }
     }
 
+    /// Made from the same key as `other`.
+    fn same_key(&self, other: &Slot) -> bool {
+        self.head == other.head && self.len == other.len && self.long == other.long
+    }
+
     /// The key this slot was made from.
     fn key(&self) -> QueueKey {
         match &self.long {
@@ -83,13 +94,31 @@ impl PartialOrd for Slot {
 pub struct QueueIndex {
     by_id: HashMap<TrackId, Entity>,
     order: BTreeMap<Slot, Entity>,
-    slots: EntityHashMap<Slot>,
     /// Each track entity's adder and wire size, for the caps in `limits`.
     footprints: EntityHashMap<(PeerId, usize)>,
     /// The sum of the footprints' sizes.
     bytes: usize,
     /// How many track entities each peer added.
     per_adder: HashMap<PeerId, usize>,
+}
+
+/// Where the index's readers find a track's key: the tracks' `QueuePosition`s, in the world
+/// or through a query (the index keeps no copy of them).
+pub trait Positions {
+    /// The key of `entity`'s position, if it has one.
+    fn key(&self, entity: Entity) -> Option<&QueueKey>;
+}
+
+impl Positions for World {
+    fn key(&self, entity: Entity) -> Option<&QueueKey> {
+        self.get::<QueuePosition>(entity).map(|p| &p.0)
+    }
+}
+
+impl Positions for Query<'_, '_, &QueuePosition> {
+    fn key(&self, entity: Entity) -> Option<&QueueKey> {
+        self.get(entity).ok().map(|p| &p.0)
+    }
 }
 
 impl QueueIndex {
@@ -118,27 +147,25 @@ impl QueueIndex {
     pub fn in_order_from(
         &self,
         id: Option<TrackId>,
+        positions: &impl Positions,
     ) -> impl Iterator<Item = (TrackId, Entity)> + '_ {
         use std::ops::Bound;
-        let start = id
-            .and_then(|id| self.by_id.get(&id))
-            .and_then(|e| self.slots.get(e))
-            .cloned();
-        let lower = start.map_or(Bound::Unbounded, Bound::Included);
+        let lower = id
+            .and_then(|id| self.slot_of(id, positions))
+            .map_or(Bound::Unbounded, Bound::Included);
         self.order
             .range((lower, Bound::Unbounded))
             .map(|(slot, e)| (slot.id, *e))
     }
 
-    /// The key of a track's position.
-    pub fn key_of(&self, id: TrackId) -> Option<QueueKey> {
-        let entity = self.by_id.get(&id)?;
-        self.slots.get(entity).map(Slot::key)
+    /// The key of a queued track's position.
+    pub fn key_of(&self, id: TrackId, positions: &impl Positions) -> Option<QueueKey> {
+        self.slot_of(id, positions).map(|slot| slot.key())
     }
 
     /// The track right after `id` in play order.
-    pub fn next_after(&self, id: TrackId) -> Option<TrackId> {
-        let slot = self.slots.get(self.by_id.get(&id)?)?;
+    pub fn next_after(&self, id: TrackId, positions: &impl Positions) -> Option<TrackId> {
+        let slot = self.slot_of(id, positions)?;
         self.order
             .range((std::ops::Bound::Excluded(slot), std::ops::Bound::Unbounded))
             .next()
@@ -150,6 +177,11 @@ impl QueueIndex {
         self.order.keys().next().map(|slot| slot.id)
     }
 
+    /// The last key in the queue, for appends.
+    pub fn last_key(&self) -> Option<QueueKey> {
+        self.order.keys().next_back().map(Slot::key)
+    }
+
     /// About how many bytes the queue's tracks take on the wire (see `limits`).
     pub fn wire_bytes(&self) -> usize {
         self.bytes
@@ -158,6 +190,24 @@ impl QueueIndex {
     /// How many tracks in the queue `peer` added.
     pub fn added_by(&self, peer: &PeerId) -> usize {
         self.per_adder.get(peer).copied().unwrap_or(0)
+    }
+
+    /// Track `id`'s slot in play order, if it is placed.
+    fn slot_of(&self, id: TrackId, positions: &impl Positions) -> Option<Slot> {
+        let entity = self.by_id.get(&id)?;
+        let slot = Slot::new(positions.key(*entity)?, id);
+        self.order.contains_key(&slot).then_some(slot)
+    }
+
+    /// Where `entity` stands in play order, found from the key of its position: among the
+    /// (nearly always one) slots with that key, the one this entity holds.
+    fn placed(&self, key: &QueueKey, entity: Entity) -> Option<Slot> {
+        let first = Slot::new(key, TrackId(u64::MIN));
+        self.order
+            .range(&first..)
+            .take_while(|(slot, _)| slot.same_key(&first))
+            .find(|(_, owner)| **owner == entity)
+            .map(|(slot, _)| slot.clone())
     }
 
     fn count(&mut self, entity: Entity, footprint: Option<(PeerId, usize)>) {
@@ -176,29 +226,6 @@ impl QueueIndex {
             self.footprints.insert(entity, (peer, size));
         }
     }
-
-    /// Puts `entity` at `slot` in play order, moving it from where it was.
-    fn place(&mut self, entity: Entity, slot: Slot) {
-        if let Some(old) = self.slots.insert(entity, slot.clone()) {
-            self.unplace(entity, old);
-        }
-        self.order.insert(slot, entity);
-    }
-
-    fn unplace(&mut self, entity: Entity, slot: Slot) {
-        // A pending copy can share its slot with the confirmed track that replaced it: one
-        // search removes the slot, and the rare other owner is put back.
-        if let Some(owner) = self.order.remove(&slot)
-            && owner != entity
-        {
-            self.order.insert(slot, owner);
-        }
-    }
-
-    /// The last key in the queue, for appends.
-    pub fn last_key(&self) -> Option<QueueKey> {
-        self.order.keys().next_back().map(Slot::key)
-    }
 }
 
 pub(super) fn index_track(mut world: DeferredWorld, ctx: HookContext) {
@@ -211,9 +238,16 @@ pub(super) fn index_track(mut world: DeferredWorld, ctx: HookContext) {
     world
         .resource_mut::<QueueIndex>()
         .count(ctx.entity, Some(footprint));
-    let slot = world
-        .get::<QueuePosition>(ctx.entity)
-        .map(|p| Slot::new(&p.0, id));
+    let position = world.get::<QueuePosition>(ctx.entity).map(|p| {
+        let slot = Slot::new(&p.0, id);
+        let index = world.resource::<QueueIndex>();
+        // Placed under this id already (a track's other fields replaced), or under another.
+        let placed = match index.order.get(&slot) {
+            Some(owner) if *owner == ctx.entity => Some(slot.clone()),
+            _ => index.placed(&p.0, ctx.entity),
+        };
+        (slot, placed)
+    });
     let confirmed = world.get::<Pending>(ctx.entity).is_none();
     let mut index = world.resource_mut::<QueueIndex>();
     let before = index.by_id.insert(id, ctx.entity);
@@ -224,24 +258,24 @@ pub(super) fn index_track(mut world: DeferredWorld, ctx: HookContext) {
     {
         world.commands().entity(before).try_despawn();
     }
+    let Some((slot, placed)) = position else {
+        return; // the position hook places it when the position arrives
+    };
     let mut index = world.resource_mut::<QueueIndex>();
-    match index.slots.get(&ctx.entity).map(|placed| placed.id) {
+    match placed {
         // Components may arrive in any order (a snapshot applies them one by one): whichever
         // of Track and QueuePosition comes second puts the track in the play order.
         None => {
-            if let Some(slot) = slot {
-                index.place(ctx.entity, slot);
-            }
+            index.order.insert(slot, ctx.entity);
         }
-        // The same place under another id (`index_position` takes a placed track's id from
-        // its slot): the old id leaves the queue.
-        Some(old) if old != id => {
-            if index.by_id.get(&old) == Some(&ctx.entity) {
-                index.by_id.remove(&old);
-                world.write_message(TrackRemoved { track_id: old });
-            }
-            if let Some(slot) = slot {
-                world.resource_mut::<QueueIndex>().place(ctx.entity, slot);
+        // The same place under another id (a host's update can change a track's id): the
+        // old id leaves the queue.
+        Some(old) if old.id != id => {
+            index.order.remove(&old);
+            index.order.insert(slot, ctx.entity);
+            if index.by_id.get(&old.id) == Some(&ctx.entity) {
+                index.by_id.remove(&old.id);
+                world.write_message(TrackRemoved { track_id: old.id });
             }
         }
         Some(_) => {}
@@ -261,18 +295,38 @@ pub(super) fn unindex_track(mut world: DeferredWorld, ctx: HookContext) {
     }
 }
 
-/// A position inserted or replaced (`on_insert` runs for both): the track moves in play
-/// order, in one hook rather than a removal hook and an insertion hook.
+/// A position replaced or removed (`on_discard`, which sees the old position still in its
+/// column): the track leaves its place in play order. [`index_position`] puts a replaced one
+/// at its new place right after.
+pub(super) fn unindex_position(mut world: DeferredWorld, ctx: HookContext) {
+    let Some(key) = world.get::<QueuePosition>(ctx.entity).map(|p| &p.0) else {
+        return;
+    };
+    let index = world.resource::<QueueIndex>();
+    // The slot from the track's id: one search of the order, where finding it by entity
+    // among the key's slots takes two. Without a `Track` (removed on its own), by entity.
+    let slot = match world.get::<Track>(ctx.entity) {
+        Some(track) => Slot::new(key, track.id),
+        None => match index.placed(key, ctx.entity) {
+            Some(slot) => slot,
+            None => return,
+        },
+    };
+    let mut index = world.resource_mut::<QueueIndex>();
+    // A pending copy can share its slot with the confirmed track that replaced it: then the
+    // slot is the confirmed track's, and stays.
+    if let Some(owner) = index.order.remove(&slot)
+        && owner != ctx.entity
+    {
+        index.order.insert(slot, owner);
+    }
+}
+
+/// A position inserted or replaced (`on_insert` runs for both): the track takes its place in
+/// play order.
 pub(super) fn index_position(mut world: DeferredWorld, ctx: HookContext) {
-    // A placed track's id is in its slot: reading its `Track` would cost a member a cache
-    // miss per moved track (`index_track` keeps the slot's id right).
-    let placed = world
-        .resource::<QueueIndex>()
-        .slots
-        .get(&ctx.entity)
-        .map(|s| s.id);
-    let Some(id) = placed.or_else(|| world.get::<Track>(ctx.entity).map(|t| t.id)) else {
-        return; // the Track hook indexes it when the Track arrives
+    let Some(id) = world.get::<Track>(ctx.entity).map(|t| t.id) else {
+        return; // the Track hook places it when the Track arrives
     };
     let Some(slot) = world
         .get::<QueuePosition>(ctx.entity)
@@ -280,16 +334,10 @@ pub(super) fn index_position(mut world: DeferredWorld, ctx: HookContext) {
     else {
         return;
     };
-    world.resource_mut::<QueueIndex>().place(ctx.entity, slot);
-}
-
-/// A position removed, or its entity despawned (`on_remove`; a replaced position is moved by
-/// `index_position`).
-pub(super) fn unindex_position(mut world: DeferredWorld, ctx: HookContext) {
-    let mut index = world.resource_mut::<QueueIndex>();
-    if let Some(slot) = index.slots.remove(&ctx.entity) {
-        index.unplace(ctx.entity, slot);
-    }
+    world
+        .resource_mut::<QueueIndex>()
+        .order
+        .insert(slot, ctx.entity);
 }
 
 #[cfg(test)]
@@ -318,6 +366,130 @@ mod tests {
             prop_assert_eq!(sa.cmp(&sb), (a.as_str(), ia).cmp(&(b.as_str(), ib)));
             prop_assert_eq!(sa == sb, (&a, ia) == (&b, ib));
             prop_assert_eq!(sa.key(), QueueKey::unchecked(&a));
+        }
+    }
+
+    /// What a peer's updates and a device's own systems do to track entities.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// A track and its position, spawned together or one after the other.
+        Spawn {
+            id: u64,
+            key: String,
+            position_first: bool,
+        },
+        /// A new position for the `n`th live entity.
+        Move {
+            n: usize,
+            key: String,
+        },
+        /// Its `Track` replaced, with a new id or the same.
+        NewTrack {
+            n: usize,
+            id: u64,
+        },
+        /// Its position removed, or put back.
+        TogglePosition {
+            n: usize,
+            key: String,
+        },
+        Despawn {
+            n: usize,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0..40u64, key_text(), any::<bool>()).prop_map(|(id, key, position_first)| Op::Spawn {
+                id,
+                key,
+                position_first
+            }),
+            (any::<usize>(), key_text()).prop_map(|(n, key)| Op::Move { n, key }),
+            (any::<usize>(), 0..40u64).prop_map(|(n, id)| Op::NewTrack { n, id }),
+            (any::<usize>(), key_text()).prop_map(|(n, key)| Op::TogglePosition { n, key }),
+            any::<usize>().prop_map(|n| Op::Despawn { n }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the order of inserts, moves, id changes, removals and despawns, the play
+        /// order is every entity with both a `Track` and a `QueuePosition`, sorted by key then
+        /// id, and each track's readers (`key_of`, `next_after`, `in_order_from`) agree with it.
+        #[test]
+        fn the_play_order_follows_the_components_through_any_changes(
+            ops in prop::collection::vec(op(), 1..40),
+        ) {
+            let mut world = World::new();
+            world.init_resource::<QueueIndex>();
+            world.init_resource::<Messages<TrackRemoved>>();
+            let mut live: Vec<Entity> = Vec::new();
+            for op in ops {
+                let pick = |n: usize| (!live.is_empty()).then(|| live[n % live.len()]);
+                match op {
+                    Op::Spawn { id, key, position_first } => {
+                        // One entity per id, as the index's users keep it.
+                        if world.query::<&Track>().iter(&world).any(|t| t.id == TrackId(id)) {
+                            continue;
+                        }
+                        let position = QueuePosition(QueueKey::unchecked(&key));
+                        let e = if position_first {
+                            let e = world.spawn(position).id();
+                            world.entity_mut(e).insert(track(id));
+                            e
+                        } else {
+                            let e = world.spawn(track(id)).id();
+                            world.entity_mut(e).insert(position);
+                            e
+                        };
+                        live.push(e);
+                    }
+                    Op::Move { n, key } => if let Some(e) = pick(n) {
+                        world.entity_mut(e).insert(QueuePosition(QueueKey::unchecked(&key)));
+                    },
+                    Op::NewTrack { n, id } => if let Some(e) = pick(n) {
+                        let taken = world
+                            .query::<(Entity, &Track)>()
+                            .iter(&world)
+                            .any(|(other, t)| t.id == TrackId(id) && other != e);
+                        if !taken {
+                            world.entity_mut(e).insert(track(id));
+                        }
+                    },
+                    Op::TogglePosition { n, key } => if let Some(e) = pick(n) {
+                        if world.get::<QueuePosition>(e).is_some() {
+                            world.entity_mut(e).remove::<QueuePosition>();
+                        } else {
+                            world.entity_mut(e).insert(QueuePosition(QueueKey::unchecked(&key)));
+                        }
+                    },
+                    Op::Despawn { n } => if let Some(e) = pick(n) {
+                        world.despawn(e);
+                        live.retain(|l| *l != e);
+                    },
+                }
+            }
+            let mut expected: Vec<(String, u64, Entity)> = world
+                .query::<(Entity, &Track, &QueuePosition)>()
+                .iter(&world)
+                .map(|(e, t, p)| (p.0.as_str().to_owned(), t.id.0, e))
+                .collect();
+            expected.sort();
+            let index = world.resource::<QueueIndex>();
+            let order: Vec<(u64, Entity)> = index.in_order().map(|(id, e)| (id.0, e)).collect();
+            let want: Vec<(u64, Entity)> = expected.iter().map(|(_, id, e)| (*id, *e)).collect();
+            prop_assert_eq!(&order, &want);
+            for (i, (key, id, e)) in expected.iter().enumerate() {
+                prop_assert_eq!(index.entity(TrackId(*id)), Some(*e));
+                prop_assert_eq!(index.key_of(TrackId(*id), &world), Some(QueueKey::unchecked(key)));
+                prop_assert_eq!(
+                    index.next_after(TrackId(*id), &world),
+                    expected.get(i + 1).map(|(_, next, _)| TrackId(*next))
+                );
+                let from: Vec<u64> =
+                    index.in_order_from(Some(TrackId(*id)), &world).map(|(id, _)| id.0).collect();
+                prop_assert_eq!(from, want[i..].iter().map(|(id, _)| *id).collect::<Vec<_>>());
+            }
         }
     }
 
@@ -351,8 +523,11 @@ mod tests {
             index.in_order().collect::<Vec<_>>(),
             vec![(TrackId(1), before), (TrackId(3), moved)]
         );
-        assert_eq!(index.key_of(TrackId(2)), None);
-        assert_eq!(index.key_of(TrackId(3)), Some(QueueKey::unchecked("m")));
+        assert_eq!(index.key_of(TrackId(2), &world), None);
+        assert_eq!(
+            index.key_of(TrackId(3), &world),
+            Some(QueueKey::unchecked("m"))
+        );
         world
             .entity_mut(moved)
             .insert(QueuePosition(QueueKey::unchecked("0")));

@@ -13,6 +13,7 @@ pub(super) fn advance_finished_track(
     wall: Res<WallClock>,
     index: Res<QueueIndex>,
     tracks: Query<&Track>,
+    positions: Query<&QueuePosition>,
     mut sessions: Query<(&Host, &mut PlaybackClock)>,
 ) {
     let Ok((host, mut clock)) = sessions.single_mut() else {
@@ -34,7 +35,7 @@ pub(super) fn advance_finished_track(
     }
     // Anchor the next track where the last one ended, so no time is lost to frame timing.
     let ended_at = clock.anchor_at_ms + duration.saturating_sub(clock.anchor_position_ms);
-    match index.next_after(current) {
+    match index.next_after(current, &positions) {
         Some(next) => clock.start(next, PlayState::Playing, ended_at),
         None => *clock = PlaybackClock::stopped(),
     }

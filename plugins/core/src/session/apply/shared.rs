@@ -189,7 +189,7 @@ pub(super) fn apply_session(
         A::RemoveTrack { track_id } => {
             let (entity, _) = track(world, *track_id)?;
             if session.clock.track == Some(*track_id) {
-                let next = world.resource::<QueueIndex>().next_after(*track_id);
+                let next = world.resource::<QueueIndex>().next_after(*track_id, world);
                 let mut clock = session.clock.clone();
                 move_clock_to(&mut clock, next, now);
                 set_clock(world, session.entity, clock);
@@ -206,16 +206,16 @@ pub(super) fn apply_session(
                 track(world, *after)?;
             }
             let index = world.resource::<QueueIndex>();
-            let before_key = after.and_then(|a| index.key_of(a));
+            let before_key = after.and_then(|a| index.key_of(a, world));
             // The neighbour that will follow the moved track, skipping the track itself.
             let mut following = match after {
-                Some(a) => index.next_after(*a),
+                Some(a) => index.next_after(*a, world),
                 None => index.first(),
             };
             if following == Some(*track_id) {
-                following = index.next_after(*track_id);
+                following = index.next_after(*track_id, world);
             }
-            let after_key = following.and_then(|f| index.key_of(f));
+            let after_key = following.and_then(|f| index.key_of(f, world));
             let key = QueueKey::between(before_key.as_ref(), after_key.as_ref());
             if key.as_str().len() > limits::MAX_QUEUE_KEY_CHARS {
                 return Err(limits::too_large(format!(
@@ -253,7 +253,7 @@ pub(super) fn apply_session(
         A::Next => {
             let index = world.resource::<QueueIndex>();
             let next = match session.clock.track {
-                Some(current) => index.next_after(current),
+                Some(current) => index.next_after(current, world),
                 None => index.first(),
             };
             let mut clock = session.clock.clone();
