@@ -13,6 +13,8 @@ pub mod view;
 pub mod visualizer;
 
 use bevy::prelude::*;
+use bevy::render::mesh::allocator::MeshAllocatorSettings;
+use bevy::render::slab_allocator::SlabAllocatorSettings;
 use bevy::window::PrimaryWindow;
 use bevy_egui::{EguiPlugin, EguiPrimaryContextPass};
 use whatnext_core::prelude::*;
@@ -58,6 +60,18 @@ impl Plugin for KioskPlugin {
         ));
         #[cfg(target_os = "linux")]
         app.add_plugins(shared_memory_present::SharedMemoryPresentPlugin);
+        // Each of the party screen's few meshes gets a buffer of its own. A shared slab's
+        // allocator keeps bookkeeping for 128k meshes, 4 MiB of it resident per slab, for the
+        // two meshes (the bars' and the glow's) the screen draws.
+        if let Some(render_app) = app.get_sub_app_mut(bevy::render::RenderApp) {
+            render_app.insert_resource(MeshAllocatorSettings {
+                slab_allocator_settings: SlabAllocatorSettings {
+                    large_threshold: 0,
+                    ..default()
+                },
+                ..default()
+            });
+        }
         app.insert_resource(KioskSettings {
             reduce_motion: self.reduce_motion,
         })
