@@ -238,15 +238,11 @@ pub(super) fn index_track(mut world: DeferredWorld, ctx: HookContext) {
     world
         .resource_mut::<QueueIndex>()
         .count(ctx.entity, Some(footprint));
+    // Where the track stands now, if placed: under this id (its other fields replaced), or
+    // under another.
     let position = world.get::<QueuePosition>(ctx.entity).map(|p| {
-        let slot = Slot::new(&p.0, id);
-        let index = world.resource::<QueueIndex>();
-        // Placed under this id already (a track's other fields replaced), or under another.
-        let placed = match index.order.get(&slot) {
-            Some(owner) if *owner == ctx.entity => Some(slot.clone()),
-            _ => index.placed(&p.0, ctx.entity),
-        };
-        (slot, placed)
+        let placed = world.resource::<QueueIndex>().placed(&p.0, ctx.entity);
+        (Slot::new(&p.0, id), placed)
     });
     let confirmed = world.get::<Pending>(ctx.entity).is_none();
     let mut index = world.resource_mut::<QueueIndex>();
@@ -303,8 +299,8 @@ pub(super) fn unindex_position(mut world: DeferredWorld, ctx: HookContext) {
         return;
     };
     let index = world.resource::<QueueIndex>();
-    // The slot from the track's id: one search of the order, where finding it by entity
-    // among the key's slots takes two. Without a `Track` (removed on its own), by entity.
+    // The slot from the track's id (measured a little faster than finding it by entity among
+    // the key's slots). Without a `Track` (removed on its own), by entity.
     let slot = match world.get::<Track>(ctx.entity) {
         Some(track) => Slot::new(key, track.id),
         None => match index.placed(key, ctx.entity) {
