@@ -16,6 +16,8 @@ use whatnext_ui::{OpenedWith, UiPlugin};
 
 /// Frames to render before a screenshot, so fonts and layout have settled.
 const SCREENSHOT_AFTER_FRAMES: u32 = 8;
+/// The most frames a screenshot waits for egui's areas to finish fading in.
+const SCREENSHOT_AT_THE_LATEST: u32 = 120;
 
 /// How the window runs.
 pub struct Options {
@@ -188,7 +190,9 @@ struct ScreenshotTo(PathBuf);
 fn take_screenshot(
     mut commands: Commands,
     target: Res<ScreenshotTo>,
+    mut egui: Query<&mut bevy_egui::EguiContext, With<bevy_egui::PrimaryEguiContext>>,
     mut frames: Local<u32>,
+    mut asked: Local<bool>,
     #[cfg(target_os = "linux")] shared_memory: Option<
         Res<whatnext_kiosk::shared_memory_present::SharedMemoryPresent>,
     >,
@@ -205,10 +209,19 @@ fn take_screenshot(
         exit.write(screenshot_saved(&target.0, saved));
         return;
     }
-    *frames += 1;
-    if *frames != SCREENSHOT_AFTER_FRAMES {
+    if *asked {
         return;
     }
+    *frames += 1;
+    let fading_in = egui
+        .iter_mut()
+        .any(|mut context| egui_is_fading_in(context.get_mut()));
+    let ready = *frames >= SCREENSHOT_AFTER_FRAMES && !fading_in;
+    if !ready && *frames < SCREENSHOT_AT_THE_LATEST {
+        return;
+    }
+    debug!(frames = *frames, "taking the screenshot");
+    *asked = true;
     #[cfg(target_os = "linux")]
     if let Some(shared_memory) = shared_memory {
         *from_x = Some(shared_memory.capture_next_frame());
@@ -223,6 +236,21 @@ fn take_screenshot(
             ));
         },
     );
+}
+
+/// Whether an egui area (a window, the party screen's cards) shown in the last pass was still
+/// fading in: egui raises its opacity over the animation time (1/12 s) from when it first shows,
+/// and a shot taken then has the whole area a little dim. The frames that follow that pass are
+/// at least as late, so once this is false they show every area whole.
+fn egui_is_fading_in(ctx: &bevy_egui::egui::Context) -> bool {
+    let now = ctx.input(|input| input.time);
+    let fade = f64::from(ctx.global_style().animation_time);
+    let shown = ctx.memory(|memory| memory.areas().visible_layer_ids());
+    shown.into_iter().any(|layer| {
+        bevy_egui::egui::AreaState::load(ctx, layer.id)
+            .and_then(|area| area.last_became_visible_at)
+            .is_some_and(|at| now - at < fade)
+    })
 }
 
 /// Saves a frame as a plain RGB PNG.
@@ -246,5 +274,39 @@ fn screenshot_saved(path: &std::path::Path, saved: Result<(), String>) -> AppExi
             error!(path = %path.display(), %error, "the screenshot could not be saved");
             AppExit::error()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bevy_egui::egui;
+
+    /// One egui pass at `time` seconds that shows a card, as the party screen's overlay does.
+    fn pass_at(ctx: &egui::Context, time: f64) {
+        let input = egui::RawInput {
+            time: Some(time),
+            ..Default::default()
+        };
+        let mut output = ctx.run_ui(input, |ui| {
+            egui::Area::new("card".into()).show(ui.ctx(), |ui| {
+                ui.label("JOIN WITH CODE");
+            });
+        });
+        // No renderer here to take the font texture.
+        output.textures_delta.clear();
+    }
+
+    #[test]
+    fn a_screenshot_waits_while_a_new_area_fades_in_and_not_after() {
+        let ctx = egui::Context::default();
+        let fade = f64::from(ctx.global_style().animation_time);
+        // Its first pass only sizes the area; it shows from the second.
+        pass_at(&ctx, 0.0);
+        pass_at(&ctx, 0.01);
+        assert!(super::egui_is_fading_in(&ctx), "shown {fade} s ago at most");
+        pass_at(&ctx, 0.01 + fade / 2.0);
+        assert!(super::egui_is_fading_in(&ctx), "half way through its fade");
+        pass_at(&ctx, 0.01 + fade * 2.0);
+        assert!(!super::egui_is_fading_in(&ctx), "faded in long ago");
     }
 }
