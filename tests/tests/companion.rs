@@ -353,7 +353,7 @@ fn a_phones_reaction_floats_up_on_a_party_screen_that_joined_as_a_display() {
     setup.ok("identity.set_name", json!({"name": "Wall"}));
     setup.ok("quit", json!(null));
     assert!(setup.wait_exit().success());
-    let kiosk = PartyScreen::start(
+    let kiosk = AppWindow::party_screen(
         &screen_data,
         &[RELAY_ONLY, &[invite.as_str()]].concat(),
         "warn,whatnext_kiosk=info",

@@ -351,27 +351,32 @@ pub fn wait_state_for(
     }
 }
 
-/// A party screen (`--kiosk`) in a real window under Xvfb (1280×720), whose log a test reads.
-/// Dropping it ends the app itself, and with it xvfb-run and its X server.
+/// The app in a real window under Xvfb (1280×720), whose log a test reads. Dropping it ends
+/// the app itself, and with it xvfb-run and its X server.
 #[allow(dead_code)]
-pub struct PartyScreen {
+pub struct AppWindow {
     child: Child,
     log: Receiver<String>,
 }
 
 #[allow(dead_code)]
-impl PartyScreen {
-    /// Starts `whatnext --kiosk --data-dir <data_dir> <args>` with `RUST_LOG=<log>`.
-    pub fn start(data_dir: &Path, args: &[&str], log: &str) -> Self {
+impl AppWindow {
+    /// The party screen: `whatnext --kiosk --data-dir <data_dir> <args>` with `RUST_LOG=<log>`.
+    pub fn party_screen(data_dir: &Path, args: &[&str], log: &str) -> Self {
+        Self::start(data_dir, &[&["--kiosk"], args].concat(), log, &[])
+    }
+
+    /// `whatnext --data-dir <data_dir> <args>` with `RUST_LOG=<log>` and `env`.
+    pub fn start(data_dir: &Path, args: &[&str], log: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new("xvfb-run")
             .args(["-a", "-s", "-screen 0 1280x720x24"])
             .arg(binary())
-            .arg("--kiosk")
             .arg("--data-dir")
             .arg(data_dir)
             .args(args)
             .env("RUST_LOG", log)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -390,13 +395,13 @@ impl PartyScreen {
             match self.log.recv_timeout(left) {
                 Ok(line) if found(&line) => return line,
                 Ok(_) => {}
-                Err(e) => panic!("the party screen never showed {what}: {e}"),
+                Err(e) => panic!("the window never showed {what}: {e}"),
             }
         }
     }
 }
 
-impl Drop for PartyScreen {
+impl Drop for AppWindow {
     fn drop(&mut self) {
         // End the app itself (xvfb-run's child named whatnext); xvfb-run then stops its X
         // server and exits. Killing xvfb-run instead would leave both behind.
@@ -409,7 +414,7 @@ impl Drop for PartyScreen {
                 "whatnext",
             ])
             .status();
-        wait_for_exit(&mut self.child, "xvfb-run, after the party screen ended,");
+        wait_for_exit(&mut self.child, "xvfb-run, after the app ended,");
     }
 }
 

@@ -21,7 +21,7 @@ fn a_guests_track_shows_in_up_next_on_the_kiosk() {
     setup.ok("quit", json!(null));
     assert!(setup.wait_exit().success());
 
-    let kiosk = PartyScreen::start(&data, RELAY_ONLY, "warn,whatnext_kiosk=debug");
+    let kiosk = AppWindow::party_screen(&data, RELAY_ONLY, "warn,whatnext_kiosk=debug");
     // Above debug level the link's secret is hidden; the whole link is logged at debug.
     let announced = kiosk.wait_for("an invite link", |l| {
         l.contains("the invite link") && l.contains("whtnxt://") && l.contains("relay=")

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-use crate::harness::binary;
+use crate::harness::{AppWindow, binary};
 
 /// Runs `whatnext ARGS --screenshot` under Xvfb and returns the frame's RGB pixels.
 ///
@@ -186,5 +187,47 @@ fn the_party_screen_fills_a_screen_of_another_size() {
             options: "",
         },
         "presents through X shared memory",
+    );
+}
+
+/// The desktop window with nothing happening draws a few frames a second (its timed redraw, a
+/// blinking text cursor), not every frame the renderer can make: on a laptop, an idle party in
+/// the background should not keep a core busy. Frames are counted by Bevy's frame-count
+/// diagnostic (`WHATNEXT_DIAGNOSTICS=1`) over 5 seconds, after the first 2.
+#[test]
+fn an_idle_desktop_window_draws_a_few_frames_a_second_not_all_it_can() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = AppWindow::start(
+        &dir.path().join("data"),
+        &["--offline"],
+        "warn,bevy_diagnostic=info",
+        &[("WHATNEXT_DIAGNOSTICS", "1")],
+    );
+    let frame_count = || {
+        let line = app.wait_for("a frame count", |line| line.contains("frame_count"));
+        let count = line
+            .rsplit(':')
+            .next()
+            .and_then(|n| n.trim().parse::<f64>().ok());
+        (
+            Instant::now(),
+            count.expect("a number after \"frame_count:\""),
+        )
+    };
+    let started = Instant::now();
+    let (mut first, mut first_count) = frame_count();
+    while first.duration_since(started) < Duration::from_secs(2) {
+        (first, first_count) = frame_count();
+    }
+    let (mut last, mut last_count) = frame_count();
+    while last.duration_since(first) < Duration::from_secs(5) {
+        (last, last_count) = frame_count();
+    }
+    let per_second = (last_count - first_count) / last.duration_since(first).as_secs_f64();
+    // Redraws every 250 ms when focused and every second when not, plus input and egui's own
+    // timed requests: well under 8. Drawing continuously, a debug build here makes about 20.
+    assert!(
+        per_second < 8.0,
+        "the idle window drew {per_second:.1} frames a second"
     );
 }

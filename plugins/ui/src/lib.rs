@@ -5,6 +5,7 @@
 //! as intents, exactly as the control protocol does. So the UI has no private path into the
 //! state, and panels are tested without a window (egui_kittest, `tests/`).
 
+mod idle;
 pub mod library;
 pub mod permitted;
 pub mod qr;
@@ -27,7 +28,8 @@ pub use words::Problem;
 /// `EguiPrimaryContextPass` the theme, then `draw_screen`, which draws [`draw`] and sends
 /// the actions it returns as intents (applied in `SessionSet::Apply` of the next frame); in
 /// `Update` the window title, and, after `SessionSet::Apply`, the intents' outcomes kept
-/// for the forms.
+/// for the forms; in `PreUpdate`, drops the egui input that would redraw an idle window
+/// every frame (`idle`).
 pub struct UiPlugin;
 
 impl Plugin for UiPlugin {
@@ -44,6 +46,7 @@ impl Plugin for UiPlugin {
                 (window_title, remember_outcomes.after(SessionSet::Apply)),
             )
             .add_systems(PostUpdate, note_host_changes.after(SessionSet::Events));
+        idle::build(app);
     }
 }
 
