@@ -16,6 +16,10 @@ use whatnext_ui::{OpenedWith, UiPlugin};
 
 /// Frames to render before a screenshot, so fonts and layout have settled.
 const SCREENSHOT_AFTER_FRAMES: u32 = 8;
+/// Frames a screenshot waits after egui's areas have finished fading in: the frame that reaches
+/// the screen next can be a few behind the main world's (the render thread's frame, the one the
+/// party screen's presenter is still showing).
+const SCREENSHOT_SETTLED_FRAMES: u32 = 3;
 /// The most frames a screenshot waits for egui's areas to finish fading in.
 const SCREENSHOT_AT_THE_LATEST: u32 = 120;
 
@@ -97,8 +101,14 @@ pub fn run(storage: StoragePlugin, network: Option<NetConfig>, options: Options)
         app.insert_resource(OpenedWith(invite));
     }
     if kiosk.is_some() {
-        // The party screen animates: every frame, focused or not.
+        // The party screen animates: every frame, focused or not, at most one per refresh of
+        // its display (`WHATNEXT_FRAME_PACING=off`: as many as it can, which the kiosk
+        // benchmark uses to measure what a frame costs). A screenshot does not wait for ticks.
         app.insert_resource(WinitSettings::game());
+        let pacing_off = std::env::var_os("WHATNEXT_FRAME_PACING").is_some_and(|v| v == "off");
+        if screenshot.is_none() && !pacing_off {
+            app.add_systems(Update, pace_to_the_display);
+        }
     } else {
         // A desktop app redraws on input, and a few times a second for the progress bar.
         app.insert_resource(WinitSettings {
@@ -184,6 +194,45 @@ fn fill_the_screen(
     });
 }
 
+/// The display's refresh rate when it does not say (Xvfb, some drivers).
+const DEFAULT_REFRESH_MILLIHERTZ: u32 = 60_000;
+
+/// The party screen draws one frame per refresh of its display, not more. Through X shared
+/// memory nothing else paces it (there is no vsync), and frames the display never shows cost a
+/// kiosk box CPU and heat. So the app updates on a tick of one refresh interval and on nothing
+/// else: a message from a peer or a resize waits for the next tick, a refresh at most.
+fn pace_to_the_display(
+    monitors: Query<&bevy::window::Monitor, With<bevy::window::PrimaryMonitor>>,
+    mut settings: ResMut<WinitSettings>,
+) {
+    let Ok(monitor) = monitors.single() else {
+        return;
+    };
+    let mode = paced_mode(monitor.refresh_rate_millihertz);
+    if settings.focused_mode != mode || settings.unfocused_mode != mode {
+        settings.focused_mode = mode;
+        settings.unfocused_mode = mode;
+        info!(
+            refresh_millihertz = ?monitor.refresh_rate_millihertz,
+            "the party screen draws one frame per refresh"
+        );
+    }
+}
+
+/// An update every refresh interval of a display of `refresh_millihertz`, and at no other time.
+fn paced_mode(refresh_millihertz: Option<u32>) -> UpdateMode {
+    // Below 1 Hz a display's figure is not to be believed.
+    let millihertz = refresh_millihertz
+        .filter(|mhz| *mhz >= 1_000)
+        .unwrap_or(DEFAULT_REFRESH_MILLIHERTZ);
+    UpdateMode::Reactive {
+        wait: Duration::from_secs_f64(1_000.0 / f64::from(millihertz)),
+        react_to_device_events: false,
+        react_to_user_events: false,
+        react_to_window_events: false,
+    }
+}
+
 #[derive(Resource)]
 struct ScreenshotTo(PathBuf);
 
@@ -192,6 +241,8 @@ fn take_screenshot(
     target: Res<ScreenshotTo>,
     mut egui: Query<&mut bevy_egui::EguiContext, With<bevy_egui::PrimaryEguiContext>>,
     mut frames: Local<u32>,
+    // Frames in a row with no egui area fading in.
+    mut settled: Local<u32>,
     mut asked: Local<bool>,
     #[cfg(target_os = "linux")] shared_memory: Option<
         Res<whatnext_kiosk::shared_memory_present::SharedMemoryPresent>,
@@ -216,7 +267,8 @@ fn take_screenshot(
     let fading_in = egui
         .iter_mut()
         .any(|mut context| egui_is_fading_in(context.get_mut()));
-    let ready = *frames >= SCREENSHOT_AFTER_FRAMES && !fading_in;
+    *settled = if fading_in { 0 } else { *settled + 1 };
+    let ready = *frames >= SCREENSHOT_AFTER_FRAMES && *settled > SCREENSHOT_SETTLED_FRAMES;
     if !ready && *frames < SCREENSHOT_AT_THE_LATEST {
         return;
     }
@@ -238,10 +290,9 @@ fn take_screenshot(
     );
 }
 
-/// Whether an egui area (a window, the party screen's cards) shown in the last pass was still
-/// fading in: egui raises its opacity over the animation time (1/12 s) from when it first shows,
-/// and a shot taken then has the whole area a little dim. The frames that follow that pass are
-/// at least as late, so once this is false they show every area whole.
+/// Whether an egui area (a window, a card) shown in the last pass was still fading in: egui
+/// raises its opacity over the animation time (1/12 s) from when it first shows, and a shot
+/// taken then has the whole area a little dim.
 fn egui_is_fading_in(ctx: &bevy_egui::egui::Context) -> bool {
     let now = ctx.input(|input| input.time);
     let fade = f64::from(ctx.global_style().animation_time);
@@ -279,7 +330,58 @@ fn screenshot_saved(path: &std::path::Path, saved: Result<(), String>) -> AppExi
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use bevy::prelude::*;
+    use bevy::window::{Monitor, PrimaryMonitor};
+    use bevy::winit::{UpdateMode, WinitSettings};
     use bevy_egui::egui;
+
+    fn wait_of(mode: UpdateMode) -> Option<Duration> {
+        match mode {
+            UpdateMode::Reactive {
+                wait,
+                react_to_device_events: false,
+                react_to_user_events: false,
+                react_to_window_events: false,
+            } => Some(wait),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_party_screen_ticks_once_per_refresh_of_its_display() {
+        let mut app = App::new();
+        app.insert_resource(WinitSettings::game())
+            .add_systems(Update, super::pace_to_the_display);
+        app.world_mut().spawn((
+            Monitor {
+                name: None,
+                physical_height: 1080,
+                physical_width: 1920,
+                physical_position: IVec2::ZERO,
+                refresh_rate_millihertz: Some(144_000),
+                scale_factor: 1.0,
+                video_modes: Vec::new(),
+            },
+            PrimaryMonitor,
+        ));
+        app.update();
+        let settings = app.world().resource::<WinitSettings>();
+        let wait = wait_of(settings.focused_mode).expect("a tick and nothing else");
+        assert_eq!(wait.as_micros(), 6_944, "1/144 s");
+        assert_eq!(settings.unfocused_mode, settings.focused_mode);
+    }
+
+    #[test]
+    fn a_display_that_gives_no_refresh_rate_is_taken_for_60_hz() {
+        for unknown in [None, Some(0), Some(500)] {
+            let wait = wait_of(super::paced_mode(unknown)).expect("a tick");
+            assert_eq!(wait.as_micros(), 16_666, "{unknown:?}");
+        }
+        let wait = wait_of(super::paced_mode(Some(50_000))).expect("a tick");
+        assert_eq!(wait, Duration::from_millis(20));
+    }
 
     /// One egui pass at `time` seconds that shows a card, as the party screen's overlay does.
     fn pass_at(ctx: &egui::Context, time: f64) {

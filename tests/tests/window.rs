@@ -76,6 +76,30 @@ fn screenshot_with(
     (pixels, log)
 }
 
+/// Keeps a failing test's frame and the app's log in `$TMPDIR/whatnext-window-failures/`, so a
+/// failure that shows up once in CI can be looked at: the test's own temporary dir goes with it.
+struct KeepOnFailure<'a> {
+    dir: &'a Path,
+    test: &'static str,
+    log: String,
+}
+
+impl Drop for KeepOnFailure<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let kept = std::env::temp_dir().join("whatnext-window-failures");
+        let _ = std::fs::create_dir_all(&kept);
+        let _ = std::fs::copy(
+            self.dir.join("window.png"),
+            kept.join(format!("{}.png", self.test)),
+        );
+        let _ = std::fs::write(kept.join(format!("{}.log", self.test)), &self.log);
+        eprintln!("the frame and the log are kept in {}", kept.display());
+    }
+}
+
 fn distinct_colours(pixels: &[u8]) -> usize {
     pixels
         .chunks(3)
@@ -117,10 +141,15 @@ fn the_demo_party_renders_with_its_qr_code() {
 
 /// What the party screen must show: the visualizer's coloured bars along the bottom edge, the
 /// text, and the join QR code; and the way its frames went to the X server, as its log says.
-fn assert_party_screen(env: &[(&str, &str)], screen: Screen, path: &str) {
+fn assert_party_screen(test: &'static str, env: &[(&str, &str)], screen: Screen, path: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (width, height) = (screen.width as usize, screen.height as usize);
     let (pixels, log) = screenshot_with(dir.path(), &["--kiosk", "--demo"], env, screen);
+    let _keep = KeepOnFailure {
+        dir: dir.path(),
+        test,
+        log: log.clone(),
+    };
     assert!(
         log.contains(path),
         "the party screen's log does not say \"{path}\": {log}"
@@ -147,7 +176,12 @@ fn assert_party_screen(env: &[(&str, &str)], screen: Screen, path: &str) {
 /// screen really shows.
 #[test]
 fn the_party_screen_shows_its_visualizer_and_join_code_through_x_shared_memory() {
-    assert_party_screen(&[], Screen::default(), "presents through X shared memory");
+    assert_party_screen(
+        "through_x_shared_memory",
+        &[],
+        Screen::default(),
+        "presents through X shared memory",
+    );
 }
 
 /// The same through the Vulkan swapchain, the path of every other renderer (and of
@@ -155,6 +189,7 @@ fn the_party_screen_shows_its_visualizer_and_join_code_through_x_shared_memory()
 #[test]
 fn the_party_screen_renders_its_visualizer_and_join_code_through_the_swapchain() {
     assert_party_screen(
+        "through_the_swapchain",
         &[("WHATNEXT_PRESENT", "swapchain")],
         Screen::default(),
         "presents through the swapchain reason=WHATNEXT_PRESENT=swapchain",
@@ -166,6 +201,7 @@ fn the_party_screen_renders_its_visualizer_and_join_code_through_the_swapchain()
 #[test]
 fn the_party_screen_falls_back_to_the_swapchain_on_an_x_server_without_shared_memory() {
     assert_party_screen(
+        "without_shared_memory",
         &[],
         Screen {
             options: "-extension MIT-SHM",
@@ -180,6 +216,7 @@ fn the_party_screen_falls_back_to_the_swapchain_on_an_x_server_without_shared_me
 #[test]
 fn the_party_screen_fills_a_screen_of_another_size() {
     assert_party_screen(
+        "another_size",
         &[],
         Screen {
             width: 1024,

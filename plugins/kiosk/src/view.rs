@@ -178,7 +178,7 @@ pub fn draw_overlay(
             code,
             url,
         } => {
-            egui::Area::new("now-playing".into())
+            area("now-playing")
                 .anchor(Align2::LEFT_TOP, egui::vec2(h * 0.05, h * 0.05))
                 .show(ctx, |ui| {
                     ui.set_max_width(screen.width() * 0.55);
@@ -224,7 +224,7 @@ pub fn draw_overlay(
                         }
                     }
                 });
-            egui::Area::new("up-next".into())
+            area("up-next")
                 .anchor(Align2::RIGHT_TOP, egui::vec2(-h * 0.05, h * 0.05))
                 .show(ctx, |ui| {
                     ui.set_max_width(screen.width() * 0.3);
@@ -256,8 +256,15 @@ pub fn draw_overlay(
     Ok(())
 }
 
+/// One of the overlay's areas. egui fades a new area in over 1/12 s; the party screen's areas
+/// come back after each change of the screen's size (a full-screen window is resized at start),
+/// and a fade there only dims the screen for a moment, and a screenshot with it.
+fn area(id: &str) -> egui::Area {
+    egui::Area::new(egui::Id::new(id)).fade_in(false)
+}
+
 fn centre(ctx: &egui::Context, text: RichText) {
-    egui::Area::new("centre".into())
+    area("centre")
         .anchor(Align2::CENTER_CENTER, egui::Vec2::ZERO)
         .show(ctx, |ui| {
             ui.label(text);
@@ -266,7 +273,7 @@ fn centre(ctx: &egui::Context, text: RichText) {
 
 /// The join code, large, and the invite's QR code, bottom right.
 fn join_corner(ctx: &egui::Context, h: f32, code: Option<&str>, url: Option<&str>) {
-    egui::Area::new("join".into())
+    area("join")
         .anchor(Align2::RIGHT_BOTTOM, egui::vec2(-h * 0.04, -h * 0.04))
         .show(ctx, |ui| {
             // A dark card, so the code reads over the moving bars.
