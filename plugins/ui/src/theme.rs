@@ -22,7 +22,19 @@ pub fn dot(ui: &mut egui::Ui, colour: Color32) -> egui::Response {
     response
 }
 
-/// A dark theme, and text sized for the window: 1280×720 is the base, a 1080p screen gets
+/// The dark theme.
+pub fn visuals() -> egui::Visuals {
+    let mut visuals = egui::Visuals::dark();
+    visuals.selection.bg_fill = ACCENT;
+    visuals.hyperlink_color = ACCENT;
+    // A steady text cursor: bevy_egui redraws at once for any repaint egui asks for, even one
+    // due later, so a blinking cursor would draw the window every frame while a field is focused
+    // (`desktop-window-idles.md`).
+    visuals.text_cursor.blink = false;
+    visuals
+}
+
+/// The dark theme ([`visuals`]), and text sized for the window: 1280×720 is the base, a 1080p screen gets
 /// everything half as large again.
 pub(crate) fn apply_theme(
     mut contexts: EguiContexts,
@@ -31,10 +43,7 @@ pub(crate) fn apply_theme(
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
     if !*styled {
-        let mut visuals = egui::Visuals::dark();
-        visuals.selection.bg_fill = ACCENT;
-        visuals.hyperlink_color = ACCENT;
-        ctx.set_visuals(visuals);
+        ctx.set_visuals(visuals());
         *styled = true;
     }
     let zoom = (window.resolution.height() / 720.0).clamp(1.0, 2.0);

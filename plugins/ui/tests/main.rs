@@ -750,3 +750,31 @@ fn listening_along_says_how_far_the_sound_is_from_the_clock() {
             .is_some()
     );
 }
+
+/// A text field with the keyboard in a focused window asks egui for no repaint at all: bevy_egui
+/// redraws at once for any repaint egui asks for, even one due later (a cursor's next blink), so
+/// the window would draw every frame for as long as someone leaves a field focused.
+#[test]
+fn a_focused_text_field_asks_for_no_repaint() {
+    let mut screen = Screen::new(LocalPeer {
+        peer: peer("New"),
+        display_name: "Robin".into(),
+    });
+    screen.ask_name = false;
+    let mut start = harness(screen);
+    start.ctx.set_visuals(whatnext_ui::theme::visuals());
+    start.input_mut().focused = true;
+    start.state_mut().forms.focus_join = true;
+    start.run();
+    assert!(
+        start.ctx.memory(|m| m.focused().is_some()),
+        "the join field has the keyboard"
+    );
+    start.step();
+    let delay = start.output().viewport_output[&egui::ViewportId::ROOT].repaint_delay;
+    assert_eq!(
+        delay,
+        std::time::Duration::MAX,
+        "a repaint asked for in {delay:?}"
+    );
+}
