@@ -202,7 +202,14 @@ const DEFAULT_REFRESH_MILLIHERTZ: u32 = 60_000;
 /// kiosk box CPU and heat. So the app updates on a tick of one refresh interval and on nothing
 /// else: a message from a peer or a resize waits for the next tick, a refresh at most.
 fn pace_to_the_display(
-    monitors: Query<&bevy::window::Monitor, With<bevy::window::PrimaryMonitor>>,
+    // Only when the monitor is new or changed: nothing to do in the frames between.
+    monitors: Query<
+        &bevy::window::Monitor,
+        (
+            With<bevy::window::PrimaryMonitor>,
+            Changed<bevy::window::Monitor>,
+        ),
+    >,
     mut settings: ResMut<WinitSettings>,
 ) {
     let Ok(monitor) = monitors.single() else {

@@ -28,6 +28,14 @@ fn person(name: &str, role: Role) -> ParticipantView {
     }
 }
 
+/// `name`'s screen, in no party yet.
+fn no_party(name: &str) -> Screen {
+    Screen::new(LocalPeer {
+        peer: peer(name),
+        display_name: name.into(),
+    })
+}
+
 /// Hana hosts and plays; Cole is a co-host; Gus a guest. Seen by `me`.
 fn party(me: &str) -> Screen {
     let session = SessionSnapshot {
@@ -64,10 +72,7 @@ fn party(me: &str) -> Screen {
         .iter()
         .find(|p| p.display_name == me)
         .map(|p| p.role);
-    let mut screen = Screen::new(LocalPeer {
-        peer: peer(me),
-        display_name: me.into(),
-    });
+    let mut screen = no_party(me);
     screen.my_role = role;
     screen.session = Some(session);
     screen.invite = SessionInvite {
@@ -358,10 +363,7 @@ fn a_library_track_goes_to_the_queue_with_its_file() {
 
 #[test]
 fn without_a_party_the_library_can_import_but_not_queue() {
-    let mut screen = Screen::new(LocalPeer {
-        peer: peer("Gus"),
-        display_name: "Gus".into(),
-    });
+    let mut screen = no_party("Gus");
     screen.library = library_tracks();
     screen.library_size = 2;
     let mut alone = harness(screen);
@@ -554,10 +556,7 @@ fn a_dragged_track_removed_mid_drag_moves_nothing() {
 
 /// A screen outside any party, as the app starts when the desktop opens a link.
 fn not_in_a_party() -> Harness<'static, State> {
-    harness(Screen::new(LocalPeer {
-        peer: peer("Mia"),
-        display_name: "Mia".into(),
-    }))
+    harness(no_party("Mia"))
 }
 
 const HANA_LINK: &str =
@@ -756,12 +755,7 @@ fn listening_along_says_how_far_the_sound_is_from_the_clock() {
 /// the window would draw every frame for as long as someone leaves a field focused.
 #[test]
 fn a_focused_text_field_asks_for_no_repaint() {
-    let mut screen = Screen::new(LocalPeer {
-        peer: peer("New"),
-        display_name: "Robin".into(),
-    });
-    screen.ask_name = false;
-    let mut start = harness(screen);
+    let mut start = harness(no_party("Robin"));
     start.ctx.set_visuals(whatnext_ui::theme::visuals());
     start.input_mut().focused = true;
     start.state_mut().forms.focus_join = true;
